@@ -1,0 +1,290 @@
+//! `unet`: the command-line face of the library (it calls the same Rust API the C ABI wraps).
+
+use std::{path::PathBuf, process::ExitCode, time::Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use unet::{
+    Connectivity, Model, ModelOptions, Normalization, Provider, SegmentOptions, SegmentOutputs,
+    imageio::{Plane, read_image, write_plane},
+};
+
+#[derive(Parser)]
+#[command(name = "unet", version, about = "U-Net segmentation for microscopy (ONNX Runtime, overlap-tile)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProviderArg {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// ONNX model written by unet (default: the embedded model).
+    #[arg(long, short)]
+    model: Option<PathBuf>,
+    /// Execution provider.
+    #[arg(long, value_enum, default_value = "auto")]
+    provider: ProviderArg,
+    /// ONNX Runtime threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// ONNX Runtime library (file or folder); default: UNET_ORT_LIB, beside the binary, Python package, system.
+    #[arg(long)]
+    ort_lib: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    fn load(&self) -> unet::Result<Model> {
+        let options = ModelOptions {
+            provider: match self.provider {
+                ProviderArg::Auto => Provider::Auto,
+                ProviderArg::Cpu => Provider::Cpu,
+                ProviderArg::Cuda => Provider::Cuda,
+            },
+            threads: self.threads,
+            ort_library: self.ort_lib.clone(),
+            cuda_device: 0,
+        };
+        match &self.model {
+            Some(path) => Model::load(path, &options),
+            None => Model::embedded_default(&options),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Segment an image (8/16-bit or float TIFF, PNG) into a mask, probabilities and instance labels.
+    Segment {
+        image: PathBuf,
+        /// Mask output (.png or .tif): 0/255 for two-class models, else the class index.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Foreground probability output (.tif: float32; .png: 16-bit, 0..65535).
+        #[arg(long)]
+        probabilities: Option<PathBuf>,
+        /// Instance label output (.tif: 32-bit; .png: 16-bit when the count allows).
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Foreground when P(foreground) >= THRESHOLD (default: most probable class).
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Remove instances smaller than this many pixels.
+        #[arg(long, default_value_t = 0)]
+        min_size: usize,
+        /// Pixel connectivity of instances.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=8))]
+        connectivity: u8,
+        /// Memory budget for the network's activations, in MiB (decides the tile size).
+        #[arg(long, default_value_t = 1024)]
+        memory_mb: usize,
+        /// Largest output tile edge (overrides the memory budget).
+        #[arg(long)]
+        tile: Option<usize>,
+        /// Tiles per ONNX Runtime call (0 = automatic).
+        #[arg(long, default_value_t = 0)]
+        tiles_per_run: usize,
+        /// Normalisation percentiles LOW,HIGH, or "none" (default: what the model says).
+        #[arg(long)]
+        normalize: Option<String>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Describe a model: architecture, normalisation, provenance, and the execution provider that runs it.
+    Info {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Write the intensity-baseline model (the embedded default until a trained one ships).
+    ExportBaseline { output: PathBuf },
+    /// Write a synthetic fluorescence-like sample image (and its ground-truth labels).
+    SampleImage {
+        output: PathBuf,
+        #[arg(long, default_value_t = 512)]
+        width: usize,
+        #[arg(long, default_value_t = 512)]
+        height: usize,
+        #[arg(long, default_value_t = 60)]
+        cells: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Ground-truth label image to write too.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("unet: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_normalization(s: &str) -> unet::Result<Normalization> {
+    if s == "none" {
+        return Ok(Normalization::None);
+    }
+    let parts: Vec<&str> = s.split(',').collect();
+    let parsed: Option<(f32, f32)> = match parts.as_slice() {
+        [a, b] => a.trim().parse().ok().zip(b.trim().parse().ok()),
+        _ => None,
+    };
+    let (low, high) = parsed.ok_or_else(|| unet::Error::new(unet::UnetStatus::InvalidArgument, format!("--normalize '{s}': expected LOW,HIGH or none")))?;
+    let n = Normalization::Percentile { low, high };
+    n.validate()?;
+    Ok(n)
+}
+
+fn describe(model: &Model) -> String {
+    let m = model.metadata();
+    let g = m.geometry();
+    let p = model.provider();
+    let mut s = format!(
+        "model: {}\n  architecture: U-Net depth {}, base width {}, {} input channel(s), {} classes ({}), {} parameters\n  \
+         sizes: halo {} px, valid inputs {}k+{} (>= {})\n  normalisation: {}\n  provenance: {}\n  \
+         ONNX Runtime {} from {}\n  execution provider: {}",
+        model.source(),
+        m.arch.depth,
+        m.arch.base_width,
+        m.arch.in_channels,
+        m.arch.classes,
+        m.class_names.join(", "),
+        m.arch.parameter_count(),
+        g.halo,
+        g.size_step,
+        g.size_offset,
+        g.min_input,
+        m.normalization.to_meta(),
+        m.provenance,
+        model.runtime().version,
+        model.runtime().library_path.display(),
+        p.used,
+    );
+    if let Some(reason) = &p.fallback_reason {
+        s += &format!(" (fallback: {reason})");
+    }
+    s
+}
+
+fn run(cli: Cli) -> unet::Result<()> {
+    match cli.command {
+        Command::Info { model } => {
+            println!("{}", describe(&model.load()?));
+            Ok(())
+        }
+        Command::ExportBaseline { output } => {
+            unet::onnx::write_unet(&output, &unet::baseline::weights(), &unet::baseline::metadata())?;
+            println!("wrote {}", output.display());
+            Ok(())
+        }
+        Command::SampleImage { output, width, height, cells, seed, labels } => {
+            let img = unet::synthetic::cells(width, height, cells, (10.0, 22.0), seed);
+            write_plane(&output, Plane::U16(&img.pixels), width, height)?;
+            if let Some(l) = labels {
+                write_plane(&l, Plane::U32(&img.labels), width, height)?;
+            }
+            println!("wrote {} ({width}x{height}, {} cells)", output.display(), img.cells);
+            Ok(())
+        }
+        Command::Segment {
+            image,
+            output,
+            probabilities,
+            labels,
+            model,
+            threshold,
+            min_size,
+            connectivity,
+            memory_mb,
+            tile,
+            tiles_per_run,
+            normalize,
+            quiet,
+        } => {
+            if output.is_none() && probabilities.is_none() && labels.is_none() {
+                return Err(unet::Error::new(
+                    unet::UnetStatus::InvalidArgument,
+                    "nothing to write: give --output, --probabilities and/or --labels",
+                ));
+            }
+            let normalization = normalize.as_deref().map(parse_normalization).transpose()?;
+            let started = Instant::now();
+            let model = model.load()?;
+            if !quiet {
+                eprintln!("{}", describe(&model));
+            }
+            let img = read_image(&image)?;
+            let view = img.view()?;
+            let area = view.area();
+            let mut mask_buf = output.as_ref().map(|_| vec![0u8; area]);
+            let mut prob_buf = probabilities.as_ref().map(|_| vec![0f32; area]);
+            let mut label_buf = labels.as_ref().map(|_| vec![0u32; area]);
+            let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} segmenting [{bar:40}] {pos}/{len} steps, {elapsed} (eta {eta})")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            let mut on_progress = |p: unet::Progress| {
+                bar.set_length(p.total as u64);
+                bar.set_position(p.done as u64);
+                true
+            };
+            let report = model.segment(
+                &view,
+                SegmentOptions {
+                    threshold,
+                    min_size,
+                    connectivity: if connectivity == 8 { Connectivity::Eight } else { Connectivity::Four },
+                    memory_budget: memory_mb.saturating_mul(1 << 20),
+                    max_tile: tile,
+                    tiles_per_run,
+                    normalization,
+                    progress: Some(&mut on_progress),
+                },
+                SegmentOutputs {
+                    probabilities: prob_buf.as_deref_mut(),
+                    mask: mask_buf.as_deref_mut(),
+                    labels: label_buf.as_deref_mut(),
+                },
+            )?;
+            bar.finish_and_clear();
+            let (w, h) = (img.width, img.height);
+            if let (Some(path), Some(mut m)) = (output, mask_buf) {
+                if model.metadata().arch.classes == 2 {
+                    m.iter_mut().for_each(|v| *v = if *v != 0 { 255 } else { 0 });
+                }
+                write_plane(&path, Plane::U8(&m), w, h)?;
+            }
+            if let (Some(path), Some(p)) = (probabilities, prob_buf) {
+                write_plane(&path, Plane::F32(&p), w, h)?;
+            }
+            if let (Some(path), Some(l)) = (labels, label_buf) {
+                write_plane(&path, Plane::U32(&l), w, h)?;
+            }
+            eprintln!(
+                "segmented {} ({w}x{h}) in {:.2} s: {} tile(s) of {}x{}, {} instance(s)",
+                image.display(),
+                started.elapsed().as_secs_f64(),
+                report.tiles,
+                report.tile_shape.0,
+                report.tile_shape.1,
+                report.label_count
+            );
+            Ok(())
+        }
+    }
+}

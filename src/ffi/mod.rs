@@ -1,0 +1,134 @@
+//! The C ABI: a thin skin over the Rust API. Every entry point goes through [`ffi_entry!`], which catches panics
+//! and turns errors into a [`UnetStatus`] plus a thread-local message; pointers are turned into references only
+//! by the helpers below, which reject NULL, misalignment and short structs with their own status codes.
+
+pub mod error;
+pub mod model;
+pub mod segment;
+
+use std::{
+    cell::RefCell,
+    ffi::{CStr, CString, c_char},
+    mem::{align_of, size_of},
+};
+
+use crate::error::{Error, Result, UnetStatus};
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+pub(crate) fn set_last_error(message: &str) {
+    let c = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+pub(crate) fn last_error_ptr() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// Runs an entry point's body: `Ok` clears the thread's last error, `Err` records its message, a panic becomes
+/// `UNET_STATUS_PANIC` with the panic's message. Nothing unwinds into C.
+macro_rules! ffi_entry {
+    ($name:literal, $body:block) => {{
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> $crate::error::Result<()> { $body }));
+        $crate::ffi::finish($name, result)
+    }};
+}
+pub(crate) use ffi_entry;
+
+pub(crate) fn finish(name: &str, result: std::thread::Result<Result<()>>) -> UnetStatus {
+    match result {
+        Ok(Ok(())) => {
+            set_last_error("");
+            UnetStatus::Ok
+        }
+        Ok(Err(e)) => {
+            set_last_error(&format!("{name}: {}", e.message()));
+            e.status()
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&format!("{name}: internal error (please report): {what}"));
+            UnetStatus::Panic
+        }
+    }
+}
+
+pub(crate) fn null(name: &str) -> Error {
+    Error::new(UnetStatus::NullArgument, format!("argument `{name}` is NULL"))
+}
+
+/// Checks that a non-NULL pointer is aligned for `T`.
+pub(crate) fn check_aligned<T>(p: *const T, name: &str) -> Result<()> {
+    if !(p as usize).is_multiple_of(align_of::<T>()) {
+        return Err(Error::new(
+            UnetStatus::Misaligned,
+            format!("`{name}` ({p:p}) is not aligned to {} bytes for its element type", align_of::<T>()),
+        ));
+    }
+    Ok(())
+}
+
+/// A reference from a pointer that must not be NULL.
+///
+/// # Safety
+/// `p` must be NULL or point to a valid `T` for `'a`.
+pub(crate) unsafe fn try_ref<'a, T>(p: *const T, name: &str) -> Result<&'a T> {
+    if p.is_null() {
+        return Err(null(name));
+    }
+    check_aligned(p, name)?;
+    // SAFETY: non-NULL and aligned; validity is the caller's contract.
+    Ok(unsafe { &*p })
+}
+
+/// Structs that begin with `uint32_t struct_size` and may grow in later versions.
+pub(crate) trait Versioned: Copy {
+    /// Size of the first published version: callers must pass at least this.
+    const V1_SIZE: usize;
+    fn defaults() -> Self;
+}
+
+/// Reads a versioned struct: fields the caller's version has are copied, newer ones keep their defaults.
+///
+/// # Safety
+/// `p` must be NULL or point to at least `struct_size` readable bytes.
+pub(crate) unsafe fn read_versioned<T: Versioned>(p: *const T, name: &str) -> Result<Option<T>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    check_aligned(p, name)?;
+    // SAFETY: every versioned struct starts with a u32 `struct_size`.
+    let size = unsafe { *(p as *const u32) } as usize;
+    if size < T::V1_SIZE {
+        return Err(Error::new(
+            UnetStatus::StructVersion,
+            format!("`{name}->struct_size` is {size}, at least {} expected (use the *_init function)", T::V1_SIZE),
+        ));
+    }
+    let mut value = T::defaults();
+    let n = size.min(size_of::<T>());
+    // SAFETY: the caller vouches for `size` bytes; every field of these structs is valid for any bit pattern
+    // (integers, floats, raw pointers, nullable function pointers).
+    unsafe { std::ptr::copy_nonoverlapping(p as *const u8, &mut value as *mut T as *mut u8, n) };
+    Ok(Some(value))
+}
+
+/// A path or name argument: NULL means "not given".
+///
+/// # Safety
+/// `p` must be NULL or a NUL-terminated string.
+pub(crate) unsafe fn opt_cstr<'a>(p: *const c_char) -> Option<&'a CStr> {
+    // SAFETY: see the function contract.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) })
+}
+
+pub(crate) fn cstr_to_path(s: &CStr) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    std::path::PathBuf::from(std::ffi::OsStr::from_bytes(s.to_bytes()))
+}

@@ -1,0 +1,283 @@
+//! Model handles across the C ABI.
+
+use std::{
+    ffi::{CString, c_char},
+    mem::size_of,
+};
+
+use super::{Versioned, cstr_to_path, ffi_entry, null, opt_cstr, read_versioned, try_ref};
+use crate::{
+    error::{Error, UnetStatus},
+    model::{Model, ModelOptions},
+    provider::Provider,
+};
+
+/// Execution providers (values of `UnetModelOptions.provider` and `UnetModelInfo.provider`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnetProvider {
+    /// CUDA when ONNX Runtime has it and it starts, else the CPU (the reason is in UnetModelInfo).
+    Auto = 0,
+    Cpu = 1,
+    /// CUDA or an error: never falls back.
+    Cuda = 2,
+}
+
+impl UnetProvider {
+    pub(crate) fn from_u32(v: u32) -> Option<Provider> {
+        match v {
+            0 => Some(Provider::Auto),
+            1 => Some(Provider::Cpu),
+            2 => Some(Provider::Cuda),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_provider(p: Provider) -> u32 {
+        match p {
+            Provider::Auto => UnetProvider::Auto as u32,
+            Provider::Cpu => UnetProvider::Cpu as u32,
+            Provider::Cuda => UnetProvider::Cuda as u32,
+        }
+    }
+}
+
+/// How to load a model. Initialise with unet_model_options_init().
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UnetModelOptions {
+    /// sizeof(UnetModelOptions).
+    pub struct_size: u32,
+    /// A UnetProvider value.
+    pub provider: u32,
+    /// ONNX Runtime intra-op threads; 0 = one per core.
+    pub threads: u32,
+    /// CUDA device ordinal.
+    pub cuda_device: i32,
+    /// ONNX Runtime library (file or folder); NULL searches: UNET_ORT_LIB, the folder of libunet.so, an installed
+    /// Python onnxruntime package, the system loader.
+    pub ort_library_path: *const c_char,
+}
+
+impl Versioned for UnetModelOptions {
+    const V1_SIZE: usize = size_of::<UnetModelOptions>();
+    fn defaults() -> Self {
+        UnetModelOptions {
+            struct_size: size_of::<UnetModelOptions>() as u32,
+            provider: UnetProvider::Auto as u32,
+            threads: 0,
+            cuda_device: 0,
+            ort_library_path: std::ptr::null(),
+        }
+    }
+}
+
+/// A loaded model. Create with unet_model_load*, release with unet_model_free. Safe to share between threads.
+pub struct UnetModel {
+    pub(crate) model: Model,
+    strings: InfoStrings,
+}
+
+/// Strings handed out by unet_model_info, owned by the model so their pointers stay valid.
+struct InfoStrings {
+    fallback_reason: Option<CString>,
+    normalization: CString,
+    class_names: CString,
+    provenance: CString,
+    source: CString,
+    ort_version: CString,
+    ort_library: CString,
+}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', " ")).unwrap_or_default()
+}
+
+impl UnetModel {
+    fn new(model: Model) -> Box<UnetModel> {
+        let meta = model.metadata();
+        let strings = InfoStrings {
+            fallback_reason: model.provider().fallback_reason.as_deref().map(cstring),
+            normalization: cstring(&meta.normalization.to_meta()),
+            class_names: cstring(&meta.class_names.join(",")),
+            provenance: cstring(&meta.provenance),
+            source: cstring(model.source()),
+            ort_version: cstring(&model.runtime().version),
+            ort_library: cstring(&model.runtime().library_path.display().to_string()),
+        };
+        Box::new(UnetModel { model, strings })
+    }
+}
+
+/// What a loaded model is and how it runs. Strings are owned by the model and valid until unet_model_free.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UnetModelInfo {
+    /// sizeof(UnetModelInfo), set by the caller.
+    pub struct_size: u32,
+    /// The UnetProvider that actually runs the model (UNET_PROVIDER_CPU or UNET_PROVIDER_CUDA).
+    pub provider: u32,
+    /// Why the provider is not CUDA although auto was asked for; NULL when there was no fallback.
+    pub fallback_reason: *const c_char,
+    pub in_channels: u32,
+    pub classes: u32,
+    pub base_width: u32,
+    pub depth: u32,
+    /// Pixels of context each output pixel needs on each side (92 for the paper's network).
+    pub halo: u32,
+    /// Valid network input sizes are size_step * k + size_offset, at least min_input.
+    pub size_step: u32,
+    pub size_offset: u32,
+    pub min_input: u32,
+    /// "percentile:LOW:HIGH" or "none".
+    pub normalization: *const c_char,
+    /// Comma-separated class names, background first.
+    pub class_names: *const c_char,
+    /// How the model was made (training data, command, scores).
+    pub provenance: *const c_char,
+    /// Where the model was loaded from.
+    pub source: *const c_char,
+    pub ort_version: *const c_char,
+    pub ort_library: *const c_char,
+}
+
+/// Fills `options` with defaults (provider auto, threads 0, library search).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unet_model_options_init(options: *mut UnetModelOptions) -> UnetStatus {
+    ffi_entry!("unet_model_options_init", {
+        if options.is_null() {
+            return Err(null("options"));
+        }
+        super::check_aligned(options, "options")?;
+        // SAFETY: non-NULL, aligned, and the caller provides a whole struct.
+        unsafe { options.write(UnetModelOptions::defaults()) };
+        Ok(())
+    })
+}
+
+unsafe fn model_options(options: *const UnetModelOptions) -> crate::error::Result<ModelOptions> {
+    // SAFETY: forwarded contract.
+    let o = unsafe { read_versioned(options, "options") }?.unwrap_or_else(UnetModelOptions::defaults);
+    let provider = UnetProvider::from_u32(o.provider)
+        .ok_or_else(|| Error::invalid_argument(format!("options->provider {} is not a UnetProvider", o.provider)))?;
+    // SAFETY: the caller passes NULL or a NUL-terminated string.
+    let ort_library = unsafe { opt_cstr(o.ort_library_path) }.map(cstr_to_path);
+    Ok(ModelOptions { provider, threads: o.threads as usize, ort_library, cuda_device: o.cuda_device })
+}
+
+unsafe fn store(out: *mut *mut UnetModel, model: Model) {
+    // SAFETY: `out` was checked non-NULL by the caller.
+    unsafe { *out = Box::into_raw(UnetModel::new(model)) };
+}
+
+/// Loads a model from an ONNX file; `path` NULL loads the embedded default model. `options` may be NULL
+/// (defaults). On success `*out` receives a handle to free with unet_model_free; on failure `*out` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unet_model_load(
+    path: *const c_char,
+    options: *const UnetModelOptions,
+    out: *mut *mut UnetModel,
+) -> UnetStatus {
+    ffi_entry!("unet_model_load", {
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        super::check_aligned(out, "out")?;
+        // SAFETY: checked above.
+        unsafe { *out = std::ptr::null_mut() };
+        let opts = unsafe { model_options(options) }?;
+        let model = match unsafe { opt_cstr(path) } {
+            None => Model::embedded_default(&opts)?,
+            Some(p) if p.is_empty() => return Err(Error::new(UnetStatus::ModelNotFound, "model path is empty")),
+            Some(p) => Model::load(&cstr_to_path(p), &opts)?,
+        };
+        unsafe { store(out, model) };
+        Ok(())
+    })
+}
+
+/// Loads a model from `len` bytes of ONNX at `data` (the bytes are not kept).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unet_model_load_from_memory(
+    data: *const u8,
+    len: usize,
+    options: *const UnetModelOptions,
+    out: *mut *mut UnetModel,
+) -> UnetStatus {
+    ffi_entry!("unet_model_load_from_memory", {
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        super::check_aligned(out, "out")?;
+        unsafe { *out = std::ptr::null_mut() };
+        if data.is_null() {
+            return Err(null("data"));
+        }
+        if len == 0 || len > isize::MAX as usize {
+            return Err(Error::new(UnetStatus::InvalidSize, format!("model length {len} is not a valid size")));
+        }
+        let opts = unsafe { model_options(options) }?;
+        // SAFETY: the caller provides `len` readable bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+        let model = Model::from_bytes(bytes, &opts)?;
+        unsafe { store(out, model) };
+        Ok(())
+    })
+}
+
+/// Releases a model. NULL is ignored. The model must not be in use by another thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unet_model_free(model: *mut UnetModel) {
+    if !model.is_null() {
+        // A panic in a destructor must not unwind into C either.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: created by Box::into_raw in unet_model_load*.
+            drop(unsafe { Box::from_raw(model) });
+        }));
+    }
+}
+
+/// Describes a loaded model: architecture, size rules, and the execution provider that actually runs it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unet_model_info(model: *const UnetModel, info: *mut UnetModelInfo) -> UnetStatus {
+    ffi_entry!("unet_model_info", {
+        let m = unsafe { try_ref(model, "model") }?;
+        if info.is_null() {
+            return Err(null("info"));
+        }
+        super::check_aligned(info, "info")?;
+        // SAFETY: aligned, non-NULL; only struct_size is read before the write below.
+        let size = unsafe { *(info as *const u32) } as usize;
+        if size < size_of::<UnetModelInfo>() {
+            return Err(Error::new(
+                UnetStatus::StructVersion,
+                format!("`info->struct_size` is {size}, at least {} expected", size_of::<UnetModelInfo>()),
+            ));
+        }
+        let meta = m.model.metadata();
+        let g = meta.geometry();
+        let s = &m.strings;
+        let value = UnetModelInfo {
+            struct_size: size_of::<UnetModelInfo>() as u32,
+            provider: UnetProvider::from_provider(m.model.provider().used),
+            fallback_reason: s.fallback_reason.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            in_channels: meta.arch.in_channels as u32,
+            classes: meta.arch.classes as u32,
+            base_width: meta.arch.base_width as u32,
+            depth: meta.arch.depth as u32,
+            halo: g.halo as u32,
+            size_step: g.size_step as u32,
+            size_offset: g.size_offset as u32,
+            min_input: g.min_input as u32,
+            normalization: s.normalization.as_ptr(),
+            class_names: s.class_names.as_ptr(),
+            provenance: s.provenance.as_ptr(),
+            source: s.source.as_ptr(),
+            ort_version: s.ort_version.as_ptr(),
+            ort_library: s.ort_library.as_ptr(),
+        };
+        // SAFETY: the caller provides at least sizeof(UnetModelInfo) writable bytes.
+        unsafe { info.write(value) };
+        Ok(())
+    })
+}

@@ -1,0 +1,335 @@
+//! unet_segment across the C ABI: a strided image view in, optional caller-owned outputs.
+
+use std::{
+    ffi::c_void,
+    mem::size_of,
+};
+
+use super::{Versioned, check_aligned, ffi_entry, model::UnetModel, null, read_versioned, try_ref};
+use crate::{
+    error::{Error, Result, UnetStatus},
+    image::{ImageView, Pixels, checked_area},
+    labels::Connectivity,
+    metadata::Normalization,
+    segment::{Progress, SegmentOptions, SegmentOutputs},
+    tiling::DEFAULT_MEMORY_BUDGET,
+};
+
+/// Pixel types (values of `UnetImage.dtype`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnetDtype {
+    U8 = 1,
+    U16 = 2,
+    F32 = 3,
+}
+
+/// A borrowed image: `height` rows of `width` pixels of `channels` interleaved values, rows `row_stride_bytes`
+/// apart. f32 images must not contain NaN or infinity (rejected with UNET_STATUS_NON_FINITE_PIXEL).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UnetImage {
+    /// sizeof(UnetImage).
+    pub struct_size: u32,
+    /// A UnetDtype value.
+    pub dtype: u32,
+    pub data: *const c_void,
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    /// Bytes from one row to the next; 0 means packed (width * channels * element size).
+    pub row_stride_bytes: usize,
+}
+
+impl Versioned for UnetImage {
+    const V1_SIZE: usize = size_of::<UnetImage>();
+    fn defaults() -> Self {
+        UnetImage {
+            struct_size: size_of::<UnetImage>() as u32,
+            dtype: 0,
+            data: std::ptr::null(),
+            width: 0,
+            height: 0,
+            channels: 1,
+            row_stride_bytes: 0,
+        }
+    }
+}
+
+/// Input normalisation (values of `UnetSegmentOptions.normalization`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnetNormalization {
+    /// What the model's metadata says (percentile 1-99.8 unless stated otherwise).
+    Model = 0,
+    /// Pixels as they are.
+    None = 1,
+    /// Per channel (x - P_low) / (P_high - P_low) with the percentiles below.
+    Percentile = 2,
+}
+
+/// Called after each step with (user_data, done, total); return 0 to continue, non-zero to cancel
+/// (unet_segment then returns UNET_STATUS_CANCELLED). Called on the thread that called unet_segment.
+pub type UnetProgressCallback = Option<unsafe extern "C" fn(user_data: *mut c_void, done: usize, total: usize) -> i32>;
+
+/// Segmentation options. Initialise with unet_segment_options_init().
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UnetSegmentOptions {
+    /// sizeof(UnetSegmentOptions).
+    pub struct_size: u32,
+    /// A UnetNormalization value.
+    pub normalization: u32,
+    /// Percentiles for UNET_NORMALIZATION_PERCENTILE (0 <= low < high <= 100).
+    pub percentile_low: f32,
+    pub percentile_high: f32,
+    /// Foreground when P(foreground) >= threshold; 0 = most probable class (argmax).
+    pub threshold: f32,
+    /// 4 or 8: pixel connectivity of instances.
+    pub connectivity: u32,
+    /// Instances with fewer pixels are removed from the labels.
+    pub min_size: u64,
+    /// Bytes the network's activations may use; decides the tile size. 0 = default (1 GiB).
+    pub memory_budget_bytes: u64,
+    /// Largest output tile edge in pixels; 0 = from the memory budget.
+    pub max_tile: u32,
+    /// Tiles per ONNX Runtime call; 0 = automatic.
+    pub tiles_per_run: u32,
+    pub progress: UnetProgressCallback,
+    pub progress_user_data: *mut c_void,
+}
+
+impl Versioned for UnetSegmentOptions {
+    const V1_SIZE: usize = size_of::<UnetSegmentOptions>();
+    fn defaults() -> Self {
+        UnetSegmentOptions {
+            struct_size: size_of::<UnetSegmentOptions>() as u32,
+            normalization: UnetNormalization::Model as u32,
+            percentile_low: 1.0,
+            percentile_high: 99.8,
+            threshold: 0.0,
+            connectivity: 4,
+            min_size: 0,
+            memory_budget_bytes: 0,
+            max_tile: 0,
+            tiles_per_run: 0,
+            progress: None,
+            progress_user_data: std::ptr::null_mut(),
+        }
+    }
+}
+
+/// Caller-owned outputs, each `width * height` elements row-major, or NULL when not wanted.
+/// Buffers must not overlap the image or each other.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UnetOutputs {
+    /// sizeof(UnetOutputs).
+    pub struct_size: u32,
+    /// Foreground probability, 1 - P(background).
+    pub probabilities: *mut f32,
+    pub probabilities_len: usize,
+    /// Class per pixel: 0 = background, 1 = foreground (two-class models).
+    pub mask: *mut u8,
+    pub mask_len: usize,
+    /// Instance labels 1..label_count, 0 = background (connected components of the foreground).
+    pub labels: *mut u32,
+    pub labels_len: usize,
+    /// Set by unet_segment: number of instances in `labels` (0 when labels is NULL).
+    pub label_count: u32,
+}
+
+/// Fills `options` with defaults.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unet_segment_options_init(options: *mut UnetSegmentOptions) -> UnetStatus {
+    ffi_entry!("unet_segment_options_init", {
+        if options.is_null() {
+            return Err(null("options"));
+        }
+        check_aligned(options, "options")?;
+        // SAFETY: non-NULL and aligned.
+        unsafe { options.write(UnetSegmentOptions::defaults()) };
+        Ok(())
+    })
+}
+
+/// Describes a packed image (row stride = width * channels * element size).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unet_image_init(
+    image: *mut UnetImage,
+    dtype: u32,
+    data: *const c_void,
+    width: usize,
+    height: usize,
+    channels: usize,
+) -> UnetStatus {
+    ffi_entry!("unet_image_init", {
+        if image.is_null() {
+            return Err(null("image"));
+        }
+        check_aligned(image, "image")?;
+        let value = UnetImage { dtype, data, width, height, channels, ..UnetImage::defaults() };
+        // SAFETY: non-NULL and aligned.
+        unsafe { image.write(value) };
+        Ok(())
+    })
+}
+
+/// Validates the image struct and turns it into a view over exactly the bytes it covers.
+///
+/// # Safety
+/// `image.data` must point to the rows the struct describes.
+pub(crate) unsafe fn image_view<'a>(image: &UnetImage) -> Result<ImageView<'a>> {
+    let elem = match image.dtype {
+        1 => 1usize,
+        2 => 2,
+        3 => 4,
+        d => return Err(Error::new(UnetStatus::UnsupportedDtype, format!("image dtype {d} is not u8 (1), u16 (2) or f32 (3)"))),
+    };
+    checked_area(image.width, image.height)?;
+    if image.channels == 0 || image.channels > crate::image::MAX_CHANNELS {
+        return Err(Error::new(UnetStatus::InvalidSize, format!("channel count {} is not in 1..=64", image.channels)));
+    }
+    if image.data.is_null() {
+        return Err(null("image->data"));
+    }
+    let row_bytes = image.width * image.channels * elem; // bounded by checked_area and MAX_CHANNELS
+    let stride = if image.row_stride_bytes == 0 { row_bytes } else { image.row_stride_bytes };
+    if stride < row_bytes {
+        return Err(Error::new(
+            UnetStatus::InvalidStride,
+            format!("row stride {stride} bytes is smaller than a row ({row_bytes} bytes)"),
+        ));
+    }
+    if !stride.is_multiple_of(elem) {
+        return Err(Error::new(UnetStatus::InvalidStride, format!("row stride {stride} bytes is not a multiple of {elem}")));
+    }
+    let total = (image.height - 1)
+        .checked_mul(stride)
+        .and_then(|n| n.checked_add(row_bytes))
+        .filter(|&n| n <= isize::MAX as usize && (image.data as usize).checked_add(n).is_some())
+        .ok_or_else(|| Error::new(UnetStatus::SizeOverflow, format!("{} rows of {stride} bytes overflow", image.height)))?;
+    let n = total / elem;
+    let stride = stride / elem;
+    // SAFETY: the caller vouches that the described rows are readable; alignment is checked per type.
+    let pixels = unsafe {
+        match image.dtype {
+            1 => Pixels::U8(std::slice::from_raw_parts(image.data as *const u8, n)),
+            2 => {
+                check_aligned(image.data as *const u16, "image->data")?;
+                Pixels::U16(std::slice::from_raw_parts(image.data as *const u16, n))
+            }
+            _ => {
+                check_aligned(image.data as *const f32, "image->data")?;
+                Pixels::F32(std::slice::from_raw_parts(image.data as *const f32, n))
+            }
+        }
+    };
+    ImageView::new(pixels, image.width, image.height, image.channels, stride)
+}
+
+/// An optional output buffer of at least `area` elements.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to `len` writable elements.
+pub(crate) unsafe fn output<'a, T>(ptr: *mut T, len: usize, area: usize, name: &str) -> Result<Option<&'a mut [T]>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    check_aligned(ptr, name)?;
+    if len < area {
+        return Err(Error::new(
+            UnetStatus::BufferTooSmall,
+            format!("outputs->{name}_len is {len}, the image has {area} pixels"),
+        ));
+    }
+    // SAFETY: see the contract; only the first `area` elements are used.
+    Ok(Some(unsafe { std::slice::from_raw_parts_mut(ptr, area) }))
+}
+
+fn segment_options<'p>(o: &UnetSegmentOptions) -> Result<SegmentOptions<'p>> {
+    let normalization = match o.normalization {
+        0 => None,
+        1 => Some(Normalization::None),
+        2 => {
+            let n = Normalization::Percentile { low: o.percentile_low, high: o.percentile_high };
+            n.validate()?;
+            Some(n)
+        }
+        v => return Err(Error::invalid_argument(format!("options->normalization {v} is not a UnetNormalization"))),
+    };
+    let connectivity = match o.connectivity {
+        4 => Connectivity::Four,
+        8 => Connectivity::Eight,
+        c => return Err(Error::invalid_argument(format!("options->connectivity is {c}, expected 4 or 8"))),
+    };
+    let threshold = match o.threshold {
+        t if t == 0.0 => None,
+        t if t.is_finite() && t > 0.0 && t <= 1.0 => Some(t),
+        t => return Err(Error::invalid_argument(format!("options->threshold {t} is not 0 (argmax) or in (0, 1]"))),
+    };
+    let memory_budget = match o.memory_budget_bytes {
+        0 => DEFAULT_MEMORY_BUDGET,
+        b => usize::try_from(b).map_err(|_| Error::invalid_argument("memory budget exceeds the address space"))?,
+    };
+    Ok(SegmentOptions {
+        threshold,
+        min_size: usize::try_from(o.min_size).unwrap_or(usize::MAX),
+        connectivity,
+        memory_budget,
+        max_tile: (o.max_tile > 0).then_some(o.max_tile as usize),
+        tiles_per_run: o.tiles_per_run as usize,
+        normalization,
+        progress: None,
+    })
+}
+
+/// Segments `image` with `model` (overlap-tile, seamless) into the non-NULL buffers of `outputs`.
+/// `options` may be NULL (defaults). Many threads may call this with the same model at once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unet_segment(
+    model: *const UnetModel,
+    image: *const UnetImage,
+    options: *const UnetSegmentOptions,
+    outputs: *mut UnetOutputs,
+) -> UnetStatus {
+    ffi_entry!("unet_segment", {
+        let model = unsafe { try_ref(model, "model") }?;
+        let image = unsafe { read_versioned(image, "image") }?.ok_or_else(|| null("image"))?;
+        let opts = unsafe { read_versioned(options, "options") }?.unwrap_or_else(UnetSegmentOptions::defaults);
+        if outputs.is_null() {
+            return Err(null("outputs"));
+        }
+        let outs = unsafe { read_outputs(outputs) }?;
+        let view = unsafe { image_view(&image) }?;
+        let area = view.area();
+        let probabilities = unsafe { output(outs.probabilities, outs.probabilities_len, area, "probabilities") }?;
+        let mask = unsafe { output(outs.mask, outs.mask_len, area, "mask") }?;
+        let labels = unsafe { output(outs.labels, outs.labels_len, area, "labels") }?;
+        let mut segment_opts = segment_options(&opts)?;
+        let mut callback = |p: Progress| match opts.progress {
+            // SAFETY: the caller supplied this function and its user data together.
+            Some(f) => unsafe { f(opts.progress_user_data, p.done, p.total) == 0 },
+            None => true,
+        };
+        segment_opts.progress = Some(&mut callback);
+        let report = model.model.segment(&view, segment_opts, SegmentOutputs { probabilities, mask, labels })?;
+        // SAFETY: `outputs` was validated by read_outputs.
+        unsafe { (*outputs).label_count = report.label_count };
+        Ok(())
+    })
+}
+
+unsafe fn read_outputs(outputs: *mut UnetOutputs) -> Result<UnetOutputs> {
+    check_aligned(outputs, "outputs")?;
+    // SAFETY: non-NULL (checked by the caller) and aligned.
+    let size = unsafe { *(outputs as *const u32) } as usize;
+    if size < size_of::<UnetOutputs>() {
+        return Err(Error::new(
+            UnetStatus::StructVersion,
+            format!("`outputs->struct_size` is {size}, at least {} expected", size_of::<UnetOutputs>()),
+        ));
+    }
+    // SAFETY: at least a whole struct is there.
+    Ok(unsafe { *outputs })
+}

@@ -1,0 +1,155 @@
+//! Sizes of the paper's U-Net: unpadded 3x3 convolutions shrink every level, so the output is smaller than the
+//! input by a fixed margin (the halo) and only some input sizes are valid (each pooled map must have an even size).
+//! All of it follows from the depth; the numbers also travel in the model's metadata.
+
+/// Shape of one U-Net: the paper's network is `in_channels = 1, classes = 2, base_width = 64, depth = 4`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Architecture {
+    pub in_channels: usize,
+    pub classes: usize,
+    /// Feature channels at the top level; level `l` has `base_width << l`.
+    pub base_width: usize,
+    /// Number of 2x2 max-pool steps.
+    pub depth: usize,
+}
+
+impl Architecture {
+    /// The paper's network (31.03 M parameters).
+    pub const PAPER: Architecture = Architecture { in_channels: 1, classes: 2, base_width: 64, depth: 4 };
+
+    pub fn geometry(&self) -> Geometry {
+        Geometry::for_depth(self.depth)
+    }
+
+    /// Number of trainable parameters (weights and biases).
+    pub fn parameter_count(&self) -> usize {
+        let conv = |i: usize, o: usize, k: usize| i * o * k * k + o;
+        let mut n = 0;
+        let mut ch = self.in_channels;
+        for level in 0..=self.depth {
+            let w = self.base_width << level;
+            n += conv(ch, w, 3) + conv(w, w, 3);
+            ch = w;
+        }
+        for level in (0..self.depth).rev() {
+            let w = self.base_width << level;
+            n += conv(ch, w, 2); // up-convolution, same count as a 2x2 conv
+            n += conv(2 * w, w, 3) + conv(w, w, 3);
+            ch = w;
+        }
+        n + conv(ch, self.classes, 1)
+    }
+}
+
+/// Input/output size rules of a U-Net of a given depth (two unpadded 3x3 convolutions per level).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub depth: usize,
+    /// Pixels lost on each side: output = input - 2 * halo.
+    pub halo: usize,
+    /// Valid input sizes are `size_step * k + size_offset` (16k + 60 for depth 4), at least `min_input`.
+    pub size_step: usize,
+    pub size_offset: usize,
+    /// Smallest valid input size (its output is at least one pixel).
+    pub min_input: usize,
+}
+
+impl Geometry {
+    pub fn for_depth(depth: usize) -> Geometry {
+        assert!((1..=8).contains(&depth), "depth {depth} out of range 1..=8");
+        let size_step = 1usize << depth;
+        let min_input = (1..).find(|&s| output_size(depth, s).is_some()).expect("some size is valid");
+        let halo = (min_input - output_size(depth, min_input).unwrap()) / 2;
+        // Written as the paper writes it (16k + 60 for depth 4): the 4 pixels each level's two convolutions lose,
+        // scaled back to the input: 4 * (2^depth - 1).
+        Geometry { depth, halo, size_step, size_offset: 4 * (size_step - 1), min_input }
+    }
+
+    pub fn output_for_input(&self, input: usize) -> Option<usize> {
+        output_size(self.depth, input)
+    }
+
+    /// Smallest valid output size that is at least `n`.
+    pub fn output_at_least(&self, n: usize) -> usize {
+        let min_output = self.min_input - 2 * self.halo;
+        if n <= min_output {
+            return min_output;
+        }
+        min_output + (n - min_output).div_ceil(self.size_step) * self.size_step
+    }
+
+    /// Valid output sizes are `size_step * k + output_residue`.
+    pub fn output_residue(&self) -> usize {
+        (self.min_input - 2 * self.halo) % self.size_step
+    }
+
+    /// Largest valid output size that is at most `n` (at least the smallest valid output).
+    pub fn output_at_most(&self, n: usize) -> usize {
+        let min_output = self.min_input - 2 * self.halo;
+        if n <= min_output {
+            return min_output;
+        }
+        min_output + (n - min_output) / self.size_step * self.size_step
+    }
+}
+
+/// Output edge length for an input edge, or `None` when the size is not valid for this depth.
+pub fn output_size(depth: usize, input: usize) -> Option<usize> {
+    let mut s = input as i64;
+    for _ in 0..depth {
+        s -= 4;
+        if s <= 0 || s % 2 != 0 {
+            return None;
+        }
+        s /= 2;
+    }
+    s -= 4;
+    if s <= 0 {
+        return None;
+    }
+    for _ in 0..depth {
+        s = 2 * s - 4;
+        if s <= 0 {
+            return None;
+        }
+    }
+    Some(s as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_sizes() {
+        let g = Architecture::PAPER.geometry();
+        assert_eq!(g.halo, 92);
+        assert_eq!(g.size_step, 16);
+        assert_eq!(g.size_offset, 60);
+        assert_eq!(g.output_for_input(572), Some(388));
+        assert_eq!(g.output_for_input(1004), Some(820));
+        assert_eq!(g.output_for_input(573), None);
+        assert_eq!(g.output_residue(), 4);
+        assert_eq!(Architecture::PAPER.parameter_count(), 31_031_685);
+    }
+
+    #[test]
+    fn every_valid_size_follows_the_rule() {
+        for depth in 1..=5 {
+            let g = Geometry::for_depth(depth);
+            for s in 1..2000 {
+                let valid = output_size(depth, s).is_some();
+                let rule = s >= g.min_input && s % g.size_step == g.size_offset % g.size_step;
+                assert_eq!(valid, rule, "depth {depth} size {s}");
+                if valid {
+                    assert_eq!(output_size(depth, s), Some(s - 2 * g.halo));
+                }
+            }
+            for n in 1..300 {
+                let o = g.output_at_least(n);
+                assert!(o >= n && output_size(depth, o + 2 * g.halo).is_some());
+                assert!(o < n + g.size_step || o == g.min_input - 2 * g.halo);
+            }
+        }
+    }
+}

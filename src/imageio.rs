@@ -1,0 +1,198 @@
+//! Reading and writing 8/16-bit (and f32/u32) TIFF and PNG for the CLI and tools. Writes are atomic.
+
+use std::{io::Cursor, path::Path};
+
+use tiff::{
+    decoder::{Decoder, DecodingResult},
+    encoder::{TiffEncoder, colortype},
+};
+
+use crate::{
+    error::{Error, Result, UnetStatus},
+    fsutil::write_atomic,
+    image::{ImageView, Pixels},
+};
+
+/// Owned pixel buffer of an image read from disk.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PixelBuffer {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    F32(Vec<f32>),
+}
+
+/// An image read from a file: packed rows, channels interleaved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedImage {
+    pub pixels: PixelBuffer,
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+}
+
+impl OwnedImage {
+    pub fn view(&self) -> Result<ImageView<'_>> {
+        let pixels = match &self.pixels {
+            PixelBuffer::U8(p) => Pixels::U8(p),
+            PixelBuffer::U16(p) => Pixels::U16(p),
+            PixelBuffer::F32(p) => Pixels::F32(p),
+        };
+        ImageView::new(pixels, self.width, self.height, self.channels, self.width * self.channels)
+    }
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::new(UnetStatus::Io, format!("{}: {e}", path.display()))
+}
+
+fn is_tiff(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(), Some("tif" | "tiff"))
+}
+
+/// Reads a TIFF (8/16-bit integer or 32-bit float, gray or RGB; the first page) or a PNG.
+pub fn read_image(path: &Path) -> Result<OwnedImage> {
+    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        return read_tiff(path, &bytes);
+    }
+    let img = image::load_from_memory(&bytes).map_err(|e| io_err(path, e))?;
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    use image::DynamicImage as D;
+    let (pixels, channels) = match img {
+        D::ImageLuma8(b) => (PixelBuffer::U8(b.into_raw()), 1),
+        D::ImageLuma16(b) => (PixelBuffer::U16(b.into_raw()), 1),
+        D::ImageRgb8(b) => (PixelBuffer::U8(b.into_raw()), 3),
+        D::ImageRgb16(b) => (PixelBuffer::U16(b.into_raw()), 3),
+        // Alpha is not image content: drop it.
+        D::ImageLumaA8(_) => (PixelBuffer::U8(img.to_luma8().into_raw()), 1),
+        D::ImageLumaA16(_) => (PixelBuffer::U16(img.to_luma16().into_raw()), 1),
+        D::ImageRgba8(_) => (PixelBuffer::U8(img.to_rgb8().into_raw()), 3),
+        D::ImageRgba16(_) => (PixelBuffer::U16(img.to_rgb16().into_raw()), 3),
+        other => (PixelBuffer::F32(other.to_rgb32f().into_raw()), 3),
+    };
+    Ok(OwnedImage { pixels, width, height, channels })
+}
+
+fn read_tiff(path: &Path, bytes: &[u8]) -> Result<OwnedImage> {
+    let mut dec = Decoder::new(Cursor::new(bytes)).map_err(|e| io_err(path, e))?;
+    let (w, h) = dec.dimensions().map_err(|e| io_err(path, e))?;
+    let channels = match dec.colortype().map_err(|e| io_err(path, e))? {
+        tiff::ColorType::Gray(_) => 1,
+        tiff::ColorType::RGB(_) => 3,
+        tiff::ColorType::RGBA(_) => 4,
+        tiff::ColorType::GrayA(_) => 2,
+        other => return Err(io_err(path, format!("unsupported TIFF colour type {other:?}"))),
+    };
+    let pixels = match dec.read_image().map_err(|e| io_err(path, e))? {
+        DecodingResult::U8(v) => PixelBuffer::U8(v),
+        DecodingResult::U16(v) => PixelBuffer::U16(v),
+        DecodingResult::F32(v) => PixelBuffer::F32(v),
+        DecodingResult::I16(v) => PixelBuffer::F32(v.into_iter().map(f32::from).collect()),
+        DecodingResult::U32(v) => PixelBuffer::F32(v.into_iter().map(|x| x as f32).collect()),
+        DecodingResult::F64(v) => PixelBuffer::F32(v.into_iter().map(|x| x as f32).collect()),
+        _ => return Err(io_err(path, "unsupported TIFF sample type")),
+    };
+    Ok(OwnedImage { pixels, width: w as usize, height: h as usize, channels })
+}
+
+/// Reads a label image (u8/u16/u32 TIFF or PNG) as u32 labels.
+pub fn read_labels(path: &Path) -> Result<(Vec<u32>, usize, usize)> {
+    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        let mut dec = Decoder::new(Cursor::new(&bytes)).map_err(|e| io_err(path, e))?;
+        let (w, h) = dec.dimensions().map_err(|e| io_err(path, e))?;
+        let labels = match dec.read_image().map_err(|e| io_err(path, e))? {
+            DecodingResult::U8(v) => v.into_iter().map(u32::from).collect(),
+            DecodingResult::U16(v) => v.into_iter().map(u32::from).collect(),
+            DecodingResult::U32(v) => v,
+            _ => return Err(io_err(path, "labels must be 8, 16 or 32-bit unsigned integers")),
+        };
+        return Ok((labels, w as usize, h as usize));
+    }
+    let img = read_image(path)?;
+    if img.channels != 1 {
+        return Err(io_err(path, "a label image must have one channel"));
+    }
+    let labels = match img.pixels {
+        PixelBuffer::U8(v) => v.into_iter().map(u32::from).collect(),
+        PixelBuffer::U16(v) => v.into_iter().map(u32::from).collect(),
+        PixelBuffer::F32(_) => return Err(io_err(path, "labels must be integers")),
+    };
+    Ok((labels, img.width, img.height))
+}
+
+/// Single-channel data to write.
+pub enum Plane<'a> {
+    U8(&'a [u8]),
+    U16(&'a [u16]),
+    U32(&'a [u32]),
+    F32(&'a [f32]),
+}
+
+/// Writes one plane as TIFF (any type) or PNG (u8/u16; u32 labels only when they fit in 16 bits).
+pub fn write_plane(path: &Path, plane: Plane, width: usize, height: usize) -> Result<()> {
+    let (w, h) = (width as u32, height as u32);
+    let bytes = if is_tiff(path) {
+        let mut buf = Cursor::new(Vec::new());
+        let mut enc = TiffEncoder::new(&mut buf).map_err(|e| io_err(path, e))?;
+        let r = match plane {
+            Plane::U8(d) => enc.write_image::<colortype::Gray8>(w, h, d),
+            Plane::U16(d) => enc.write_image::<colortype::Gray16>(w, h, d),
+            Plane::U32(d) => enc.write_image::<colortype::Gray32>(w, h, d),
+            Plane::F32(d) => enc.write_image::<colortype::Gray32Float>(w, h, d),
+        };
+        r.map_err(|e| io_err(path, e))?;
+        buf.into_inner()
+    } else {
+        let dynimg = match plane {
+            Plane::U8(d) => image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, d.to_vec()).unwrap()),
+            Plane::U16(d) => image::DynamicImage::ImageLuma16(image::ImageBuffer::from_raw(w, h, d.to_vec()).unwrap()),
+            Plane::U32(d) => {
+                let max = d.iter().copied().max().unwrap_or(0);
+                if max > u16::MAX as u32 {
+                    return Err(io_err(path, format!("{max} labels do not fit a 16-bit PNG; write a .tif")));
+                }
+                let v: Vec<u16> = d.iter().map(|&x| x as u16).collect();
+                image::DynamicImage::ImageLuma16(image::ImageBuffer::from_raw(w, h, v).unwrap())
+            }
+            Plane::F32(d) => {
+                let v: Vec<u16> = d.iter().map(|&x| (x.clamp(0.0, 1.0) * 65535.0).round() as u16).collect();
+                image::DynamicImage::ImageLuma16(image::ImageBuffer::from_raw(w, h, v).unwrap())
+            }
+        };
+        let mut buf = Cursor::new(Vec::new());
+        dynimg.write_to(&mut buf, image::ImageFormat::Png).map_err(|e| io_err(path, e))?;
+        buf.into_inner()
+    };
+    write_atomic(path, &bytes).map_err(|e| io_err(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let dir = std::env::temp_dir().join(format!("unet-io-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (w, h) = (5, 3);
+        let u16s: Vec<u16> = (0..15).map(|i| i * 4000).collect();
+        let f32s: Vec<f32> = (0..15).map(|i| i as f32 * 0.5 - 2.0).collect();
+        for name in ["a.tif", "a.png"] {
+            let p = dir.join(name);
+            write_plane(&p, Plane::U16(&u16s), w, h).unwrap();
+            let img = read_image(&p).unwrap();
+            assert_eq!((img.width, img.height, img.channels), (w, h, 1));
+            assert_eq!(img.pixels, PixelBuffer::U16(u16s.clone()));
+        }
+        let p = dir.join("f.tif");
+        write_plane(&p, Plane::F32(&f32s), w, h).unwrap();
+        assert_eq!(read_image(&p).unwrap().pixels, PixelBuffer::F32(f32s));
+        let labels: Vec<u32> = (0..15).map(|i| i * 100_000).collect();
+        let p = dir.join("l.tif");
+        write_plane(&p, Plane::U32(&labels), w, h).unwrap();
+        assert_eq!(read_labels(&p).unwrap(), (labels.clone(), w, h));
+        assert!(write_plane(&dir.join("l.png"), Plane::U32(&labels), w, h).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

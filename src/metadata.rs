@@ -1,0 +1,202 @@
+//! What a model file says about itself (ONNX `metadata_props`), so every host gets identical results from the
+//! file alone: architecture, size rules, normalisation, class names and provenance.
+
+use crate::{
+    error::{Error, Result, UnetStatus},
+    geometry::{Architecture, Geometry},
+};
+
+/// Version of the metadata convention below; bumped when a key changes meaning.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Input normalisation the model was trained with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Normalization {
+    /// Pixels are used as they are (as f32).
+    None,
+    /// Per channel: (x - P_low) / (P_high - P_low), percentiles of the whole image (CSBDeep/StarDist style).
+    Percentile { low: f32, high: f32 },
+}
+
+impl Normalization {
+    pub const DEFAULT: Normalization = Normalization::Percentile { low: 1.0, high: 99.8 };
+
+    pub fn to_meta(self) -> String {
+        match self {
+            Normalization::None => "none".into(),
+            Normalization::Percentile { low, high } => format!("percentile:{low}:{high}"),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Normalization> {
+        if s == "none" {
+            return Some(Normalization::None);
+        }
+        let mut parts = s.strip_prefix("percentile:")?.split(':');
+        let low: f32 = parts.next()?.parse().ok()?;
+        let high: f32 = parts.next()?.parse().ok()?;
+        let n = Normalization::Percentile { low, high };
+        (parts.next().is_none() && n.validate().is_ok()).then_some(n)
+    }
+
+    pub fn validate(self) -> Result<()> {
+        if let Normalization::Percentile { low, high } = self
+            && !(low.is_finite() && high.is_finite() && 0.0 <= low && low < high && high <= 100.0)
+        {
+            return Err(Error::invalid_argument(format!(
+                "percentiles must satisfy 0 <= low < high <= 100, got {low} and {high}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Everything the plugin needs to know about a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelMetadata {
+    pub arch: Architecture,
+    pub normalization: Normalization,
+    pub class_names: Vec<String>,
+    /// Free text: how the weights were made (training data, command, epochs, scores).
+    pub provenance: String,
+}
+
+mod key {
+    pub const FORMAT: &str = "unet.format_version";
+    pub const ARCHITECTURE: &str = "unet.architecture";
+    pub const IN_CHANNELS: &str = "unet.in_channels";
+    pub const CLASSES: &str = "unet.classes";
+    pub const BASE_WIDTH: &str = "unet.base_width";
+    pub const DEPTH: &str = "unet.depth";
+    pub const HALO: &str = "unet.halo";
+    pub const SIZE_RULE: &str = "unet.valid_input_size";
+    pub const NORMALIZATION: &str = "unet.normalization";
+    pub const CLASS_NAMES: &str = "unet.class_names";
+    pub const PROVENANCE: &str = "unet.provenance";
+}
+
+impl ModelMetadata {
+    pub fn new(arch: Architecture, provenance: impl Into<String>) -> Self {
+        let class_names = if arch.classes == 2 {
+            vec!["background".into(), "foreground".into()]
+        } else {
+            (0..arch.classes).map(|i| if i == 0 { "background".into() } else { format!("class{i}") }).collect()
+        };
+        ModelMetadata { arch, normalization: Normalization::DEFAULT, class_names, provenance: provenance.into() }
+    }
+
+    /// Key/value pairs for the ONNX file.
+    pub fn to_props(&self) -> Vec<(String, String)> {
+        let g = self.arch.geometry();
+        let pairs: [(&str, String); 11] = [
+            (key::FORMAT, FORMAT_VERSION.to_string()),
+            (key::ARCHITECTURE, "unet2015".into()),
+            (key::IN_CHANNELS, self.arch.in_channels.to_string()),
+            (key::CLASSES, self.arch.classes.to_string()),
+            (key::BASE_WIDTH, self.arch.base_width.to_string()),
+            (key::DEPTH, self.arch.depth.to_string()),
+            (key::HALO, g.halo.to_string()),
+            (key::SIZE_RULE, format!("{}k+{} (at least {})", g.size_step, g.size_offset, g.min_input)),
+            (key::NORMALIZATION, self.normalization.to_meta()),
+            (key::CLASS_NAMES, self.class_names.join(",")),
+            (key::PROVENANCE, self.provenance.clone()),
+        ];
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    /// Reads the metadata back through a lookup (ONNX Runtime's custom metadata map). Checks consistency: the
+    /// stored halo must match the architecture, so a file edited by hand cannot make tiles misalign.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let incompatible = |msg: String| Error::new(UnetStatus::ModelIncompatible, msg);
+        let get = |k: &str| {
+            lookup(k).ok_or_else(|| {
+                incompatible(format!(
+                    "model metadata lacks '{k}': export the model with unet's ONNX writer (unet train --export)"
+                ))
+            })
+        };
+        let num = |k: &str, range: std::ops::RangeInclusive<usize>| -> Result<usize> {
+            let v = get(k)?;
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| incompatible(format!("model metadata '{k}' = '{v}' is not in {range:?}")))
+        };
+        let format = num(key::FORMAT, 1..=u32::MAX as usize)?;
+        if format > FORMAT_VERSION as usize {
+            return Err(incompatible(format!(
+                "model metadata format {format} is newer than this library understands ({FORMAT_VERSION}); upgrade unet"
+            )));
+        }
+        let architecture = get(key::ARCHITECTURE)?;
+        if architecture != "unet2015" {
+            return Err(incompatible(format!("unknown architecture '{architecture}' (expected 'unet2015')")));
+        }
+        let arch = Architecture {
+            in_channels: num(key::IN_CHANNELS, 1..=64)?,
+            classes: num(key::CLASSES, 2..=255)?,
+            base_width: num(key::BASE_WIDTH, 1..=4096)?,
+            depth: num(key::DEPTH, 1..=8)?,
+        };
+        let halo = num(key::HALO, 0..=100_000)?;
+        if halo != arch.geometry().halo {
+            return Err(incompatible(format!(
+                "model metadata halo {halo} does not match a depth-{} U-Net (halo {})",
+                arch.depth,
+                arch.geometry().halo
+            )));
+        }
+        let normalization = match lookup(key::NORMALIZATION) {
+            None => Normalization::DEFAULT,
+            Some(s) => Normalization::parse(&s)
+                .ok_or_else(|| incompatible(format!("model metadata normalisation '{s}' is not understood")))?,
+        };
+        let class_names: Vec<String> = match lookup(key::CLASS_NAMES) {
+            Some(s) => s.split(',').map(str::to_string).collect(),
+            None => ModelMetadata::new(arch, "").class_names,
+        };
+        if class_names.len() != arch.classes {
+            return Err(incompatible(format!(
+                "model metadata names {} classes but the architecture has {}",
+                class_names.len(),
+                arch.classes
+            )));
+        }
+        Ok(ModelMetadata { arch, normalization, class_names, provenance: lookup(key::PROVENANCE).unwrap_or_default() })
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.arch.geometry()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let meta = ModelMetadata::new(Architecture::PAPER, "test");
+        let map: HashMap<String, String> = meta.to_props().into_iter().collect();
+        assert_eq!(ModelMetadata::from_lookup(|k| map.get(k).cloned()).unwrap(), meta);
+
+        let mut bad = map.clone();
+        bad.insert("unet.halo".into(), "91".into());
+        let err = ModelMetadata::from_lookup(|k| bad.get(k).cloned()).unwrap_err();
+        assert_eq!(err.status(), UnetStatus::ModelIncompatible);
+        assert!(err.message().contains("halo"), "{err}");
+
+        let err = ModelMetadata::from_lookup(|_| None).unwrap_err();
+        assert!(err.message().contains("unet.format_version"), "{err}");
+    }
+
+    #[test]
+    fn normalisation_strings() {
+        assert_eq!(Normalization::parse("percentile:1:99.8"), Some(Normalization::DEFAULT));
+        assert_eq!(Normalization::parse("none"), Some(Normalization::None));
+        assert_eq!(Normalization::parse("percentile:50:10"), None);
+        assert_eq!(Normalization::parse("zscore"), None);
+    }
+}

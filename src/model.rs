@@ -1,0 +1,232 @@
+//! A loaded U-Net: an ONNX Runtime session, the model's metadata and the execution provider that runs it.
+//! One `Model` may be shared by many threads; ONNX Runtime runs are serialised per model (some providers are not
+//! thread-safe), everything around them (normalising, tiling, stitching, labelling) runs in parallel.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+use ndarray::ArrayView4;
+use ort::{
+    ep::ExecutionProvider,
+    session::{Session, builder::GraphOptimizationLevel},
+    value::{TensorElementType, TensorRef, ValueType},
+};
+use prost::Message;
+
+use crate::{
+    error::{Error, Result, UnetStatus},
+    metadata::ModelMetadata,
+    onnx::proto::ModelProto,
+    provider::{CudaAttempt, Provider, ProviderDecision, decide},
+    runtime::{self, Runtime},
+};
+
+/// How to load a model.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelOptions {
+    pub provider: Provider,
+    /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per core).
+    pub threads: usize,
+    /// Explicit ONNX Runtime library (file or folder); `None` searches (see [`runtime`]).
+    pub ort_library: Option<PathBuf>,
+    pub cuda_device: i32,
+}
+
+/// The model compiled into the library, if this build has one (`onnx/default.onnx`).
+#[cfg(unet_default_model)]
+pub const EMBEDDED_DEFAULT: Option<&[u8]> = Some(include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/onnx/default.onnx")));
+#[cfg(not(unet_default_model))]
+pub const EMBEDDED_DEFAULT: Option<&[u8]> = None;
+
+pub struct Model {
+    session: Mutex<Session>,
+    metadata: ModelMetadata,
+    provider: ProviderDecision,
+    runtime: Runtime,
+    source: String,
+    input_name: String,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("source", &self.source).field("metadata", &self.metadata).finish()
+    }
+}
+
+impl Model {
+    /// Loads an ONNX file written by unet's ONNX writer.
+    pub fn load(path: &Path, options: &ModelOptions) -> Result<Model> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::new(UnetStatus::ModelNotFound, format!("cannot read model file {}: {e}", path.display()))
+        })?;
+        Model::from_bytes_named(&bytes, options, path.display().to_string())
+    }
+
+    /// Loads a model from bytes in memory.
+    pub fn from_bytes(bytes: &[u8], options: &ModelOptions) -> Result<Model> {
+        Model::from_bytes_named(bytes, options, format!("<memory, {} bytes>", bytes.len()))
+    }
+
+    /// Loads the model embedded in this build.
+    pub fn embedded_default(options: &ModelOptions) -> Result<Model> {
+        let bytes = EMBEDDED_DEFAULT.ok_or_else(|| {
+            Error::new(UnetStatus::NoDefaultModel, "this build of unet has no embedded default model; pass a model path")
+        })?;
+        Model::from_bytes_named(bytes, options, "<embedded default model>".into())
+    }
+
+    fn from_bytes_named(bytes: &[u8], options: &ModelOptions, source: String) -> Result<Model> {
+        if bytes.is_empty() {
+            return Err(Error::new(UnetStatus::ModelInvalid, format!("{source} is empty, not an ONNX model")));
+        }
+        let runtime = runtime::ensure_loaded(options.ort_library.as_deref())?;
+        let (session, provider) = create_session(&runtime, bytes, options).map_err(|e| e.context(&source))?;
+        let metadata = {
+            let meta = session.metadata().map_err(|e| Error::runtime(e, "reading model metadata"))?;
+            ModelMetadata::from_lookup(|k| meta.custom(k)).map_err(|e| e.context(&source))?
+        };
+        let input_name = check_signature(&session, &metadata).map_err(|e| e.context(&source))?;
+        Ok(Model { session: Mutex::new(session), metadata, provider, runtime, source, input_name })
+    }
+
+    pub fn metadata(&self) -> &ModelMetadata {
+        &self.metadata
+    }
+
+    pub fn provider(&self) -> &ProviderDecision {
+        &self.provider
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Where the model came from (a path, memory, or the embedded default).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Runs the network on a batch `[n, channels, h, w]` and hands the probabilities `[n, classes, h', w']` to
+    /// `consume` while the output is still borrowed from ONNX Runtime (no copy).
+    pub fn run<R>(&self, input: ArrayView4<f32>, consume: impl FnOnce(ArrayView4<f32>) -> Result<R>) -> Result<R> {
+        let tensor = TensorRef::from_array_view(input).map_err(|e| Error::runtime(e, "wrapping the input tile"))?;
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(|e| classify_run_error(e, input.shape()))?;
+        let probs = outputs[0].try_extract_array::<f32>().map_err(|e| Error::runtime(e, "reading the output"))?;
+        let probs = probs
+            .into_dimensionality::<ndarray::Ix4>()
+            .map_err(|e| Error::new(UnetStatus::ModelIncompatible, format!("model output is not 4-D: {e}")))?;
+        consume(probs)
+    }
+}
+
+fn classify_run_error(e: ort::Error, shape: &[usize]) -> Error {
+    let msg = e.to_string();
+    let status = if msg.contains("Failed to allocate") || msg.to_ascii_lowercase().contains("out of memory") {
+        UnetStatus::OutOfMemory
+    } else {
+        UnetStatus::RuntimeError
+    };
+    Error::new(status, format!("ONNX Runtime failed on a tile batch of shape {shape:?}: {msg}"))
+}
+
+fn session_builder(runtime: &Runtime, options: &ModelOptions) -> ort::Result<ort::session::builder::SessionBuilder> {
+    let mut b = Session::builder(&runtime.environment)?.with_optimization_level(GraphOptimizationLevel::All)?;
+    if options.threads > 0 {
+        b = b.with_intra_threads(options.threads)?;
+    }
+    Ok(b)
+}
+
+fn create_session(runtime: &Runtime, bytes: &[u8], options: &ModelOptions) -> Result<(Session, ProviderDecision)> {
+    let invalid = |e: ort::Error| classify_load_error(e, bytes);
+    let cuda_attempt = match options.provider {
+        Provider::Cpu => CudaAttempt::NotRequested,
+        Provider::Auto | Provider::Cuda => {
+            if !runtime.available_providers.iter().any(|p| p == ort::ep::CUDA::NAME) {
+                CudaAttempt::NotCompiledIn { library: runtime.library_path.display().to_string() }
+            } else {
+                let cuda = ort::ep::CUDA::default().with_device_id(options.cuda_device).build().error_on_failure();
+                let attempt = session_builder(runtime, options)
+                    .and_then(|b| b.with_execution_providers([cuda]).map_err(Into::into))
+                    .and_then(|mut b| b.commit_from_memory(bytes));
+                match attempt {
+                    Ok(session) => {
+                        let decision = decide(options.provider, &CudaAttempt::Started)?;
+                        return Ok((session, decision));
+                    }
+                    Err(e) => {
+                        // A broken model fails the same way on every provider: report it as such.
+                        let classified = classify_load_error(e, bytes);
+                        if classified.status() == UnetStatus::ModelInvalid {
+                            return Err(classified);
+                        }
+                        CudaAttempt::Failed { message: classified.message().to_string() }
+                    }
+                }
+            }
+        }
+    };
+    let decision = decide(options.provider, &cuda_attempt)?;
+    let session = session_builder(runtime, options)
+        .and_then(|mut b| b.commit_from_memory(bytes))
+        .map_err(invalid)?;
+    Ok((session, decision))
+}
+
+/// A session that fails to load is either not ONNX at all (or truncated) or ONNX that ONNX Runtime rejects.
+fn classify_load_error(e: ort::Error, bytes: &[u8]) -> Error {
+    let msg = e.to_string();
+    let parses = ModelProto::decode(bytes).map(|m| m.graph.is_some()).unwrap_or(false);
+    if !parses || msg.contains("Protobuf parsing failed") || msg.contains("No graph was found") {
+        Error::new(UnetStatus::ModelInvalid, format!("not a valid ONNX model (truncated or another format): {msg}"))
+    } else {
+        Error::new(UnetStatus::ModelIncompatible, format!("ONNX Runtime cannot load the model: {msg}"))
+    }
+}
+
+/// One f32 input `[batch, channels, height, width]` with free height and width, one f32 output with the
+/// model's class count. Returns the input's name.
+fn check_signature(session: &Session, meta: &ModelMetadata) -> Result<String> {
+    let incompatible = |m: String| Error::new(UnetStatus::ModelIncompatible, m);
+    let (inputs, outputs) = (session.inputs(), session.outputs());
+    if inputs.len() != 1 || outputs.len() != 1 {
+        return Err(incompatible(format!(
+            "model has {} inputs and {} outputs; a U-Net has one image input and one probability output",
+            inputs.len(),
+            outputs.len()
+        )));
+    }
+    let check = |what: &str, dtype: &ValueType, channels: usize| -> Result<()> {
+        let ValueType::Tensor { ty, shape, .. } = dtype else {
+            return Err(incompatible(format!("model {what} is not a tensor")));
+        };
+        if *ty != TensorElementType::Float32 {
+            return Err(incompatible(format!("model {what} has element type {ty:?}, expected float32")));
+        }
+        let dims: Vec<i64> = shape.iter().copied().collect();
+        if dims.len() != 4 {
+            return Err(incompatible(format!("model {what} has shape {dims:?}; expected [batch, channels, height, width]")));
+        }
+        if dims[1] != channels as i64 && dims[1] != -1 {
+            return Err(incompatible(format!(
+                "model {what} has {} channels but its metadata says {channels}",
+                dims[1]
+            )));
+        }
+        if dims[2] != -1 || dims[3] != -1 {
+            return Err(incompatible(format!(
+                "model {what} has a fixed size {}x{}; overlap-tiling needs free height and width",
+                dims[2], dims[3]
+            )));
+        }
+        Ok(())
+    };
+    check("input", inputs[0].dtype(), meta.arch.in_channels)?;
+    check("output", outputs[0].dtype(), meta.arch.classes)?;
+    Ok(inputs[0].name().to_string())
+}

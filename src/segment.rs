@@ -1,0 +1,273 @@
+//! The segmentation pipeline, left to right: image view -> normalise -> plan tiles -> run ONNX -> stitch ->
+//! probabilities / mask / instance labels. Memory beyond the caller's buffers is one batch of tiles.
+
+use ndarray::{ArrayView4, ArrayViewMut4};
+
+use crate::{
+    error::{Error, Result, UnetStatus},
+    image::{ImageView, Pixel, Pixels},
+    labels::{Connectivity, FOREGROUND, label_components},
+    metadata::Normalization,
+    model::Model,
+    normalize::Normalizer,
+    provider::Provider,
+    tiling::{DEFAULT_MEMORY_BUDGET, Tile, TilePlan, max_tile_for_budget, mirror},
+};
+
+/// Progress of one call: `done` of `total` steps (tile batches, then labelling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+}
+
+/// Return `false` to cancel.
+pub type ProgressFn<'p> = dyn FnMut(Progress) -> bool + 'p;
+
+pub struct SegmentOptions<'p> {
+    /// Foreground when its probability is at least this; `None` takes the most probable class (argmax).
+    pub threshold: Option<f32>,
+    /// Instances smaller than this many pixels are removed from the labels.
+    pub min_size: usize,
+    pub connectivity: Connectivity,
+    /// Bytes the network's activations may use; decides the tile size.
+    pub memory_budget: usize,
+    /// Largest output tile edge; overrides the memory budget.
+    pub max_tile: Option<usize>,
+    /// Tiles per ONNX Runtime call; 0 = automatic (1 on the CPU, as many as the budget allows on a GPU).
+    pub tiles_per_run: usize,
+    /// Overrides the model's normalisation.
+    pub normalization: Option<Normalization>,
+    pub progress: Option<&'p mut ProgressFn<'p>>,
+}
+
+impl Default for SegmentOptions<'_> {
+    fn default() -> Self {
+        SegmentOptions {
+            threshold: None,
+            min_size: 0,
+            connectivity: Connectivity::Four,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            max_tile: None,
+            tiles_per_run: 0,
+            normalization: None,
+            progress: None,
+        }
+    }
+}
+
+/// Where results go; each `width * height`, row-major. Leave out what you do not need.
+#[derive(Default)]
+pub struct SegmentOutputs<'a> {
+    /// Foreground probability (1 - P(background)).
+    pub probabilities: Option<&'a mut [f32]>,
+    /// Class index per pixel (0 = background; 1 = foreground for two-class models).
+    pub mask: Option<&'a mut [u8]>,
+    /// Instance labels 1..=count, 0 = background.
+    pub labels: Option<&'a mut [u32]>,
+}
+
+/// What a segmentation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentReport {
+    pub label_count: u32,
+    pub tiles: usize,
+    /// Output tile size (height, width).
+    pub tile_shape: (usize, usize),
+    pub tiles_per_run: usize,
+}
+
+impl Model {
+    /// Segments `image` into the requested outputs.
+    pub fn segment(&self, image: &ImageView, options: SegmentOptions, outputs: SegmentOutputs) -> Result<SegmentReport> {
+        let SegmentOptions { threshold, min_size, connectivity, memory_budget, max_tile, tiles_per_run, normalization, mut progress } =
+            options;
+        let meta = self.metadata();
+        let (arch, geometry) = (meta.arch, meta.geometry());
+        if image.channels != arch.in_channels {
+            return Err(Error::new(
+                UnetStatus::ChannelMismatch,
+                format!("the model expects {} channel(s), the image has {}", arch.in_channels, image.channels),
+            ));
+        }
+        let area = image.area();
+        let SegmentOutputs { mut probabilities, mut mask, mut labels } = outputs;
+        for (name, len) in [
+            ("probabilities", probabilities.as_ref().map(|b| b.len())),
+            ("mask", mask.as_ref().map(|b| b.len())),
+            ("labels", labels.as_ref().map(|b| b.len())),
+        ] {
+            if let Some(len) = len.filter(|&l| l < area) {
+                return Err(Error::new(
+                    UnetStatus::BufferTooSmall,
+                    format!("{name} buffer holds {len} elements, the image has {area} pixels"),
+                ));
+            }
+        }
+        if let Some(t) = threshold
+            && !(t.is_finite() && t > 0.0 && t <= 1.0)
+        {
+            return Err(Error::invalid_argument(format!("threshold {t} is not in (0, 1]")));
+        }
+        if memory_budget == 0 && max_tile.is_none() {
+            return Err(Error::invalid_argument("memory budget is 0 bytes"));
+        }
+
+        let normalizer = Normalizer::for_image(image, normalization.unwrap_or(meta.normalization))?;
+
+        let batch = match tiles_per_run {
+            0 if self.provider().used == Provider::Cuda => 4,
+            0 => 1,
+            n => n,
+        };
+        let max_tile = max_tile.unwrap_or_else(|| max_tile_for_budget(&geometry, arch.base_width, batch, memory_budget));
+        let plan = TilePlan::new(&geometry, image.height, image.width, max_tile);
+        let batch = batch.min(plan.len());
+        let (in_h, in_w) = plan.input_shape();
+        let tile_len = arch.in_channels * in_h * in_w;
+        let mut input: Vec<f32> = Vec::new();
+        input.try_reserve_exact(batch * tile_len).map_err(|_| {
+            Error::new(UnetStatus::OutOfMemory, format!("cannot allocate {batch} input tile(s) of {in_h}x{in_w}"))
+        })?;
+        input.resize(batch * tile_len, 0.0);
+
+        let batches = plan.len().div_ceil(batch);
+        let total = batches + usize::from(labels.is_some());
+        let mut report = |done: usize| -> Result<()> {
+            let keep_going = progress.as_mut().is_none_or(|f| f(Progress { done, total }));
+            if keep_going {
+                Ok(())
+            } else {
+                Err(Error::new(UnetStatus::Cancelled, format!("cancelled after {done} of {total} steps")))
+            }
+        };
+        report(0)?;
+        let writer = OutputWriter { width: image.width, classes: arch.classes, threshold };
+        let tiles: Vec<Tile> = (0..plan.len()).map(|i| plan.tile(i)).collect();
+        for (b, chunk) in tiles.chunks(batch).enumerate() {
+            let n = chunk.len();
+            let mut view = ArrayViewMut4::from_shape((n, arch.in_channels, in_h, in_w), &mut input[..n * tile_len])
+                .expect("buffer sized for the batch");
+            for (i, tile) in chunk.iter().enumerate() {
+                fill_tile(image, &normalizer, &plan, tile, view.index_axis_mut(ndarray::Axis(0), i));
+            }
+            let input_view = ArrayView4::from_shape((n, arch.in_channels, in_h, in_w), &input[..n * tile_len]).unwrap();
+            self.run(input_view, |probs| {
+                let (_, k, out_h, out_w) = probs.dim();
+                if k != arch.classes || (out_h, out_w) != plan.output_shape() {
+                    return Err(Error::new(
+                        UnetStatus::ModelIncompatible,
+                        format!(
+                            "model returned {k} classes of {out_h}x{out_w} for a {in_h}x{in_w} input; its metadata promised \
+                             {} classes of {:?}",
+                            arch.classes,
+                            plan.output_shape()
+                        ),
+                    ));
+                }
+                for (i, tile) in chunk.iter().enumerate() {
+                    writer.write(probs.index_axis(ndarray::Axis(0), i), tile, &mut probabilities, &mut mask, &mut labels);
+                }
+                Ok(())
+            })?;
+            report(b + 1)?;
+        }
+        let mut label_count = 0;
+        if let Some(labels) = labels {
+            label_count = label_components(&mut labels[..area], image.width, image.height, connectivity, min_size);
+            report(total)?;
+        }
+        Ok(SegmentReport { label_count, tiles: plan.len(), tile_shape: plan.output_shape(), tiles_per_run: batch })
+    }
+}
+
+/// Copies the mirrored, normalised context of `tile` into `dst` `[channels, in_h, in_w]`.
+fn fill_tile(image: &ImageView, norm: &Normalizer, plan: &TilePlan, tile: &Tile, dst: ArrayViewMut4Slice) {
+    match image.pixels {
+        Pixels::U8(p) => fill_tile_typed(p, image, norm, plan, tile, dst),
+        Pixels::U16(p) => fill_tile_typed(p, image, norm, plan, tile, dst),
+        Pixels::F32(p) => fill_tile_typed(p, image, norm, plan, tile, dst),
+    }
+}
+
+type ArrayViewMut4Slice<'a> = ndarray::ArrayViewMut3<'a, f32>;
+
+fn fill_tile_typed<T: Pixel>(
+    data: &[T],
+    image: &ImageView,
+    norm: &Normalizer,
+    plan: &TilePlan,
+    tile: &Tile,
+    mut dst: ArrayViewMut4Slice,
+) {
+    let (in_h, in_w) = plan.input_shape();
+    let halo = plan.halo as isize;
+    let xs: Vec<usize> = (0..in_w).map(|ix| mirror(tile.x0 as isize - halo + ix as isize, image.width)).collect();
+    for c in 0..image.channels {
+        let mut plane = dst.index_axis_mut(ndarray::Axis(0), c);
+        for iy in 0..in_h {
+            let y = mirror(tile.y0 as isize - halo + iy as isize, image.height);
+            let row = &data[y * image.row_stride..];
+            let out = plane.row_mut(iy).into_slice().expect("standard layout");
+            for (o, &x) in out.iter_mut().zip(&xs) {
+                *o = norm.apply(c, row[x * image.channels + c].to_f32());
+            }
+        }
+    }
+}
+
+/// Turns one tile's class probabilities into the requested outputs.
+struct OutputWriter {
+    width: usize,
+    classes: usize,
+    threshold: Option<f32>,
+}
+
+impl OutputWriter {
+    fn write(
+        &self,
+        probs: ndarray::ArrayView3<f32>,
+        tile: &Tile,
+        probabilities: &mut Option<&mut [f32]>,
+        mask: &mut Option<&mut [u8]>,
+        labels: &mut Option<&mut [u32]>,
+    ) {
+        for oy in 0..tile.own_height {
+            let base = (tile.y0 + oy) * self.width + tile.x0;
+            for ox in 0..tile.own_width {
+                let (foreground, class) = self.classify(|k| probs[[k, oy, ox]]);
+                let i = base + ox;
+                if let Some(p) = probabilities.as_deref_mut() {
+                    p[i] = foreground;
+                }
+                if let Some(m) = mask.as_deref_mut() {
+                    m[i] = class as u8;
+                }
+                if let Some(l) = labels.as_deref_mut() {
+                    l[i] = if class != 0 { FOREGROUND } else { 0 };
+                }
+            }
+        }
+    }
+
+    /// Foreground probability and class of one pixel.
+    #[inline]
+    fn classify(&self, p: impl Fn(usize) -> f32) -> (f32, usize) {
+        if self.classes == 2 {
+            let fg = p(1);
+            let is_fg = match self.threshold {
+                Some(t) => fg >= t,
+                None => fg > p(0),
+            };
+            return (fg, usize::from(is_fg));
+        }
+        let argmax_from = |start: usize| (start..self.classes).fold(start, |best, k| if p(k) > p(best) { k } else { best });
+        let fg = 1.0 - p(0);
+        let class = match self.threshold {
+            Some(t) if fg >= t => argmax_from(1),
+            Some(_) => 0,
+            None => argmax_from(0),
+        };
+        (fg, class)
+    }
+}

@@ -1,0 +1,157 @@
+//! Overlap-tile planning (paper, Fig. 2). Every output pixel depends only on its receptive field, so tiles whose
+//! origins lie on the pooling grid (multiples of 2^depth) reproduce exactly what a single pass over the whole
+//! mirrored image would give: no seams. Context outside the image comes from mirroring it (edge pixel repeated,
+//! as numpy's `symmetric` and Dask's `reflect`), periodically, so even a 1x1 image has all the context it needs.
+
+use crate::geometry::Geometry;
+
+/// Index into `0..n` of position `i` of the image mirrored without end.
+#[inline]
+pub fn mirror(i: isize, n: usize) -> usize {
+    let period = 2 * n as isize;
+    let m = i.rem_euclid(period) as usize;
+    if m < n { m } else { period as usize - 1 - m }
+}
+
+/// How one axis is cut: `count` tiles of `tile` output pixels whose origins are `stride` apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AxisPlan {
+    pub tile: usize,
+    pub stride: usize,
+    pub count: usize,
+}
+
+impl AxisPlan {
+    /// Cuts an axis of `n` output pixels into as few tiles of at most `max_tile` output pixels as possible, then
+    /// shrinks the tiles to spread them evenly (less wasted computation past the image edge).
+    pub fn new(g: &Geometry, n: usize, max_tile: usize) -> AxisPlan {
+        let max_tile = g.output_at_most(max_tile);
+        let single = g.output_at_least(n);
+        if single <= max_tile {
+            return AxisPlan { tile: single, stride: single, count: 1 };
+        }
+        let step = g.size_step;
+        let max_stride = ((max_tile - g.output_residue()) / step * step).max(step);
+        let count = n.div_ceil(max_stride);
+        let stride = n.div_ceil(count).div_ceil(step) * step;
+        let tile = g.output_at_least(stride);
+        debug_assert!(tile >= stride && stride * (count - 1) < n && stride * count >= n);
+        AxisPlan { tile, stride, count }
+    }
+
+    /// Output range `[start, end)` of the image that tile `i` writes (each pixel is written by exactly one tile).
+    pub fn owned(&self, i: usize, n: usize) -> (usize, usize) {
+        let start = i * self.stride;
+        (start, ((i + 1) * self.stride).min(n))
+    }
+}
+
+/// A tile: its output origin in the image and the part of the image it writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tile {
+    pub y0: usize,
+    pub x0: usize,
+    pub own_height: usize,
+    pub own_width: usize,
+}
+
+/// The plan for a whole image. All tiles have the same shape, so several can share one ONNX Runtime call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TilePlan {
+    pub height: usize,
+    pub width: usize,
+    pub rows: AxisPlan,
+    pub cols: AxisPlan,
+    pub halo: usize,
+}
+
+impl TilePlan {
+    pub fn new(g: &Geometry, height: usize, width: usize, max_tile: usize) -> TilePlan {
+        TilePlan {
+            height,
+            width,
+            rows: AxisPlan::new(g, height, max_tile),
+            cols: AxisPlan::new(g, width, max_tile),
+            halo: g.halo,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.count * self.cols.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Network input size of one tile (height, width).
+    pub fn input_shape(&self) -> (usize, usize) {
+        (self.rows.tile + 2 * self.halo, self.cols.tile + 2 * self.halo)
+    }
+
+    pub fn output_shape(&self) -> (usize, usize) {
+        (self.rows.tile, self.cols.tile)
+    }
+
+    pub fn tile(&self, index: usize) -> Tile {
+        let (r, c) = (index / self.cols.count, index % self.cols.count);
+        let (y0, y1) = self.rows.owned(r, self.height);
+        let (x0, x1) = self.cols.owned(c, self.width);
+        Tile { y0, x0, own_height: y1 - y0, own_width: x1 - x0 }
+    }
+}
+
+/// Largest square output tile whose estimated peak memory fits `budget` bytes. The estimate counts the f32
+/// activations alive at the widest level (about `ACTIVATION_FACTOR` maps of `base_width` channels at input size);
+/// `benches/` measure it.
+pub fn max_tile_for_budget(g: &Geometry, base_width: usize, batch: usize, budget: usize) -> usize {
+    let bytes_per_input_pixel = 4 * base_width * ACTIVATION_FACTOR * batch.max(1);
+    let side = ((budget / bytes_per_input_pixel.max(1)) as f64).sqrt() as usize;
+    g.output_at_most(side.saturating_sub(2 * g.halo))
+}
+
+/// Feature maps of `base_width` channels at input resolution alive at once (ONNX Runtime's peak, measured).
+pub const ACTIVATION_FACTOR: usize = 6;
+
+/// Default memory budget for one run's activations.
+pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_repeats_edge_and_is_periodic() {
+        let got: Vec<usize> = (-4..8).map(|i| mirror(i, 3)).collect();
+        assert_eq!(got, vec![2, 2, 1, 0, 0, 1, 2, 2, 1, 0, 0, 1]);
+        assert!((-50..50).all(|i| mirror(i, 1) == 0));
+    }
+
+    #[test]
+    fn plans_cover_every_pixel_once_on_the_grid() {
+        let g = Geometry::for_depth(4);
+        for n in [1, 2, 3, 15, 16, 17, 100, 388, 389, 1000, 4097] {
+            for max_tile in [4, 20, 100, 388, 5000] {
+                let p = AxisPlan::new(&g, n, max_tile);
+                assert!(g.output_for_input(p.tile + 2 * g.halo).is_some(), "n={n} max={max_tile}: {p:?}");
+                assert!(p.tile <= g.output_at_most(max_tile) || p.count == 1 && p.tile == g.output_at_least(n));
+                let mut covered = vec![0; n];
+                for i in 0..p.count {
+                    assert_eq!(i * p.stride % g.size_step, 0, "origin off the pooling grid");
+                    let (a, b) = p.owned(i, n);
+                    assert!(b - a <= p.tile && a < b);
+                    covered[a..b].iter_mut().for_each(|c| *c += 1);
+                }
+                assert!(covered.iter().all(|&c| c == 1), "n={n} max={max_tile}: {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn budget_gives_bigger_tiles() {
+        let g = Geometry::for_depth(4);
+        let small = max_tile_for_budget(&g, 64, 1, 256 << 20);
+        let big = max_tile_for_budget(&g, 64, 1, 4 << 30);
+        assert!(small < big && small >= 4, "{small} {big}");
+    }
+}
