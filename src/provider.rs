@@ -100,12 +100,17 @@ pub fn explain_cuda_failure(message: &str) -> String {
     format!("{cause}; ONNX Runtime said: {message}")
 }
 
-/// The first `lib*.so*` name in a loader error message.
+/// The library a loader error says is missing: in "Failed to load library A with error: B: cannot open shared
+/// object file" it is B, the last `lib*.so*` name that is not ONNX Runtime's own provider library.
 fn missing_library(message: &str) -> Option<String> {
-    message
+    if !message.contains("cannot open shared object") && !message.contains("not found") {
+        return None;
+    }
+    let names: Vec<&str> = message
         .split(|c: char| c.is_whitespace() || matches!(c, ':' | '"' | '\'' | ',' | '(' | ')'))
-        .find(|w| w.starts_with("lib") && w.contains(".so") && !w.contains("onnxruntime_providers_shared"))
-        .map(str::to_string)
+        .filter(|w| w.starts_with("lib") && w.contains(".so"))
+        .collect();
+    names.iter().rev().find(|w| !w.contains("onnxruntime")).or(names.last()).map(|s| s.to_string())
 }
 
 #[cfg(test)]

@@ -1,0 +1,72 @@
+//! The ONNX writer's graph, run by ONNX Runtime, against an independent float64 implementation of the paper's
+//! network; and the committed default model against the code that makes it.
+
+mod common;
+
+use common::{Map, Rng, load, random_model_bytes, reference_forward};
+use ndarray::Array4;
+use unet::{Architecture, UNetWeights};
+
+fn check_against_reference(arch: Architecture, seed: u64, extra_steps: usize) {
+    let g = arch.geometry();
+    let (h, w) = (g.min_input + extra_steps * g.size_step, g.min_input + (extra_steps + 1) * g.size_step);
+    let model = load(&random_model_bytes(arch, seed));
+    let weights = UNetWeights::he_normal(arch, seed);
+    let mut rng = Rng(seed + 1);
+    let mut input = Map::new(arch.in_channels, h, w);
+    input.v.iter_mut().for_each(|v| *v = rng.unit() * 2.0 - 0.5);
+    let want = reference_forward(&weights, &input);
+    let tensor = Array4::from_shape_vec((1, arch.in_channels, h, w), input.v.iter().map(|&v| v as f32).collect()).unwrap();
+    let max_diff = model
+        .run(tensor.view(), |probs| {
+            assert_eq!(probs.dim(), (1, arch.classes, want.h, want.w), "output shape");
+            assert_eq!((want.h, want.w), (h - 2 * g.halo, w - 2 * g.halo));
+            let mut m = 0f64;
+            for c in 0..arch.classes {
+                for y in 0..want.h {
+                    for x in 0..want.w {
+                        m = m.max((probs[[0, c, y, x]] as f64 - want.at(c, y, x)).abs());
+                    }
+                }
+            }
+            Ok(m)
+        })
+        .unwrap();
+    assert!(max_diff <= 1e-5, "{arch:?}: max |ORT - float64 reference| = {max_diff:e}");
+}
+
+#[test]
+fn onnx_graph_matches_float64_reference() {
+    check_against_reference(Architecture { in_channels: 1, classes: 2, base_width: 2, depth: 2 }, 1, 1);
+    check_against_reference(Architecture { in_channels: 2, classes: 3, base_width: 3, depth: 3 }, 2, 0);
+    check_against_reference(Architecture { in_channels: 1, classes: 2, base_width: 2, depth: 4 }, 3, 0);
+}
+
+#[test]
+fn committed_default_model_is_the_baseline() {
+    let committed = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/onnx/default.onnx")).unwrap();
+    assert!(
+        committed == unet::baseline::onnx_bytes(),
+        "onnx/default.onnx differs from `unet export-baseline`: regenerate it (make default-model)"
+    );
+    assert_eq!(unet::model::EMBEDDED_DEFAULT, Some(committed.as_slice()));
+}
+
+#[test]
+fn paper_network_exports_and_loads() {
+    // The full 31 M-parameter network: written, loaded, and its metadata and shapes read back.
+    let bytes = random_model_bytes(Architecture::PAPER, 5);
+    assert!(bytes.len() > 124_000_000, "{} bytes", bytes.len());
+    let model = load(&bytes);
+    assert_eq!(model.metadata().arch, Architecture::PAPER);
+    assert_eq!(model.metadata().geometry().halo, 92);
+    let mut rng = Rng(9);
+    let input = Array4::from_shape_fn((1, 1, 188, 188), |_| rng.unit() as f32);
+    model
+        .run(input.view(), |p| {
+            assert_eq!(p.dim(), (1, 2, 4, 4));
+            assert!(p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+            Ok(())
+        })
+        .unwrap();
+}

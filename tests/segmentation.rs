@@ -1,0 +1,230 @@
+//! The whole pipeline (normalise -> mirror -> tile -> ONNX Runtime -> stitch -> mask -> labels) against exact
+//! references: the baseline model's closed form, a single whole-image pass (seamless tiling), flood-fill labels.
+
+mod common;
+
+use common::{Rng, load, random_model_bytes};
+use unet::{
+    Architecture, Connectivity, ImageView, Normalization, Pixels, Progress, SegmentOptions, SegmentOutputs, UnetStatus,
+    baseline, tiling::mirror,
+};
+
+/// numpy.percentile (linear) of all values.
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pos = q / 100.0 * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - pos.floor())
+}
+
+/// The baseline's output in closed form: sigmoid(GAIN * (box3^4(x) - THRESHOLD)) of the mirrored, normalised
+/// image, computed in float64 (box3^4 is the separable kernel [1,4,10,16,19,16,10,4,1] / 81 per axis).
+fn baseline_reference(values: &[f64], w: usize, h: usize) -> Vec<f64> {
+    let (lo, hi) = (percentile(values, 1.0), percentile(values, 99.8));
+    let norm: Vec<f64> = values.iter().map(|v| (v - lo) / (hi - lo + 1e-20)).collect();
+    let k = [1.0, 4.0, 10.0, 16.0, 19.0, 16.0, 10.0, 4.0, 1.0].map(|v| v / 81.0);
+    let mut out = vec![0.0; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let mut s = 0.0;
+            for (dy, ky) in k.iter().enumerate() {
+                let yy = mirror(y as isize + dy as isize - 4, h);
+                for (dx, kx) in k.iter().enumerate() {
+                    s += ky * kx * norm[yy * w + mirror(x as isize + dx as isize - 4, w)];
+                }
+            }
+            let z = baseline::GAIN as f64 * (s - baseline::THRESHOLD as f64);
+            out[y * w + x] = 1.0 / (1.0 + (-z).exp());
+        }
+    }
+    out
+}
+
+fn probabilities(model: &unet::Model, view: &ImageView, max_tile: Option<usize>, tiles_per_run: usize) -> Vec<f32> {
+    let mut p = vec![0f32; view.area()];
+    model
+        .segment(
+            view,
+            SegmentOptions { max_tile, tiles_per_run, ..Default::default() },
+            SegmentOutputs { probabilities: Some(&mut p), ..Default::default() },
+        )
+        .unwrap();
+    p
+}
+
+#[test]
+fn baseline_pipeline_matches_closed_form_for_every_pixel_type_and_stride() {
+    let model = unet::Model::embedded_default(&common::options()).unwrap();
+    let mut rng = Rng(42);
+    for &(w, h) in &[(1, 1), (5, 3), (64, 1), (1, 40), (77, 53), (200, 130)] {
+        let values: Vec<f64> = (0..w * h).map(|_| rng.below(4096) as f64).collect();
+        let want = baseline_reference(&values, w, h);
+        let pad = 3; // row padding: stride > row
+        let stride = w + pad;
+        let mut u16s = vec![0u16; stride * h];
+        let mut f32s = vec![0f32; stride * h];
+        for y in 0..h {
+            for x in 0..w {
+                u16s[y * stride + x] = values[y * w + x] as u16;
+                f32s[y * stride + x] = values[y * w + x] as f32;
+            }
+        }
+        for (name, view) in [
+            ("u16", ImageView::new(Pixels::U16(&u16s), w, h, 1, stride).unwrap()),
+            ("f32", ImageView::new(Pixels::F32(&f32s), w, h, 1, stride).unwrap()),
+        ] {
+            for max_tile in [None, Some(20), Some(52)] {
+                let got = probabilities(&model, &view, max_tile, 1);
+                let diff = got.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+                assert!(diff <= 1e-5, "{name} {w}x{h} tile {max_tile:?}: max diff {diff:e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn tiled_output_equals_single_pass_on_random_images() {
+    let mut rng = Rng(7);
+    let archs = [
+        Architecture { in_channels: 1, classes: 2, base_width: 4, depth: 2 },
+        Architecture { in_channels: 2, classes: 3, base_width: 3, depth: 3 },
+        Architecture { in_channels: 1, classes: 2, base_width: 2, depth: 4 },
+    ];
+    let mut cases = 0;
+    for (i, arch) in archs.iter().enumerate() {
+        let model = load(&random_model_bytes(*arch, 100 + i as u64));
+        let mut sizes = vec![(1, 1), (1, 97), (83, 2), (33, 47)];
+        sizes.extend((0..4).map(|_| (1 + rng.below(260), 1 + rng.below(260))));
+        for (w, h) in sizes {
+            let c = arch.in_channels;
+            let data: Vec<f32> = (0..w * h * c).map(|_| rng.unit() as f32 * 100.0 - 20.0).collect();
+            let view = ImageView::new(Pixels::F32(&data), w, h, c, w * c).unwrap();
+            let single = probabilities(&model, &view, Some(100_000), 1);
+            for _ in 0..2 {
+                let max_tile = 4 + rng.below(120);
+                let per_run = 1 + rng.below(3);
+                let tiled = probabilities(&model, &view, Some(max_tile), per_run);
+                let diff = single.iter().zip(&tiled).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(diff <= 1e-5, "{arch:?} {w}x{h} tile {max_tile} x{per_run}: max diff {diff:e}");
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, 48);
+}
+
+/// Well-separated bright squares: the baseline must find each as one instance with the right area.
+#[test]
+fn labels_mask_and_probabilities_agree() {
+    let model = unet::Model::embedded_default(&common::options()).unwrap();
+    let (w, h) = (300, 220);
+    let mut img = vec![200u16; w * h];
+    let squares = [(10, 10, 30), (100, 40, 25), (200, 150, 40), (250, 20, 12), (40, 170, 20)];
+    for &(x0, y0, s) in &squares {
+        for y in y0..y0 + s {
+            for x in x0..x0 + s {
+                img[y * w + x] = 3000;
+            }
+        }
+    }
+    let view = ImageView::new(Pixels::U16(&img), w, h, 1, w).unwrap();
+    let (mut p, mut m, mut l) = (vec![0f32; w * h], vec![0u8; w * h], vec![0u32; w * h]);
+    let mut steps = Vec::new();
+    let mut progress = |pr: Progress| {
+        steps.push(pr);
+        true
+    };
+    let report = model
+        .segment(
+            &view,
+            SegmentOptions { max_tile: Some(100), progress: Some(&mut progress), ..Default::default() },
+            SegmentOutputs { probabilities: Some(&mut p), mask: Some(&mut m), labels: Some(&mut l) },
+        )
+        .unwrap();
+    assert_eq!(report.label_count, squares.len() as u32);
+    assert!(report.tiles > 1);
+    for i in 0..w * h {
+        assert_eq!(m[i] == 1, p[i] > 0.5, "mask vs probability at {i}");
+        assert_eq!(l[i] != 0, m[i] == 1, "labels vs mask at {i}");
+    }
+    for (k, &(x0, y0, s)) in squares.iter().enumerate() {
+        let label = l[(y0 + s / 2) * w + x0 + s / 2];
+        assert_ne!(label, 0, "square {k} not found");
+        let area = l.iter().filter(|&&v| v == label).count() as f64;
+        assert!((area / (s * s) as f64 - 1.0).abs() < 0.15, "square {k}: area {area} vs {}", s * s);
+    }
+    // Progress: starts at 0, counts every step up to the total, then stops.
+    assert_eq!(steps.first().unwrap().done, 0);
+    let total = steps[0].total;
+    assert_eq!(total, report.tiles + 1);
+    assert!(steps.windows(2).all(|s| s[1].done == s[0].done + 1 && s[1].total == total));
+    assert_eq!(steps.last().unwrap().done, total);
+
+    // min_size removes the smallest square (12 x 12 = 144 px); 8-connectivity changes nothing here.
+    let mut l2 = vec![0u32; w * h];
+    let r = model
+        .segment(
+            &view,
+            SegmentOptions { min_size: 200, connectivity: Connectivity::Eight, ..Default::default() },
+            SegmentOutputs { labels: Some(&mut l2), ..Default::default() },
+        )
+        .unwrap();
+    assert_eq!(r.label_count, squares.len() as u32 - 1);
+}
+
+#[test]
+fn cancel_stops_early_and_threshold_changes_the_mask() {
+    let model = unet::Model::embedded_default(&common::options()).unwrap();
+    let data: Vec<u8> = (0..200 * 200).map(|i| (i % 251) as u8).collect();
+    let view = ImageView::new(Pixels::U8(&data), 200, 200, 1, 200).unwrap();
+    let mut calls = 0;
+    let mut cancel_after_first = |p: Progress| {
+        calls += 1;
+        p.done < 1
+    };
+    let mut mask = vec![0u8; 200 * 200];
+    let err = model
+        .segment(
+            &view,
+            SegmentOptions { max_tile: Some(50), progress: Some(&mut cancel_after_first), ..Default::default() },
+            SegmentOutputs { mask: Some(&mut mask), ..Default::default() },
+        )
+        .unwrap_err();
+    assert_eq!(err.status(), UnetStatus::Cancelled);
+    assert_eq!(calls, 2);
+
+    let count = |threshold| {
+        let mut m = vec![0u8; 200 * 200];
+        model
+            .segment(
+                &view,
+                SegmentOptions { threshold, normalization: Some(Normalization::None), ..Default::default() },
+                SegmentOutputs { mask: Some(&mut m), ..Default::default() },
+            )
+            .unwrap();
+        m.iter().filter(|&&v| v == 1).count()
+    };
+    let (low, high) = (count(Some(0.01)), count(Some(0.99)));
+    assert!(low >= high, "{low} < {high}");
+}
+
+#[test]
+fn rejects_bad_input_with_named_causes() {
+    let model = unet::Model::embedded_default(&common::options()).unwrap();
+    let data = vec![1f32; 30];
+    let rgb = ImageView::new(Pixels::F32(&data), 5, 2, 3, 15).unwrap();
+    let err = model.segment(&rgb, SegmentOptions::default(), SegmentOutputs::default()).unwrap_err();
+    assert_eq!(err.status(), UnetStatus::ChannelMismatch);
+    let view = ImageView::new(Pixels::F32(&data), 6, 5, 1, 6).unwrap();
+    let mut short = vec![0u32; 29];
+    let err = model
+        .segment(&view, SegmentOptions::default(), SegmentOutputs { labels: Some(&mut short), ..Default::default() })
+        .unwrap_err();
+    assert_eq!(err.status(), UnetStatus::BufferTooSmall);
+    assert!(err.message().contains("labels"), "{err}");
+    assert_eq!(ImageView::new(Pixels::F32(&data), 6, 5, 1, 5).unwrap_err().status(), UnetStatus::InvalidStride);
+    assert_eq!(ImageView::new(Pixels::F32(&data), 0, 5, 1, 5).unwrap_err().status(), UnetStatus::InvalidSize);
+    assert_eq!(ImageView::new(Pixels::F32(&data), 7, 5, 1, 7).unwrap_err().status(), UnetStatus::BufferTooSmall);
+}
+
