@@ -271,31 +271,52 @@ const char *unet_status_string(int32_t status);
 const char *unet_version(void);
 
 // Fills `options` with defaults (provider auto, threads 0, library search).
+//
+// # Safety
+// Every pointer must be NULL or valid for what its type and the documentation above describe.
 UnetStatus unet_model_options_init(struct UnetModelOptions *options);
 
 // Loads a model from an ONNX file; `path` NULL loads the embedded default model. `options` may be NULL
 // (defaults). On success `*out` receives a handle to free with unet_model_free; on failure `*out` is NULL.
+//
+// # Safety
+// Every pointer must be NULL or valid for what its type and the documentation above describe.
 UnetStatus unet_model_load(const char *path,
                            const struct UnetModelOptions *options,
                            struct UnetModel **out);
 
 // Loads a model from `len` bytes of ONNX at `data` (the bytes are not kept).
+//
+// # Safety
+// Every pointer must be NULL or valid for what its type and the documentation above describe.
 UnetStatus unet_model_load_from_memory(const uint8_t *data,
                                        size_t len,
                                        const struct UnetModelOptions *options,
                                        struct UnetModel **out);
 
 // Releases a model. NULL is ignored. The model must not be in use by another thread.
+//
+// # Safety
+// Every pointer must be NULL or valid for what its type and the documentation above describe.
 void unet_model_free(struct UnetModel *model);
 
 // Describes a loaded model: architecture, size rules, and the execution provider that actually runs it.
+//
+// # Safety
+// Every pointer must be NULL or valid for what its type and the documentation above describe.
 UnetStatus unet_model_info(const struct UnetModel *model,
                            struct UnetModelInfo *info);
 
 // Fills `options` with defaults.
+//
+// # Safety
+// Every pointer must be NULL or valid for what its type and the documentation above describe.
 UnetStatus unet_segment_options_init(struct UnetSegmentOptions *options);
 
 // Describes a packed image (row stride = width * channels * element size).
+//
+// # Safety
+// Every pointer must be NULL or valid for what its type and the documentation above describe.
 UnetStatus unet_image_init(struct UnetImage *image,
                            uint32_t dtype,
                            const void *data,
@@ -305,6 +326,9 @@ UnetStatus unet_image_init(struct UnetImage *image,
 
 // Segments `image` with `model` (overlap-tile, seamless) into the non-NULL buffers of `outputs`.
 // `options` may be NULL (defaults). Many threads may call this with the same model at once.
+//
+// # Safety
+// Every pointer must be NULL or valid for what its type and the documentation above describe.
 UnetStatus unet_segment(const struct UnetModel *model,
                         const struct UnetImage *image,
                         const struct UnetSegmentOptions *options,

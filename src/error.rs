@@ -90,10 +90,29 @@ impl UnetStatus {
     pub const ALL: [UnetStatus; 23] = {
         use UnetStatus::*;
         [
-            Ok, NullArgument, InvalidArgument, InvalidSize, SizeOverflow, InvalidStride, UnsupportedDtype,
-            NonFinitePixel, BufferTooSmall, ModelNotFound, ModelInvalid, ModelIncompatible, NoDefaultModel,
-            RuntimeNotFound, RuntimeError, ProviderUnavailable, Cancelled, OutOfMemory, ChannelMismatch,
-            StructVersion, Panic, Misaligned, Io,
+            Ok,
+            NullArgument,
+            InvalidArgument,
+            InvalidSize,
+            SizeOverflow,
+            InvalidStride,
+            UnsupportedDtype,
+            NonFinitePixel,
+            BufferTooSmall,
+            ModelNotFound,
+            ModelInvalid,
+            ModelIncompatible,
+            NoDefaultModel,
+            RuntimeNotFound,
+            RuntimeError,
+            ProviderUnavailable,
+            Cancelled,
+            OutOfMemory,
+            ChannelMismatch,
+            StructVersion,
+            Panic,
+            Misaligned,
+            Io,
         ]
     };
 }

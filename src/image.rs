@@ -66,20 +66,27 @@ impl<'a> ImageView<'a> {
     pub fn new(pixels: Pixels<'a>, width: usize, height: usize, channels: usize, row_stride: usize) -> Result<Self> {
         checked_area(width, height)?;
         if channels == 0 || channels > MAX_CHANNELS {
-            return Err(Error::new(UnetStatus::InvalidSize, format!("channel count {channels} is not in 1..={MAX_CHANNELS}")));
+            return Err(Error::new(
+                UnetStatus::InvalidSize,
+                format!("channel count {channels} is not in 1..={MAX_CHANNELS}"),
+            ));
         }
         let row = width * channels; // cannot overflow: both are bounded above
         if row_stride < row {
             return Err(Error::new(
                 UnetStatus::InvalidStride,
-                format!("row stride {row_stride} elements is smaller than a row ({width} pixels x {channels} channels)"),
+                format!(
+                    "row stride {row_stride} elements is smaller than a row ({width} pixels x {channels} channels)"
+                ),
             ));
         }
         let needed = (height - 1)
             .checked_mul(row_stride)
             .and_then(|n| n.checked_add(row))
             .filter(|&n| n <= isize::MAX as usize / 4)
-            .ok_or_else(|| Error::new(UnetStatus::SizeOverflow, format!("{height} rows of stride {row_stride} overflow")))?;
+            .ok_or_else(|| {
+                Error::new(UnetStatus::SizeOverflow, format!("{height} rows of stride {row_stride} overflow"))
+            })?;
         let len = match pixels {
             Pixels::U8(p) => p.len(),
             Pixels::U16(p) => p.len(),

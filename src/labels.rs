@@ -30,7 +30,13 @@ fn union(parent: &mut [u32], a: u32, b: u32) -> u32 {
 
 /// Labels `buf` (`width * height`, row-major), where 0 is background and any other value is foreground.
 /// Returns the number of components kept.
-pub fn label_components(buf: &mut [u32], width: usize, height: usize, connectivity: Connectivity, min_size: usize) -> u32 {
+pub fn label_components(
+    buf: &mut [u32],
+    width: usize,
+    height: usize,
+    connectivity: Connectivity,
+    min_size: usize,
+) -> u32 {
     assert_eq!(buf.len(), width * height);
     // Provisional label 0 is unused so that 0 stays background.
     let mut parent: Vec<u32> = vec![0];

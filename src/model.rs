@@ -36,7 +36,8 @@ pub struct ModelOptions {
 
 /// The model compiled into the library, if this build has one (`onnx/default.onnx`).
 #[cfg(unet_default_model)]
-pub const EMBEDDED_DEFAULT: Option<&[u8]> = Some(include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/onnx/default.onnx")));
+pub const EMBEDDED_DEFAULT: Option<&[u8]> =
+    Some(include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/onnx/default.onnx")));
 #[cfg(not(unet_default_model))]
 pub const EMBEDDED_DEFAULT: Option<&[u8]> = None;
 
@@ -72,7 +73,10 @@ impl Model {
     /// Loads the model embedded in this build.
     pub fn embedded_default(options: &ModelOptions) -> Result<Model> {
         let bytes = EMBEDDED_DEFAULT.ok_or_else(|| {
-            Error::new(UnetStatus::NoDefaultModel, "this build of unet has no embedded default model; pass a model path")
+            Error::new(
+                UnetStatus::NoDefaultModel,
+                "this build of unet has no embedded default model; pass a model path",
+            )
         })?;
         Model::from_bytes_named(bytes, options, "<embedded default model>".into())
     }
@@ -172,9 +176,7 @@ fn create_session(runtime: &Runtime, bytes: &[u8], options: &ModelOptions) -> Re
         }
     };
     let decision = decide(options.provider, &cuda_attempt)?;
-    let session = session_builder(runtime, options)
-        .and_then(|mut b| b.commit_from_memory(bytes))
-        .map_err(invalid)?;
+    let session = session_builder(runtime, options).and_then(|mut b| b.commit_from_memory(bytes)).map_err(invalid)?;
     Ok((session, decision))
 }
 
@@ -210,7 +212,9 @@ fn check_signature(session: &Session, meta: &ModelMetadata) -> Result<String> {
         }
         let dims: Vec<i64> = shape.iter().copied().collect();
         if dims.len() != 4 {
-            return Err(incompatible(format!("model {what} has shape {dims:?}; expected [batch, channels, height, width]")));
+            return Err(incompatible(format!(
+                "model {what} has shape {dims:?}; expected [batch, channels, height, width]"
+            )));
         }
         if dims[1] != channels as i64 && dims[1] != -1 {
             return Err(incompatible(format!(

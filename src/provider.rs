@@ -88,7 +88,10 @@ pub fn explain_cuda_failure(message: &str) -> String {
              their folder to LD_LIBRARY_PATH); ONNX Runtime said: {message}"
         );
     }
-    let cause = if lower.contains("no cuda-capable device") || lower.contains("cudaerrornodevice") || lower.contains("no device") {
+    let cause = if lower.contains("no cuda-capable device")
+        || lower.contains("cudaerrornodevice")
+        || lower.contains("no device")
+    {
         "no CUDA device is present"
     } else if lower.contains("insufficient driver") || lower.contains("driver version") {
         "the NVIDIA driver is older than the CUDA runtime"
@@ -137,9 +140,10 @@ mod tests {
         let err = decide(
             Provider::Cuda,
             &CudaAttempt::Failed {
-                message: "Failed to load library libonnxruntime_providers_cuda.so with error: libcublasLt.so.13: cannot \
+                message:
+                    "Failed to load library libonnxruntime_providers_cuda.so with error: libcublasLt.so.13: cannot \
                           open shared object file: No such file or directory"
-                    .into(),
+                        .into(),
             },
         )
         .unwrap_err();
@@ -149,8 +153,15 @@ mod tests {
 
     #[test]
     fn causes_are_named() {
-        assert!(explain_cuda_failure("CUDA failure 100: no CUDA-capable device is detected").starts_with("no CUDA device"));
-        assert!(explain_cuda_failure("CUDA error cudaErrorMemoryAllocation: out of memory").starts_with("the GPU is out of memory"));
-        assert!(explain_cuda_failure("CUDA driver version is insufficient for CUDA runtime version").contains("driver"));
+        assert!(
+            explain_cuda_failure("CUDA failure 100: no CUDA-capable device is detected").starts_with("no CUDA device")
+        );
+        assert!(
+            explain_cuda_failure("CUDA error cudaErrorMemoryAllocation: out of memory")
+                .starts_with("the GPU is out of memory")
+        );
+        assert!(
+            explain_cuda_failure("CUDA driver version is insufficient for CUDA runtime version").contains("driver")
+        );
     }
 }

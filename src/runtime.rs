@@ -56,7 +56,12 @@ pub fn ensure_loaded(explicit: Option<&Path>) -> Result<Runtime> {
     for candidate in candidates(explicit) {
         match try_load(&candidate.path) {
             Ok(rt) => {
-                log::info!("loaded ONNX Runtime {} from {} ({})", rt.version, rt.library_path.display(), candidate.source);
+                log::info!(
+                    "loaded ONNX Runtime {} from {} ({})",
+                    rt.version,
+                    rt.library_path.display(),
+                    candidate.source
+                );
                 *guard = Some(rt.clone());
                 return Ok(rt);
             }
@@ -121,7 +126,8 @@ fn try_load(path: &Path) -> std::result::Result<Runtime, String> {
     }
     let builder = ort::init_from(path).map_err(|e| e.to_string())?;
     let environment = builder.with_name("unet").build().map_err(|e| e.to_string())?;
-    let library_path = if path.is_absolute() { path.to_path_buf() } else { loaded_library_path().unwrap_or(path.to_path_buf()) };
+    let library_path =
+        if path.is_absolute() { path.to_path_buf() } else { loaded_library_path().unwrap_or(path.to_path_buf()) };
     let version = ort_version(&library_path).unwrap_or_else(|| "unknown".into());
     let available_providers = available_providers().unwrap_or_default();
     Ok(Runtime { library_path, version, available_providers, environment })
@@ -136,7 +142,9 @@ fn resolve_library(path: &Path) -> Option<PathBuf> {
     let mut libs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name().and_then(OsStr::to_str).is_some_and(|n| n == "libonnxruntime.so" || n.starts_with("libonnxruntime.so."))
+            p.file_name()
+                .and_then(OsStr::to_str)
+                .is_some_and(|n| n == "libonnxruntime.so" || n.starts_with("libonnxruntime.so."))
         })
         .collect();
     // Prefer the plain name (a symlink to the versioned file), else the highest version.

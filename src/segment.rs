@@ -79,9 +79,22 @@ pub struct SegmentReport {
 
 impl Model {
     /// Segments `image` into the requested outputs.
-    pub fn segment(&self, image: &ImageView, options: SegmentOptions, outputs: SegmentOutputs) -> Result<SegmentReport> {
-        let SegmentOptions { threshold, min_size, connectivity, memory_budget, max_tile, tiles_per_run, normalization, mut progress } =
-            options;
+    pub fn segment(
+        &self,
+        image: &ImageView,
+        options: SegmentOptions,
+        outputs: SegmentOutputs,
+    ) -> Result<SegmentReport> {
+        let SegmentOptions {
+            threshold,
+            min_size,
+            connectivity,
+            memory_budget,
+            max_tile,
+            tiles_per_run,
+            normalization,
+            mut progress,
+        } = options;
         let meta = self.metadata();
         let (arch, geometry) = (meta.arch, meta.geometry());
         if image.channels != arch.in_channels {
@@ -120,7 +133,8 @@ impl Model {
             0 => 1,
             n => n,
         };
-        let max_tile = max_tile.unwrap_or_else(|| max_tile_for_budget(&geometry, arch.base_width, batch, memory_budget));
+        let max_tile =
+            max_tile.unwrap_or_else(|| max_tile_for_budget(&geometry, arch.base_width, batch, memory_budget));
         let plan = TilePlan::new(&geometry, image.height, image.width, max_tile);
         let batch = batch.min(plan.len());
         let (in_h, in_w) = plan.input_shape();
@@ -261,7 +275,8 @@ impl OutputWriter {
             };
             return (fg, usize::from(is_fg));
         }
-        let argmax_from = |start: usize| (start..self.classes).fold(start, |best, k| if p(k) > p(best) { k } else { best });
+        let argmax_from =
+            |start: usize| (start..self.classes).fold(start, |best, k| if p(k) > p(best) { k } else { best });
         let fg = 1.0 - p(0);
         let class = match self.threshold {
             Some(t) if fg >= t => argmax_from(1),

@@ -137,7 +137,10 @@ mod tests {
                 assert!(g.output_for_input(p.tile + 2 * g.halo).is_some(), "n={n} max={max_tile}: {p:?}");
                 // Several tiles need a stride of at least one pooling step, so tiles are never below step + residue.
                 let smallest_multi = g.size_step + g.output_residue();
-                assert!(p.tile <= g.output_at_most(max_tile).max(smallest_multi) || p.count == 1 && p.tile == g.output_at_least(n));
+                assert!(
+                    p.tile <= g.output_at_most(max_tile).max(smallest_multi)
+                        || p.count == 1 && p.tile == g.output_at_least(n)
+                );
                 let mut covered = vec![0; n];
                 for i in 0..p.count {
                     assert_eq!(i * p.stride % g.size_step, 0, "origin off the pooling grid");

@@ -18,10 +18,19 @@ pub struct Tensor {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamKind {
     /// `[out, in, k, k]`
-    ConvWeight { input: usize, output: usize, kernel: usize },
+    ConvWeight {
+        input: usize,
+        output: usize,
+        kernel: usize,
+    },
     /// `[in, out, 2, 2]`
-    UpConvWeight { input: usize, output: usize },
-    Bias { len: usize },
+    UpConvWeight {
+        input: usize,
+        output: usize,
+    },
+    Bias {
+        len: usize,
+    },
 }
 
 impl ParamKind {
@@ -130,7 +139,12 @@ impl UNetWeights {
         }
         for ((name, kind), t) in layout.iter().zip(&self.tensors) {
             if *name != t.name || kind.shape() != t.shape || t.data.len() != t.shape.iter().product::<usize>() {
-                return Err(format!("tensor {} (shape {:?}) does not match {name} {:?}", t.name, t.shape, kind.shape()));
+                return Err(format!(
+                    "tensor {} (shape {:?}) does not match {name} {:?}",
+                    t.name,
+                    t.shape,
+                    kind.shape()
+                ));
             }
         }
         Ok(())

@@ -16,7 +16,8 @@ fn check_against_reference(arch: Architecture, seed: u64, extra_steps: usize) {
     let mut input = Map::new(arch.in_channels, h, w);
     input.v.iter_mut().for_each(|v| *v = rng.unit() * 2.0 - 0.5);
     let want = reference_forward(&weights, &input);
-    let tensor = Array4::from_shape_vec((1, arch.in_channels, h, w), input.v.iter().map(|&v| v as f32).collect()).unwrap();
+    let tensor =
+        Array4::from_shape_vec((1, arch.in_channels, h, w), input.v.iter().map(|&v| v as f32).collect()).unwrap();
     let max_diff = model
         .run(tensor.view(), |probs| {
             assert_eq!(probs.dim(), (1, arch.classes, want.h, want.w), "output shape");

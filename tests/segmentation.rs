@@ -227,4 +227,3 @@ fn rejects_bad_input_with_named_causes() {
     assert_eq!(ImageView::new(Pixels::F32(&data), 0, 5, 1, 5).unwrap_err().status(), UnetStatus::InvalidSize);
     assert_eq!(ImageView::new(Pixels::F32(&data), 7, 5, 1, 7).unwrap_err().status(), UnetStatus::BufferTooSmall);
 }
-

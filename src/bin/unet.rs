@@ -106,6 +106,20 @@ enum Command {
     },
     /// Write the intensity-baseline model (the embedded default until a trained one ships).
     ExportBaseline { output: PathBuf },
+    /// Write an untrained U-Net with He-normal weights (for benchmarks, or as a training start).
+    InitModel {
+        output: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        base_width: usize,
+        #[arg(long, default_value_t = 4)]
+        depth: usize,
+        #[arg(long, default_value_t = 1)]
+        in_channels: usize,
+        #[arg(long, default_value_t = 2)]
+        classes: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Write a synthetic fluorescence-like sample image (and its ground-truth labels).
     SampleImage {
         output: PathBuf,
@@ -142,7 +156,9 @@ fn parse_normalization(s: &str) -> unet::Result<Normalization> {
         [a, b] => a.trim().parse().ok().zip(b.trim().parse().ok()),
         _ => None,
     };
-    let (low, high) = parsed.ok_or_else(|| unet::Error::new(unet::UnetStatus::InvalidArgument, format!("--normalize '{s}': expected LOW,HIGH or none")))?;
+    let (low, high) = parsed.ok_or_else(|| {
+        unet::Error::new(unet::UnetStatus::InvalidArgument, format!("--normalize '{s}': expected LOW,HIGH or none"))
+    })?;
     let n = Normalization::Percentile { low, high };
     n.validate()?;
     Ok(n)
@@ -190,6 +206,19 @@ fn run(cli: Cli) -> unet::Result<()> {
             println!("wrote {}", output.display());
             Ok(())
         }
+        Command::InitModel { output, base_width, depth, in_channels, classes, seed } => {
+            if !(1..=8).contains(&depth) || base_width == 0 || in_channels == 0 || classes < 2 {
+                return Err(unet::Error::new(
+                    unet::UnetStatus::InvalidArgument,
+                    "need depth 1..=8, base width >= 1, classes >= 2",
+                ));
+            }
+            let arch = unet::Architecture { in_channels, classes, base_width, depth };
+            let meta = unet::ModelMetadata::new(arch, format!("untrained: He-normal initialisation, seed {seed}"));
+            unet::onnx::write_unet(&output, &unet::UNetWeights::he_normal(arch, seed), &meta)?;
+            println!("wrote {} ({} parameters)", output.display(), arch.parameter_count());
+            Ok(())
+        }
         Command::SampleImage { output, width, height, cells, seed, labels } => {
             let img = unet::synthetic::cells(width, height, cells, (10.0, 22.0), seed);
             write_plane(&output, Plane::U16(&img.pixels), width, height)?;
@@ -234,9 +263,11 @@ fn run(cli: Cli) -> unet::Result<()> {
             let mut label_buf = labels.as_ref().map(|_| vec![0u32; area]);
             let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
             bar.set_style(
-                ProgressStyle::with_template("{spinner} segmenting [{bar:40}] {pos}/{len} steps, {elapsed} (eta {eta})")
-                    .unwrap()
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{spinner} segmenting [{bar:40}] {pos}/{len} steps, {elapsed} (eta {eta})",
+                )
+                .unwrap()
+                .progress_chars("=> "),
             );
             let mut on_progress = |p: unet::Progress| {
                 bar.set_length(p.total as u64);

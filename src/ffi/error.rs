@@ -24,10 +24,7 @@ pub extern "C" fn unet_status_string(status: i32) -> *const c_char {
     static STRINGS: once_cell::sync::Lazy<Vec<std::ffi::CString>> = once_cell::sync::Lazy::new(|| {
         UnetStatus::ALL.iter().map(|s| std::ffi::CString::new(s.description()).unwrap()).collect()
     });
-    usize::try_from(status)
-        .ok()
-        .and_then(|i| STRINGS.get(i))
-        .map_or(c"unknown status".as_ptr(), |s| s.as_ptr())
+    usize::try_from(status).ok().and_then(|i| STRINGS.get(i)).map_or(c"unknown status".as_ptr(), |s| s.as_ptr())
 }
 
 /// The library's version, "MAJOR.MINOR.PATCH". Never NULL.

@@ -132,3 +132,26 @@ pub(crate) fn cstr_to_path(s: &CStr) -> std::path::PathBuf {
     use std::os::unix::ffi::OsStrExt;
     std::path::PathBuf::from(std::ffi::OsStr::from_bytes(s.to_bytes()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(fail: bool) -> UnetStatus {
+        ffi_entry!("test_entry", {
+            if fail {
+                panic!("boom {}", 42);
+            }
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn panics_become_a_status_and_a_message() {
+        assert_eq!(entry(true), UnetStatus::Panic);
+        let msg = unsafe { CStr::from_ptr(last_error_ptr()) }.to_str().unwrap().to_string();
+        assert!(msg.contains("test_entry") && msg.contains("boom 42"), "{msg}");
+        assert_eq!(entry(false), UnetStatus::Ok);
+        assert_eq!(unsafe { CStr::from_ptr(last_error_ptr()) }.to_bytes(), b"");
+    }
+}

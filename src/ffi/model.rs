@@ -142,6 +142,9 @@ pub struct UnetModelInfo {
 }
 
 /// Fills `options` with defaults (provider auto, threads 0, library search).
+///
+/// # Safety
+/// Every pointer must be NULL or valid for what its type and the documentation above describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unet_model_options_init(options: *mut UnetModelOptions) -> UnetStatus {
     ffi_entry!("unet_model_options_init", {
@@ -172,6 +175,9 @@ unsafe fn store(out: *mut *mut UnetModel, model: Model) {
 
 /// Loads a model from an ONNX file; `path` NULL loads the embedded default model. `options` may be NULL
 /// (defaults). On success `*out` receives a handle to free with unet_model_free; on failure `*out` is NULL.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for what its type and the documentation above describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unet_model_load(
     path: *const c_char,
@@ -197,6 +203,9 @@ pub unsafe extern "C" fn unet_model_load(
 }
 
 /// Loads a model from `len` bytes of ONNX at `data` (the bytes are not kept).
+///
+/// # Safety
+/// Every pointer must be NULL or valid for what its type and the documentation above describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unet_model_load_from_memory(
     data: *const u8,
@@ -226,6 +235,9 @@ pub unsafe extern "C" fn unet_model_load_from_memory(
 }
 
 /// Releases a model. NULL is ignored. The model must not be in use by another thread.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for what its type and the documentation above describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unet_model_free(model: *mut UnetModel) {
     if !model.is_null() {
@@ -238,6 +250,9 @@ pub unsafe extern "C" fn unet_model_free(model: *mut UnetModel) {
 }
 
 /// Describes a loaded model: architecture, size rules, and the execution provider that actually runs it.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for what its type and the documentation above describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unet_model_info(model: *const UnetModel, info: *mut UnetModelInfo) -> UnetStatus {
     ffi_entry!("unet_model_info", {

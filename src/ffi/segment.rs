@@ -1,9 +1,6 @@
 //! unet_segment across the C ABI: a strided image view in, optional caller-owned outputs.
 
-use std::{
-    ffi::c_void,
-    mem::size_of,
-};
+use std::{ffi::c_void, mem::size_of};
 
 use super::{Versioned, check_aligned, ffi_entry, model::UnetModel, null, read_versioned, try_ref};
 use crate::{
@@ -140,6 +137,9 @@ pub struct UnetOutputs {
 }
 
 /// Fills `options` with defaults.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for what its type and the documentation above describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unet_segment_options_init(options: *mut UnetSegmentOptions) -> UnetStatus {
     ffi_entry!("unet_segment_options_init", {
@@ -154,6 +154,9 @@ pub unsafe extern "C" fn unet_segment_options_init(options: *mut UnetSegmentOpti
 }
 
 /// Describes a packed image (row stride = width * channels * element size).
+///
+/// # Safety
+/// Every pointer must be NULL or valid for what its type and the documentation above describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unet_image_init(
     image: *mut UnetImage,
@@ -184,7 +187,12 @@ pub(crate) unsafe fn image_view<'a>(image: &UnetImage) -> Result<ImageView<'a>> 
         1 => 1usize,
         2 => 2,
         3 => 4,
-        d => return Err(Error::new(UnetStatus::UnsupportedDtype, format!("image dtype {d} is not u8 (1), u16 (2) or f32 (3)"))),
+        d => {
+            return Err(Error::new(
+                UnetStatus::UnsupportedDtype,
+                format!("image dtype {d} is not u8 (1), u16 (2) or f32 (3)"),
+            ));
+        }
     };
     checked_area(image.width, image.height)?;
     if image.channels == 0 || image.channels > crate::image::MAX_CHANNELS {
@@ -202,13 +210,18 @@ pub(crate) unsafe fn image_view<'a>(image: &UnetImage) -> Result<ImageView<'a>> 
         ));
     }
     if !stride.is_multiple_of(elem) {
-        return Err(Error::new(UnetStatus::InvalidStride, format!("row stride {stride} bytes is not a multiple of {elem}")));
+        return Err(Error::new(
+            UnetStatus::InvalidStride,
+            format!("row stride {stride} bytes is not a multiple of {elem}"),
+        ));
     }
     let total = (image.height - 1)
         .checked_mul(stride)
         .and_then(|n| n.checked_add(row_bytes))
         .filter(|&n| n <= isize::MAX as usize && (image.data as usize).checked_add(n).is_some())
-        .ok_or_else(|| Error::new(UnetStatus::SizeOverflow, format!("{} rows of {stride} bytes overflow", image.height)))?;
+        .ok_or_else(|| {
+            Error::new(UnetStatus::SizeOverflow, format!("{} rows of {stride} bytes overflow", image.height))
+        })?;
     let n = total / elem;
     let stride = stride / elem;
     // SAFETY: the caller vouches that the described rows are readable; alignment is checked per type.
@@ -264,7 +277,7 @@ fn segment_options<'p>(o: &UnetSegmentOptions) -> Result<SegmentOptions<'p>> {
         c => return Err(Error::invalid_argument(format!("options->connectivity is {c}, expected 4 or 8"))),
     };
     let threshold = match o.threshold {
-        t if t == 0.0 => None,
+        0.0 => None,
         t if t.is_finite() && t > 0.0 && t <= 1.0 => Some(t),
         t => return Err(Error::invalid_argument(format!("options->threshold {t} is not 0 (argmax) or in (0, 1]"))),
     };
@@ -286,6 +299,9 @@ fn segment_options<'p>(o: &UnetSegmentOptions) -> Result<SegmentOptions<'p>> {
 
 /// Segments `image` with `model` (overlap-tile, seamless) into the non-NULL buffers of `outputs`.
 /// `options` may be NULL (defaults). Many threads may call this with the same model at once.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for what its type and the documentation above describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unet_segment(
     model: *const UnetModel,

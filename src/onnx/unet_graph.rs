@@ -146,7 +146,8 @@ pub fn encode_unet(weights: &UNetWeights, metadata: &ModelMetadata) -> Result<Ve
     b.initializer_i64("crop.axes", &[2, 3]);
     for level in (0..arch.depth).rev() {
         let (w, bias) = (format!("dec{level}.up.weight"), format!("dec{level}.up.bias"));
-        let up = b.node("ConvTranspose", &[&x, &w, &bias], vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])]);
+        let up =
+            b.node("ConvTranspose", &[&x, &w, &bias], vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])]);
         let c = crops[level] as i64;
         let (starts, ends) = (format!("crop{level}.starts"), format!("crop{level}.ends"));
         b.initializer_i64(&starts, &[c, c]);

@@ -177,7 +177,12 @@ pub fn reference_forward(weights: &UNetWeights, input: &Map) -> Map {
     }
     for level in (0..arch.depth).rev() {
         let w = arch.base_width << level;
-        let up = upconv(&x, tensor(weights, &format!("dec{level}.up.weight")), tensor(weights, &format!("dec{level}.up.bias")), w);
+        let up = upconv(
+            &x,
+            tensor(weights, &format!("dec{level}.up.weight")),
+            tensor(weights, &format!("dec{level}.up.bias")),
+            w,
+        );
         x = crop_concat(&skips[level], &up);
         x = conv_relu(&x, weights, &format!("dec{level}.conv1"), w);
         x = conv_relu(&x, weights, &format!("dec{level}.conv2"), w);

@@ -1,0 +1,41 @@
+# unet: the two commands the README promises, and the developer chores.
+#   make demo   segment a sample image with the embedded default model (main job)
+#   make test   the whole test suite (fetches ONNX Runtime first)
+SHELL := /bin/bash
+ORT_DIR := $(CURDIR)/.onnxruntime
+export UNET_ORT_LIB := $(ORT_DIR)
+OUT := out
+
+.PHONY: demo test lint ort header default-model bench clean
+
+ort:
+	@scripts/fetch-onnxruntime.sh >/dev/null
+
+demo: ort
+	cargo build --release --quiet
+	mkdir -p $(OUT)
+	./target/release/unet sample-image $(OUT)/sample.tif --labels $(OUT)/sample-truth.tif
+	./target/release/unet segment $(OUT)/sample.tif -o $(OUT)/mask.png --labels $(OUT)/labels.tif --probabilities $(OUT)/probabilities.tif
+	@echo "wrote $(OUT)/mask.png, $(OUT)/labels.tif, $(OUT)/probabilities.tif"
+
+test: ort
+	cargo test --all-targets
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+# Regenerate the committed C header after changing src/ffi (a test fails while it is stale).
+header:
+	UNET_WRITE_HEADER=1 cargo build --quiet
+
+# Regenerate onnx/default.onnx (a test fails while it differs from the code that makes it).
+default-model:
+	cargo run --quiet --release -- export-baseline onnx/default.onnx
+
+bench: ort
+	scripts/bench-segment.sh
+
+clean:
+	cargo clean
+	rm -rf $(OUT)

@@ -1,0 +1,353 @@
+/* Exercises libunet exactly as a C user would, through include/unet.h.
+ * Usage: test_abi MODEL_DIR            full table (needs UNET_ORT_LIB or another way to find ONNX Runtime)
+ *        test_abi MODEL_DIR discovery  load the default model and print which ONNX Runtime library was found
+ * MODEL_DIR holds models prepared by tests/c_abi.rs. Prints "C ABI: N passed, M failed"; exit status 1 on failure. */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unet.h"
+
+static int passed = 0, failed = 0;
+
+static void expect_status(const char *what, UnetStatus got, UnetStatus want) {
+    const char *msg = unet_last_error();
+    if (got != want) {
+        failed++;
+        printf("FAIL %-44s got %d (%s), want %d (%s): %s\n", what, (int)got, unet_status_string(got), (int)want,
+               unet_status_string(want), msg);
+        return;
+    }
+    /* Every failure must come with a message; every success clears it. */
+    if ((want != UNET_STATUS_OK) != (msg != NULL && msg[0] != '\0')) {
+        failed++;
+        printf("FAIL %-44s status right but message is '%s'\n", what, msg ? msg : "(null)");
+        return;
+    }
+    passed++;
+    if (want != UNET_STATUS_OK) printf("ok   %-44s %s\n", what, msg);
+}
+
+static void expect_true(const char *what, int cond) {
+    if (cond) {
+        passed++;
+    } else {
+        failed++;
+        printf("FAIL %s\n", what);
+    }
+}
+
+static void expect_message_contains(const char *what, const char *needle) {
+    expect_true(what, strstr(unet_last_error(), needle) != NULL);
+}
+
+static char *path_in(const char *dir, const char *name) {
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/%s", dir, name);
+    return buf;
+}
+
+/* A test image: bright squares on a dark background. */
+enum { W = 160, H = 120, SQUARES = 4 };
+static const int square[SQUARES][3] = {{10, 10, 30}, {80, 20, 25}, {30, 70, 35}, {110, 80, 20}};
+static float image_f32[H * W];
+
+static void make_image(void) {
+    for (int i = 0; i < W * H; i++) image_f32[i] = 100.0f;
+    for (int s = 0; s < SQUARES; s++)
+        for (int y = square[s][1]; y < square[s][1] + square[s][2]; y++)
+            for (int x = square[s][0]; x < square[s][0] + square[s][2]; x++) image_f32[y * W + x] = 3000.0f;
+}
+
+static UnetOutputs outputs_for(float *p, uint8_t *m, uint32_t *l, size_t n) {
+    UnetOutputs o;
+    memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
+    o.probabilities = p;
+    o.probabilities_len = p ? n : 0;
+    o.mask = m;
+    o.mask_len = m ? n : 0;
+    o.labels = l;
+    o.labels_len = l ? n : 0;
+    return o;
+}
+
+struct progress_log {
+    size_t calls, last_done, total;
+    size_t cancel_at; /* cancel when done reaches this (0 = never) */
+};
+
+static int32_t on_progress(void *user, size_t done, size_t total) {
+    struct progress_log *log = user;
+    log->calls++;
+    log->last_done = done;
+    log->total = total;
+    return log->cancel_at && done >= log->cancel_at;
+}
+
+struct thread_job {
+    const UnetModel *model;
+    const uint32_t *expected;
+    int ok;
+};
+
+static void *thread_main(void *arg) {
+    struct thread_job *job = arg;
+    static __thread uint32_t labels[W * H];
+    UnetImage img;
+    unet_image_init(&img, UNET_DTYPE_F32, image_f32, W, H, 1);
+    job->ok = 1;
+    for (int round = 0; round < 5; round++) {
+        UnetOutputs out = outputs_for(NULL, NULL, labels, W * H);
+        if (unet_segment(job->model, &img, NULL, &out) != UNET_STATUS_OK) job->ok = 0;
+        if (memcmp(labels, job->expected, sizeof labels) != 0) job->ok = 0;
+    }
+    return NULL;
+}
+
+static int discovery(void) {
+    UnetModel *model = NULL;
+    if (unet_model_load(NULL, NULL, &model) != UNET_STATUS_OK) {
+        printf("load failed: %s\n", unet_last_error());
+        return 1;
+    }
+    UnetModelInfo info;
+    info.struct_size = sizeof info;
+    unet_model_info(model, &info);
+    printf("ort_library=%s\n", info.ort_library);
+    unet_model_free(model);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODEL_DIR [discovery]\n", argv[0]);
+        return 2;
+    }
+    const char *dir = argv[1];
+    if (argc > 2 && strcmp(argv[2], "discovery") == 0) return discovery();
+    make_image();
+    const size_t n = (size_t)W * H;
+
+    /* Version and status strings. */
+    char version[32];
+    snprintf(version, sizeof version, "%d.%d.%d", UNET_VERSION_MAJOR, UNET_VERSION_MINOR, UNET_VERSION_PATCH);
+    expect_true("unet_version matches the header macros", strcmp(unet_version(), version) == 0);
+    for (int s = 0; s <= UNET_STATUS_IO; s++) expect_true("status string", strlen(unet_status_string(s)) > 0);
+    expect_true("unknown status string", strcmp(unet_status_string(999), "unknown status") == 0);
+    unet_model_free(NULL);
+
+    UnetModelOptions opts;
+    UnetModel *model = NULL;
+
+    /* ONNX Runtime: an explicit path that does not exist, before any library is loaded: a clear error. */
+    unet_model_options_init(&opts);
+    opts.ort_library_path = "/nonexistent/libonnxruntime.so.1.31.1";
+    expect_status("load: explicit ORT path missing", unet_model_load(NULL, &opts, &model), UNET_STATUS_RUNTIME_NOT_FOUND);
+    expect_message_contains("  message names the path", "/nonexistent/libonnxruntime.so.1.31.1");
+    expect_true("  *out is NULL after failure", model == NULL);
+
+    /* Model loading. */
+    unet_model_options_init(&opts);
+    expect_status("load: out NULL", unet_model_load(NULL, &opts, NULL), UNET_STATUS_NULL_ARGUMENT);
+    expect_status("options_init: NULL", unet_model_options_init(NULL), UNET_STATUS_NULL_ARGUMENT);
+    expect_status("load: missing file", unet_model_load(path_in(dir, "missing.onnx"), &opts, &model), UNET_STATUS_MODEL_NOT_FOUND);
+    expect_message_contains("  message names the file", "missing.onnx");
+    expect_status("load: empty path", unet_model_load("", &opts, &model), UNET_STATUS_MODEL_NOT_FOUND);
+    expect_status("load: not ONNX", unet_model_load(path_in(dir, "garbage.onnx"), &opts, &model), UNET_STATUS_MODEL_INVALID);
+    expect_status("load: truncated ONNX", unet_model_load(path_in(dir, "truncated.onnx"), &opts, &model), UNET_STATUS_MODEL_INVALID);
+    expect_status("load: empty file", unet_model_load(path_in(dir, "empty.onnx"), &opts, &model), UNET_STATUS_MODEL_INVALID);
+    expect_status("load: no unet metadata", unet_model_load(path_in(dir, "nometa.onnx"), &opts, &model), UNET_STATUS_MODEL_INCOMPATIBLE);
+    expect_message_contains("  message names the key", "unet.format_version");
+    expect_status("load: fixed input size", unet_model_load(path_in(dir, "fixed.onnx"), &opts, &model), UNET_STATUS_MODEL_INCOMPATIBLE);
+    expect_message_contains("  message says why", "fixed size");
+    expect_status("load_from_memory: data NULL", unet_model_load_from_memory(NULL, 10, &opts, &model), UNET_STATUS_NULL_ARGUMENT);
+    uint8_t byte = 0;
+    expect_status("load_from_memory: len 0", unet_model_load_from_memory(&byte, 0, &opts, &model), UNET_STATUS_INVALID_SIZE);
+    expect_status("load_from_memory: garbage", unet_model_load_from_memory((const uint8_t *)"hello", 5, &opts, &model), UNET_STATUS_MODEL_INVALID);
+    opts.struct_size = 3;
+    expect_status("load: options struct_size too small", unet_model_load(NULL, &opts, &model), UNET_STATUS_STRUCT_VERSION);
+    unet_model_options_init(&opts);
+    opts.provider = 7;
+    expect_status("load: unknown provider", unet_model_load(NULL, &opts, &model), UNET_STATUS_INVALID_ARGUMENT);
+    opts.provider = UNET_PROVIDER_CUDA;
+    expect_status("load: CUDA demanded, CPU-only ORT", unet_model_load(NULL, &opts, &model), UNET_STATUS_PROVIDER_UNAVAILABLE);
+    expect_message_contains("  message says why", "CUDA");
+
+    /* The embedded default, provider auto: runs on the CPU and says why. */
+    unet_model_options_init(&opts);
+    expect_status("load: embedded default (NULL path)", unet_model_load(NULL, &opts, &model), UNET_STATUS_OK);
+    UnetModelInfo info;
+    info.struct_size = 4;
+    expect_status("info: struct_size too small", unet_model_info(model, &info), UNET_STATUS_STRUCT_VERSION);
+    info.struct_size = sizeof info;
+    expect_status("info: NULL model", unet_model_info(NULL, &info), UNET_STATUS_NULL_ARGUMENT);
+    expect_status("info: NULL info", unet_model_info(model, NULL), UNET_STATUS_NULL_ARGUMENT);
+    expect_status("info", unet_model_info(model, &info), UNET_STATUS_OK);
+    expect_true("info: provider is CPU", info.provider == UNET_PROVIDER_CPU);
+    expect_true("info: fallback reason given", info.fallback_reason && strstr(info.fallback_reason, "CUDA"));
+    expect_true("info: halo 92, 16k+60", info.halo == 92 && info.size_step == 16 && info.size_offset == 60);
+    expect_true("info: one channel, two classes", info.in_channels == 1 && info.classes == 2);
+    expect_true("info: ORT version", strcmp(info.ort_version, "1.31.1") == 0);
+    expect_true("info: normalisation", strcmp(info.normalization, "percentile:1:99.8") == 0);
+    expect_true("info: class names", strcmp(info.class_names, "background,foreground") == 0);
+
+    /* A correct segmentation, with every output and progress. */
+    static float prob[H * W];
+    static uint8_t mask[H * W];
+    static uint32_t labels[H * W], labels_u8[H * W], labels_u16[H * W], labels_strided[H * W];
+    UnetImage img;
+    unet_image_init(&img, UNET_DTYPE_F32, image_f32, W, H, 1);
+    UnetSegmentOptions sopts;
+    unet_segment_options_init(&sopts);
+    struct progress_log log = {0, 0, 0, 0};
+    sopts.progress = on_progress;
+    sopts.progress_user_data = &log;
+    sopts.max_tile = 40;
+    UnetOutputs out = outputs_for(prob, mask, labels, n);
+    expect_status("segment: f32, all outputs, tiles of 40", unet_segment(model, &img, &sopts, &out), UNET_STATUS_OK);
+    expect_true("segment: one label per square", out.label_count == SQUARES);
+    expect_true("progress: reached total", log.calls >= 2 && log.last_done == log.total && log.total > 2);
+    int consistent = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!(prob[i] >= 0.0f && prob[i] <= 1.0f)) consistent = 0;
+        if ((mask[i] == 1) != (prob[i] > 0.5f)) consistent = 0;
+        if ((labels[i] != 0) != (mask[i] == 1)) consistent = 0;
+    }
+    expect_true("segment: probabilities, mask and labels agree", consistent);
+    expect_true("segment: square centre labelled", labels[25 * W + 25] != 0 && labels[2 * W + 2] == 0);
+
+    /* The same image as u8, as u16, and as f32 with padded rows: the same labels. */
+    static uint8_t img8[H * W];
+    static uint16_t img16[H * W];
+    static float padded[H * (W + 7)];
+    for (size_t i = 0; i < n; i++) {
+        img8[i] = (uint8_t)(image_f32[i] / 20.0f);
+        img16[i] = (uint16_t)image_f32[i];
+    }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W + 7; x++) padded[y * (W + 7) + x] = x < W ? image_f32[y * W + x] : NAN;
+    UnetImage img_u8, img_u16, img_padded;
+    unet_image_init(&img_u8, UNET_DTYPE_U8, img8, W, H, 1);
+    unet_image_init(&img_u16, UNET_DTYPE_U16, img16, W, H, 1);
+    unet_image_init(&img_padded, UNET_DTYPE_F32, padded, W, H, 1);
+    img_padded.row_stride_bytes = (W + 7) * sizeof(float);
+    out = outputs_for(NULL, NULL, labels_u8, n);
+    expect_status("segment: u8", unet_segment(model, &img_u8, NULL, &out), UNET_STATUS_OK);
+    out = outputs_for(NULL, NULL, labels_u16, n);
+    expect_status("segment: u16", unet_segment(model, &img_u16, NULL, &out), UNET_STATUS_OK);
+    out = outputs_for(NULL, NULL, labels_strided, n);
+    expect_status("segment: f32, padded rows (NaN in padding)", unet_segment(model, &img_padded, NULL, &out), UNET_STATUS_OK);
+    expect_true("segment: u8, u16, strided agree with f32",
+                memcmp(labels, labels_u8, sizeof labels) == 0 && memcmp(labels, labels_u16, sizeof labels) == 0 &&
+                    memcmp(labels, labels_strided, sizeof labels) == 0);
+
+    /* Cancel from the progress callback. */
+    log = (struct progress_log){0, 0, 0, 1};
+    out = outputs_for(NULL, mask, NULL, n);
+    expect_status("segment: cancelled by callback", unet_segment(model, &img, &sopts, &out), UNET_STATUS_CANCELLED);
+    expect_true("  stopped at the first step", log.last_done == 1);
+    sopts.progress = NULL;
+
+    /* The bad-input table: each case alone, everything else valid. */
+    UnetImage bad;
+#define BAD_IMAGE(what, field_assignment, want)                        \
+    do {                                                               \
+        bad = img;                                                     \
+        field_assignment;                                              \
+        out = outputs_for(prob, mask, labels, n);                      \
+        expect_status(what, unet_segment(model, &bad, NULL, &out), want); \
+    } while (0)
+    BAD_IMAGE("image: width 0", bad.width = 0, UNET_STATUS_INVALID_SIZE);
+    BAD_IMAGE("image: height 0", bad.height = 0, UNET_STATUS_INVALID_SIZE);
+    BAD_IMAGE("image: absurd width", bad.width = (size_t)1 << 40, UNET_STATUS_INVALID_SIZE);
+    BAD_IMAGE("image: channels 0", bad.channels = 0, UNET_STATUS_INVALID_SIZE);
+    BAD_IMAGE("image: unsupported dtype", bad.dtype = 9, UNET_STATUS_UNSUPPORTED_DTYPE);
+    BAD_IMAGE("image: data NULL", bad.data = NULL, UNET_STATUS_NULL_ARGUMENT);
+    BAD_IMAGE("image: stride smaller than a row", bad.row_stride_bytes = W * sizeof(float) - 4, UNET_STATUS_INVALID_STRIDE);
+    BAD_IMAGE("image: stride not a multiple of 4", bad.row_stride_bytes = W * sizeof(float) + 2, UNET_STATUS_INVALID_STRIDE);
+    BAD_IMAGE("image: rows x stride overflow", (bad.height = 1 << 20, bad.row_stride_bytes = (SIZE_MAX / 1024) & ~(size_t)15), UNET_STATUS_SIZE_OVERFLOW);
+    BAD_IMAGE("image: misaligned f32 data", bad.data = (const char *)image_f32 + 1, UNET_STATUS_MISALIGNED);
+    BAD_IMAGE("image: struct_size too small", bad.struct_size = 8, UNET_STATUS_STRUCT_VERSION);
+    BAD_IMAGE("image: 3 channels, model has 1", bad.channels = 3, UNET_STATUS_CHANNEL_MISMATCH);
+    static float with_nan[H * W], with_inf[H * W];
+    memcpy(with_nan, image_f32, sizeof with_nan);
+    memcpy(with_inf, image_f32, sizeof with_inf);
+    with_nan[5 * W + 7] = NAN;
+    with_inf[9] = -INFINITY;
+    BAD_IMAGE("image: NaN pixel", bad.data = with_nan, UNET_STATUS_NON_FINITE_PIXEL);
+    expect_message_contains("  message names the pixel", "x=7, y=5");
+    BAD_IMAGE("image: -inf pixel", bad.data = with_inf, UNET_STATUS_NON_FINITE_PIXEL);
+
+    out = outputs_for(prob, mask, labels, n);
+    expect_status("segment: model NULL", unet_segment(NULL, &img, NULL, &out), UNET_STATUS_NULL_ARGUMENT);
+    expect_status("segment: image NULL", unet_segment(model, NULL, NULL, &out), UNET_STATUS_NULL_ARGUMENT);
+    expect_status("segment: outputs NULL", unet_segment(model, &img, NULL, NULL), UNET_STATUS_NULL_ARGUMENT);
+    out.labels_len = n - 1;
+    expect_status("outputs: labels buffer too small", unet_segment(model, &img, NULL, &out), UNET_STATUS_BUFFER_TOO_SMALL);
+    out = outputs_for(prob, mask, labels, n);
+    out.probabilities = (float *)((char *)prob + 2);
+    expect_status("outputs: misaligned probabilities", unet_segment(model, &img, NULL, &out), UNET_STATUS_MISALIGNED);
+    out = outputs_for(prob, mask, labels, n);
+    out.struct_size = 4;
+    expect_status("outputs: struct_size too small", unet_segment(model, &img, NULL, &out), UNET_STATUS_STRUCT_VERSION);
+
+#define BAD_OPTION(what, assignment, want)                                \
+    do {                                                                  \
+        unet_segment_options_init(&sopts);                                \
+        assignment;                                                       \
+        out = outputs_for(prob, mask, labels, n);                         \
+        expect_status(what, unet_segment(model, &img, &sopts, &out), want); \
+    } while (0)
+    BAD_OPTION("options: connectivity 5", sopts.connectivity = 5, UNET_STATUS_INVALID_ARGUMENT);
+    BAD_OPTION("options: threshold 2", sopts.threshold = 2.0f, UNET_STATUS_INVALID_ARGUMENT);
+    BAD_OPTION("options: threshold NaN", sopts.threshold = NAN, UNET_STATUS_INVALID_ARGUMENT);
+    BAD_OPTION("options: unknown normalisation", sopts.normalization = 9, UNET_STATUS_INVALID_ARGUMENT);
+    BAD_OPTION("options: percentiles reversed",
+               (sopts.normalization = UNET_NORMALIZATION_PERCENTILE, sopts.percentile_low = 90, sopts.percentile_high = 10),
+               UNET_STATUS_INVALID_ARGUMENT);
+    BAD_OPTION("options: struct_size too small", sopts.struct_size = 2, UNET_STATUS_STRUCT_VERSION);
+    BAD_OPTION("options: explicit percentiles", (sopts.normalization = UNET_NORMALIZATION_PERCENTILE, sopts.percentile_low = 0, sopts.percentile_high = 100), UNET_STATUS_OK);
+    BAD_OPTION("options: 8-connectivity, min size, threshold", (sopts.connectivity = 8, sopts.min_size = 500, sopts.threshold = 0.3f), UNET_STATUS_OK);
+    expect_true("  min_size 500 drops the 20x20 square", out.label_count == SQUARES - 1);
+
+    /* A second model with 3 input channels: RGB images work there. */
+    UnetModel *rgb = NULL;
+    expect_status("load: 3-channel model", unet_model_load(path_in(dir, "rgb.onnx"), &opts, &rgb), UNET_STATUS_OK);
+    static float rgb_pixels[H * W * 3];
+    for (size_t i = 0; i < n * 3; i++) rgb_pixels[i] = image_f32[i / 3];
+    UnetImage rgb_img;
+    unet_image_init(&rgb_img, UNET_DTYPE_F32, rgb_pixels, W, H, 3);
+    out = outputs_for(prob, NULL, NULL, n);
+    expect_status("segment: RGB on 3-channel model", unet_segment(rgb, &rgb_img, NULL, &out), UNET_STATUS_OK);
+    unet_model_free(rgb);
+
+    /* Several threads share one model and get identical results. */
+    out = outputs_for(NULL, NULL, labels, n);
+    unet_segment(model, &img, NULL, &out);
+    pthread_t threads[4];
+    struct thread_job jobs[4];
+    for (int t = 0; t < 4; t++) {
+        jobs[t] = (struct thread_job){model, labels, 0};
+        pthread_create(&threads[t], NULL, thread_main, &jobs[t]);
+    }
+    int all_ok = 1;
+    for (int t = 0; t < 4; t++) {
+        pthread_join(threads[t], NULL);
+        all_ok &= jobs[t].ok;
+    }
+    expect_true("threads: 4 threads x 5 runs on one model, identical labels", all_ok);
+
+    /* The error message is per thread and a success clears it. */
+    unet_segment(NULL, &img, NULL, &out);
+    expect_true("last error set", unet_last_error()[0] != '\0');
+    unet_segment_options_init(&sopts);
+    expect_true("last error cleared by success", unet_last_error()[0] == '\0');
+
+    unet_model_free(model);
+    printf("C ABI: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

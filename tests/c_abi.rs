@@ -1,0 +1,117 @@
+//! Compiles tests/c/test_abi.c with the system C compiler against include/unet.h and the built libunet.so, and
+//! runs it: the bad-input table, real segmentation, progress/cancel and threads, all from C. A second run checks
+//! that ONNX Runtime is found in the folder of libunet.so when nothing else points to it.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use prost::Message;
+use unet::{
+    Architecture,
+    onnx::proto::{DimensionValue, ModelProto},
+};
+
+/// target/<profile>, where cargo put libunet.so (the test binary lives in target/<profile>/deps).
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    assert!(dir.join("libunet.so").exists(), "libunet.so not found in {}", dir.display());
+    dir
+}
+
+fn prepare_models(dir: &Path) {
+    let baseline = unet::baseline::onnx_bytes();
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
+    write("garbage.onnx", b"this is not an ONNX model, just some text that happens to be here");
+    write("truncated.onnx", &baseline[..baseline.len() / 2]);
+    write("empty.onnx", b"");
+    let mut nometa = ModelProto::decode(baseline.as_slice()).unwrap();
+    nometa.metadata_props.clear();
+    write("nometa.onnx", &nometa.encode_to_vec());
+    let mut fixed = ModelProto::decode(baseline.as_slice()).unwrap();
+    let graph = fixed.graph.as_mut().unwrap();
+    for (i, d) in graph.input[0]
+        .r#type
+        .as_mut()
+        .unwrap()
+        .tensor_type
+        .as_mut()
+        .unwrap()
+        .shape
+        .as_mut()
+        .unwrap()
+        .dim
+        .iter_mut()
+        .enumerate()
+    {
+        if i >= 2 {
+            d.value = Some(DimensionValue::DimValue(572));
+        }
+    }
+    write("fixed.onnx", &fixed.encode_to_vec());
+    write(
+        "rgb.onnx",
+        &common::random_model_bytes(Architecture { in_channels: 3, classes: 2, base_width: 2, depth: 3 }, 4),
+    );
+}
+
+fn compile(out: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let lib = lib_dir();
+    let status = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-D_GNU_SOURCE"])
+        .arg("-I")
+        .arg(root.join("include"))
+        .arg(root.join("tests/c/test_abi.c"))
+        .arg("-o")
+        .arg(out)
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lunet", "-lpthread", "-lm"])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler {cc}: {e}"));
+    assert!(status.success(), "compiling tests/c/test_abi.c failed");
+}
+
+#[test]
+fn c_program_against_header_and_library() {
+    let tmp = std::env::temp_dir().join(format!("unet-c-abi-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    prepare_models(&tmp);
+    let exe = tmp.join("test_abi");
+    compile(&exe);
+
+    let output = Command::new(&exe).arg(&tmp).env("UNET_ORT_LIB", common::ort_lib()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the C test program failed");
+    let summary = stdout.lines().find(|l| l.starts_with("C ABI:")).expect("summary line");
+    let passed: usize = summary.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(passed >= 80, "{summary}");
+    assert!(summary.ends_with(" 0 failed"), "{summary}");
+
+    // ONNX Runtime beside libunet.so is found with no variable set (the plugin layout of every host).
+    let bundle = tmp.join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::copy(lib_dir().join("libunet.so"), bundle.join("libunet.so")).unwrap();
+    let ort = std::fs::canonicalize(common::ort_lib().join("libonnxruntime.so")).unwrap();
+    std::os::unix::fs::symlink(&ort, bundle.join("libonnxruntime.so.1.31.1")).unwrap();
+    let output = Command::new(&exe)
+        .arg(&tmp)
+        .arg("discovery")
+        .env_remove("UNET_ORT_LIB")
+        .env("LD_LIBRARY_PATH", &bundle)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let expected = format!("ort_library={}", bundle.join("libonnxruntime.so.1.31.1").display());
+    assert!(stdout.contains(&expected), "expected {expected}, got {stdout}");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

@@ -1,0 +1,76 @@
+//! The `unet` command line, run as a user runs it.
+
+mod common;
+
+use std::process::Command;
+
+fn unet() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_unet"));
+    c.env("UNET_ORT_LIB", common::ort_lib());
+    c
+}
+
+#[test]
+fn sample_segment_and_outputs() {
+    let dir = std::env::temp_dir().join(format!("unet-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (img, truth) = (dir.join("sample.tif"), dir.join("truth.tif"));
+    let out = unet()
+        .args(["sample-image", "--width", "300", "--height", "200", "--cells", "12", "--seed", "4"])
+        .arg(&img)
+        .arg("--labels")
+        .arg(&truth)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let (mask, labels, probs) = (dir.join("mask.png"), dir.join("labels.tif"), dir.join("probs.tif"));
+    let out = unet()
+        .arg("segment")
+        .arg(&img)
+        .arg("-o")
+        .arg(&mask)
+        .arg("--labels")
+        .arg(&labels)
+        .arg("--probabilities")
+        .arg(&probs)
+        .args(["--tile", "100", "--provider", "cpu", "--quiet"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // --tile is an upper bound; the planner spreads tiles evenly, so they may be smaller.
+    let tile: usize = stderr
+        .split("tile(s) of ")
+        .nth(1)
+        .and_then(|s| s.split('x').next())
+        .and_then(|s| s.parse().ok())
+        .expect(&stderr);
+    assert!((20..=100).contains(&tile), "{stderr}");
+
+    let m = unet::imageio::read_image(&mask).unwrap();
+    let unet::imageio::PixelBuffer::U8(m) = m.pixels else { panic!("mask is not 8-bit") };
+    assert!(m.iter().all(|&v| v == 0 || v == 255));
+    let (l, w, h) = unet::imageio::read_labels(&labels).unwrap();
+    assert_eq!((w, h), (300, 200));
+    let count = *l.iter().max().unwrap();
+    assert!(stderr.contains(&format!("{count} instance(s)")), "{stderr}");
+    let (t, _, _) = unet::imageio::read_labels(&truth).unwrap();
+    // Foreground agrees with the ground truth on nearly every pixel (touching cells may merge: instances <= cells).
+    let agree = l.iter().zip(&t).filter(|(a, b)| (**a != 0) == (**b != 0)).count() as f64 / l.len() as f64;
+    assert!(agree > 0.97, "foreground agreement {agree}");
+    assert!(count >= 1 && count <= *t.iter().max().unwrap());
+    let p = unet::imageio::read_image(&probs).unwrap();
+    assert!(matches!(p.pixels, unet::imageio::PixelBuffer::F32(_)));
+
+    // Errors are reported, not crashed on.
+    let out = unet().arg("segment").arg(dir.join("nope.tif")).arg("-o").arg(&mask).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.tif"));
+    let out = unet().arg("segment").arg(&img).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to write"));
+    let out = unet().arg("info").args(["--provider", "cuda"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CUDA was requested"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
