@@ -18,7 +18,9 @@ demo: ort
 	./target/release/unet segment $(OUT)/sample.tif -o $(OUT)/mask.png --labels $(OUT)/labels.tif --probabilities $(OUT)/probabilities.tif
 	@echo "wrote $(OUT)/mask.png, $(OUT)/labels.tif, $(OUT)/probabilities.tif"
 
+# `cargo test` does not build the cdylib that the C test links: build it first.
 test: ort
+	cargo build --lib
 	cargo test --all-targets
 
 lint:
@@ -35,6 +37,7 @@ default-model:
 
 bench: ort
 	scripts/bench-segment.sh
+	cargo bench --bench weight_map
 
 clean:
 	cargo clean

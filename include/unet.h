@@ -116,6 +116,8 @@ enum UnetDtype
   UNET_DTYPE_U8 = 1,
   UNET_DTYPE_U16 = 2,
   UNET_DTYPE_F32 = 3,
+  // Mostly for label images (unet_weight_map).
+  UNET_DTYPE_U32 = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -143,6 +145,27 @@ enum UnetNormalization
 typedef enum UnetNormalization UnetNormalization;
 #else
 typedef uint32_t UnetNormalization;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Class balance of the weight map (values of `UnetWeightMapOptions.balance`).
+enum UnetClassBalance
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // w_c = 1.
+  UNET_CLASS_BALANCE_NONE = 0,
+  // w_c = N / (2 N_class) over the target: balanced classes get 1.
+  UNET_CLASS_BALANCE_INVERSE_FREQUENCY = 1,
+  // w_c = background_weight or foreground_weight.
+  UNET_CLASS_BALANCE_EXPLICIT = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum UnetClassBalance UnetClassBalance;
+#else
+typedef uint32_t UnetClassBalance;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -256,6 +279,39 @@ typedef struct UnetOutputs {
   uint32_t label_count;
 } UnetOutputs;
 
+// Weight-map options. Initialise with unet_weight_map_options_init().
+typedef struct UnetWeightMapOptions {
+  // sizeof(UnetWeightMapOptions).
+  uint32_t struct_size;
+  // Border term amplitude (paper: 10).
+  float w0;
+  // Border term width in pixels (paper: about 5).
+  float sigma;
+  // A UnetClassBalance value (default: inverse frequency).
+  uint32_t balance;
+  // Class weights for UNET_CLASS_BALANCE_EXPLICIT.
+  float background_weight;
+  float foreground_weight;
+  // Width in pixels of the background line separating touching cells in the target (default 2; 0 = none).
+  uint32_t border_width;
+} UnetWeightMapOptions;
+
+// Caller-owned outputs of unet_weight_map, each `width * height` elements row-major, or NULL when not wanted.
+typedef struct UnetWeightMapOutputs {
+  // sizeof(UnetWeightMapOutputs).
+  uint32_t struct_size;
+  // w(x) = w_c(x) + w0 exp(-(d1 + d2)^2 / (2 sigma^2)); the border term only on background pixels of the target.
+  float *weights;
+  size_t weights_len;
+  // Training target: 1 = cell, 0 = background, touching cells split by a background line.
+  uint8_t *target;
+  size_t target_len;
+  // Set by unet_weight_map: distinct cells (label values) in the target.
+  uint64_t cells;
+  // Set by unet_weight_map: cell pixels turned into background to separate touching cells.
+  uint64_t separation_pixels;
+} UnetWeightMapOutputs;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -333,6 +389,23 @@ UnetStatus unet_segment(const struct UnetModel *model,
                         const struct UnetImage *image,
                         const struct UnetSegmentOptions *options,
                         struct UnetOutputs *outputs);
+
+// Fills `options` with defaults (w0 10, sigma 5, inverse-frequency balance, border width 2).
+//
+// # Safety
+// `options` must be NULL or point to a writable UnetWeightMapOptions.
+UnetStatus unet_weight_map_options_init(struct UnetWeightMapOptions *options);
+
+// Computes the paper's loss weight map and training target from instance labels: `labels` is a one-channel
+// image of dtype u8, u16 or u32 (0 = background; label values need not be consecutive). `options` may be NULL.
+// d1 and d2 are exact Euclidean distances to the nearest pixel of the nearest and second-nearest cell; only
+// background pixels of the target (separation lines included) receive the border term.
+//
+// # Safety
+// Every pointer must be NULL or valid for what its type and the documentation above describe.
+UnetStatus unet_weight_map(const struct UnetImage *labels,
+                           const struct UnetWeightMapOptions *options,
+                           struct UnetWeightMapOutputs *outputs);
 
 #ifdef __cplusplus
 }  // extern "C"

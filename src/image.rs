@@ -12,6 +12,7 @@ pub const MAX_CHANNELS: usize = 64;
 pub enum Pixels<'a> {
     U8(&'a [u8]),
     U16(&'a [u16]),
+    U32(&'a [u32]),
     F32(&'a [f32]),
 }
 
@@ -26,6 +27,12 @@ impl Pixel for u8 {
     }
 }
 impl Pixel for u16 {
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+}
+impl Pixel for u32 {
     #[inline]
     fn to_f32(self) -> f32 {
         self as f32
@@ -90,6 +97,7 @@ impl<'a> ImageView<'a> {
         let len = match pixels {
             Pixels::U8(p) => p.len(),
             Pixels::U16(p) => p.len(),
+            Pixels::U32(p) => p.len(),
             Pixels::F32(p) => p.len(),
         };
         if len < needed {

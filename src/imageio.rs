@@ -18,6 +18,7 @@ use crate::{
 pub enum PixelBuffer {
     U8(Vec<u8>),
     U16(Vec<u16>),
+    U32(Vec<u32>),
     F32(Vec<f32>),
 }
 
@@ -35,6 +36,7 @@ impl OwnedImage {
         let pixels = match &self.pixels {
             PixelBuffer::U8(p) => Pixels::U8(p),
             PixelBuffer::U16(p) => Pixels::U16(p),
+            PixelBuffer::U32(p) => Pixels::U32(p),
             PixelBuffer::F32(p) => Pixels::F32(p),
         };
         ImageView::new(pixels, self.width, self.height, self.channels, self.width * self.channels)
@@ -88,7 +90,7 @@ fn read_tiff(path: &Path, bytes: &[u8]) -> Result<OwnedImage> {
         DecodingResult::U16(v) => PixelBuffer::U16(v),
         DecodingResult::F32(v) => PixelBuffer::F32(v),
         DecodingResult::I16(v) => PixelBuffer::F32(v.into_iter().map(f32::from).collect()),
-        DecodingResult::U32(v) => PixelBuffer::F32(v.into_iter().map(|x| x as f32).collect()),
+        DecodingResult::U32(v) => PixelBuffer::U32(v),
         DecodingResult::F64(v) => PixelBuffer::F32(v.into_iter().map(|x| x as f32).collect()),
         _ => return Err(io_err(path, "unsupported TIFF sample type")),
     };
@@ -116,6 +118,7 @@ pub fn read_labels(path: &Path) -> Result<(Vec<u32>, usize, usize)> {
     let labels = match img.pixels {
         PixelBuffer::U8(v) => v.into_iter().map(u32::from).collect(),
         PixelBuffer::U16(v) => v.into_iter().map(u32::from).collect(),
+        PixelBuffer::U32(v) => v,
         PixelBuffer::F32(_) => return Err(io_err(path, "labels must be integers")),
     };
     Ok((labels, img.width, img.height))
@@ -195,4 +198,23 @@ mod tests {
         assert!(write_plane(&dir.join("l.png"), Plane::U32(&labels), w, h).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// The "jet" colour map (blue -> cyan -> yellow -> red) at t in [0, 1], as in the paper's Fig. 3d.
+pub fn jet(t: f32) -> [u8; 3] {
+    let t = t.clamp(0.0, 1.0);
+    let channel = |centre: f32| ((1.5 - (4.0 * t - centre).abs()).clamp(0.0, 1.0) * 255.0).round() as u8;
+    [channel(3.0), channel(2.0), channel(1.0)]
+}
+
+/// Writes `values` as a colour-mapped RGB PNG (min -> blue, max -> red), for people to look at.
+pub fn write_preview(path: &Path, values: &[f32], width: usize, height: usize) -> Result<()> {
+    let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let rgb: Vec<u8> = values.iter().flat_map(|&v| jet((v - lo) / span)).collect();
+    let img = image::RgbImage::from_raw(width as u32, height as u32, rgb)
+        .ok_or_else(|| io_err(path, "preview size does not match the data"))?;
+    let mut buf = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img).write_to(&mut buf, image::ImageFormat::Png).map_err(|e| io_err(path, e))?;
+    write_atomic(path, &buf.into_inner()).map_err(|e| io_err(path, e))
 }

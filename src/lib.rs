@@ -21,6 +21,7 @@ pub mod runtime;
 pub mod segment;
 pub mod synthetic;
 pub mod tiling;
+pub mod weight_map;
 pub mod weights;
 
 pub use error::{Error, Result, UnetStatus};

@@ -66,6 +66,14 @@ impl RadixKey for u16 {
         key as f64
     }
 }
+impl RadixKey for u32 {
+    fn key(self) -> u32 {
+        self
+    }
+    fn value(key: u32) -> f64 {
+        key as f64
+    }
+}
 impl RadixKey for f32 {
     fn key(self) -> u32 {
         let b = self.to_bits();
@@ -82,6 +90,7 @@ pub fn percentiles(image: &ImageView, channel: usize, qs: &[f64]) -> Vec<f64> {
     match image.pixels {
         Pixels::U8(p) => percentiles_of(p, image, channel, qs),
         Pixels::U16(p) => percentiles_of(p, image, channel, qs),
+        Pixels::U32(p) => percentiles_of(p, image, channel, qs),
         Pixels::F32(p) => percentiles_of(p, image, channel, qs),
     }
 }
@@ -187,6 +196,7 @@ mod tests {
                         .map(|(y, x)| match view.pixels {
                             Pixels::F32(p) => p[y * stride + x * ch + c] as f64,
                             Pixels::U16(p) => p[y * stride + x * ch + c] as f64,
+                            Pixels::U32(p) => p[y * stride + x * ch + c] as f64,
                             Pixels::U8(p) => p[y * stride + x * ch + c] as f64,
                         })
                         .collect();

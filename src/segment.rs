@@ -200,6 +200,7 @@ fn fill_tile(image: &ImageView, norm: &Normalizer, plan: &TilePlan, tile: &Tile,
     match image.pixels {
         Pixels::U8(p) => fill_tile_typed(p, image, norm, plan, tile, dst),
         Pixels::U16(p) => fill_tile_typed(p, image, norm, plan, tile, dst),
+        Pixels::U32(p) => fill_tile_typed(p, image, norm, plan, tile, dst),
         Pixels::F32(p) => fill_tile_typed(p, image, norm, plan, tile, dst),
     }
 }

@@ -19,7 +19,11 @@ use unet::{
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    assert!(dir.join("libunet.so").exists(), "libunet.so not found in {}", dir.display());
+    assert!(
+        dir.join("libunet.so").exists(),
+        "libunet.so not found in {}: `cargo test` does not build the cdylib; run `cargo build` first (make test does)",
+        dir.display()
+    );
     dir
 }
 

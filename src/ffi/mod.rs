@@ -5,6 +5,7 @@
 pub mod error;
 pub mod model;
 pub mod segment;
+pub mod weight_map;
 
 use std::{
     cell::RefCell,

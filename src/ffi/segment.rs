@@ -19,6 +19,8 @@ pub enum UnetDtype {
     U8 = 1,
     U16 = 2,
     F32 = 3,
+    /// Mostly for label images (unet_weight_map).
+    U32 = 4,
 }
 
 /// A borrowed image: `height` rows of `width` pixels of `channels` interleaved values, rows `row_stride_bytes`
@@ -186,11 +188,11 @@ pub(crate) unsafe fn image_view<'a>(image: &UnetImage) -> Result<ImageView<'a>> 
     let elem = match image.dtype {
         1 => 1usize,
         2 => 2,
-        3 => 4,
+        3 | 4 => 4,
         d => {
             return Err(Error::new(
                 UnetStatus::UnsupportedDtype,
-                format!("image dtype {d} is not u8 (1), u16 (2) or f32 (3)"),
+                format!("image dtype {d} is not u8 (1), u16 (2), f32 (3) or u32 (4)"),
             ));
         }
     };
@@ -232,9 +234,13 @@ pub(crate) unsafe fn image_view<'a>(image: &UnetImage) -> Result<ImageView<'a>> 
                 check_aligned(image.data as *const u16, "image->data")?;
                 Pixels::U16(std::slice::from_raw_parts(image.data as *const u16, n))
             }
-            _ => {
+            3 => {
                 check_aligned(image.data as *const f32, "image->data")?;
                 Pixels::F32(std::slice::from_raw_parts(image.data as *const f32, n))
+            }
+            _ => {
+                check_aligned(image.data as *const u32, "image->data")?;
+                Pixels::U32(std::slice::from_raw_parts(image.data as *const u32, n))
             }
         }
     };

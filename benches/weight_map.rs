@@ -1,0 +1,94 @@
+//! Benchmark (not a timed test): `cargo bench --bench weight_map`.
+//!
+//! unet's weight map against the naive method most public U-Net code uses (one full Euclidean distance transform
+//! per cell, then a per-pixel sort of all cells' distances), in the same run, on synthetic cells; then how unet's
+//! time grows with the image area. Medians; the machine is shared and noisy.
+
+use std::time::Instant;
+
+use unet::weight_map::{ClassBalance, EdtScratch, LabelView, WeightMapOptions, weight_map};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// The naive method: d_c = EDT to cell c for every cell, sort per pixel, take the two smallest.
+fn naive(labels: &[u32], target: &[u8], w: usize, h: usize, o: &WeightMapOptions, class_w: (f32, f32)) -> Vec<f32> {
+    let mut cells: Vec<u32> = (0..w * h).filter(|&i| target[i] != 0).map(|i| labels[i]).collect();
+    cells.sort_unstable();
+    cells.dedup();
+    let mut scratch = EdtScratch::default();
+    let mut all = vec![0f32; cells.len() * w * h];
+    for (k, &c) in cells.iter().enumerate() {
+        let d = scratch.squared_edt(w, h, |x, y| target[y * w + x] != 0 && labels[y * w + x] == c);
+        for i in 0..w * h {
+            all[i * cells.len() + k] = d[i].sqrt() as f32;
+        }
+    }
+    let mut out = vec![0f32; w * h];
+    let mut column = Vec::with_capacity(cells.len());
+    for i in 0..w * h {
+        if target[i] != 0 {
+            out[i] = class_w.1;
+            continue;
+        }
+        column.clear();
+        column.extend_from_slice(&all[i * cells.len()..(i + 1) * cells.len()]);
+        column.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let mut v = class_w.0;
+        if column.len() >= 2 {
+            let s = column[0] as f64 + column[1] as f64;
+            v += (o.w0 as f64 * (-(s * s) / (2.0 * (o.sigma as f64).powi(2))).exp()) as f32;
+        }
+        out[i] = v;
+    }
+    out
+}
+
+fn run_unet(labels: &[u32], w: usize, h: usize, o: &WeightMapOptions) -> (f64, Vec<f32>, Vec<u8>, (f32, f32), usize) {
+    let (mut weights, mut target) = (vec![0f32; w * h], vec![0u8; w * h]);
+    let t = Instant::now();
+    let r =
+        weight_map(&LabelView::packed_u32(labels, w, h).unwrap(), o, Some(&mut weights), Some(&mut target)).unwrap();
+    (t.elapsed().as_secs_f64(), weights, target, r.class_weights, r.cells)
+}
+
+fn main() {
+    let o = WeightMapOptions { balance: ClassBalance::InverseFrequency, ..Default::default() };
+    println!("weight map benchmark: w0 {}, sigma {}, border width {}, single thread", o.w0, o.sigma, o.border_width);
+
+    // 1. Against the naive method at 512 x 512 with about 100 cells.
+    let img = unet::synthetic::cells(512, 512, 110, (10.0, 22.0), 1);
+    let (w, h) = (512, 512);
+    let mut ours = Vec::new();
+    let mut naive_t = Vec::new();
+    let mut max_diff = 0f64;
+    let mut cells = 0;
+    for rep in 0..5 {
+        let (t, weights, target, cw, n) = run_unet(&img.labels, w, h, &o);
+        ours.push(t);
+        cells = n;
+        if rep < 3 {
+            let t0 = Instant::now();
+            let reference = naive(&img.labels, &target, w, h, &o, cw);
+            naive_t.push(t0.elapsed().as_secs_f64());
+            max_diff = weights.iter().zip(&reference).map(|(a, b)| (a - b).abs() as f64).fold(max_diff, f64::max);
+        }
+    }
+    let (ours_512, naive_512) = (median(ours), median(naive_t));
+    println!(
+        "512x512, {cells} cells: unet {:.1} ms, naive {:.1} ms, speed-up {:.1}x (goal >= 20x), max |difference| {max_diff:.2e}",
+        ours_512 * 1e3,
+        naive_512 * 1e3,
+        naive_512 / ours_512
+    );
+
+    // 2. Growth with area at the same cell density.
+    println!("{:>11} {:>6} {:>10} {:>14}", "image", "cells", "unet ms", "x 512x512 time");
+    for (side, n) in [(512usize, 110u32), (1024, 440), (2048, 1760)] {
+        let img = unet::synthetic::cells(side, side, n, (10.0, 22.0), 2);
+        let t = median((0..3).map(|_| run_unet(&img.labels, side, side, &o).0).collect());
+        println!("{:>5}x{:<5} {:>6} {:>10.1} {:>14.1}", side, side, img.cells, t * 1e3, t / ours_512);
+    }
+}

@@ -1,0 +1,167 @@
+//! unet_weight_map across the C ABI.
+
+use std::mem::size_of;
+
+use super::{
+    Versioned, check_aligned, ffi_entry, null, read_versioned,
+    segment::{UnetImage, image_view, output},
+};
+use crate::{
+    error::{Error, Result, UnetStatus},
+    image::Pixels,
+    weight_map::{ClassBalance, LabelData, LabelView, WeightMapOptions, weight_map},
+};
+
+/// Class balance of the weight map (values of `UnetWeightMapOptions.balance`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnetClassBalance {
+    /// w_c = 1.
+    None = 0,
+    /// w_c = N / (2 N_class) over the target: balanced classes get 1.
+    InverseFrequency = 1,
+    /// w_c = background_weight or foreground_weight.
+    Explicit = 2,
+}
+
+/// Weight-map options. Initialise with unet_weight_map_options_init().
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UnetWeightMapOptions {
+    /// sizeof(UnetWeightMapOptions).
+    pub struct_size: u32,
+    /// Border term amplitude (paper: 10).
+    pub w0: f32,
+    /// Border term width in pixels (paper: about 5).
+    pub sigma: f32,
+    /// A UnetClassBalance value (default: inverse frequency).
+    pub balance: u32,
+    /// Class weights for UNET_CLASS_BALANCE_EXPLICIT.
+    pub background_weight: f32,
+    pub foreground_weight: f32,
+    /// Width in pixels of the background line separating touching cells in the target (default 2; 0 = none).
+    pub border_width: u32,
+}
+
+impl Versioned for UnetWeightMapOptions {
+    const V1_SIZE: usize = size_of::<UnetWeightMapOptions>();
+    fn defaults() -> Self {
+        let d = WeightMapOptions::default();
+        UnetWeightMapOptions {
+            struct_size: size_of::<UnetWeightMapOptions>() as u32,
+            w0: d.w0,
+            sigma: d.sigma,
+            balance: UnetClassBalance::InverseFrequency as u32,
+            background_weight: 1.0,
+            foreground_weight: 1.0,
+            border_width: d.border_width as u32,
+        }
+    }
+}
+
+/// Caller-owned outputs of unet_weight_map, each `width * height` elements row-major, or NULL when not wanted.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UnetWeightMapOutputs {
+    /// sizeof(UnetWeightMapOutputs).
+    pub struct_size: u32,
+    /// w(x) = w_c(x) + w0 exp(-(d1 + d2)^2 / (2 sigma^2)); the border term only on background pixels of the target.
+    pub weights: *mut f32,
+    pub weights_len: usize,
+    /// Training target: 1 = cell, 0 = background, touching cells split by a background line.
+    pub target: *mut u8,
+    pub target_len: usize,
+    /// Set by unet_weight_map: distinct cells (label values) in the target.
+    pub cells: u64,
+    /// Set by unet_weight_map: cell pixels turned into background to separate touching cells.
+    pub separation_pixels: u64,
+}
+
+/// Fills `options` with defaults (w0 10, sigma 5, inverse-frequency balance, border width 2).
+///
+/// # Safety
+/// `options` must be NULL or point to a writable UnetWeightMapOptions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unet_weight_map_options_init(options: *mut UnetWeightMapOptions) -> UnetStatus {
+    ffi_entry!("unet_weight_map_options_init", {
+        if options.is_null() {
+            return Err(null("options"));
+        }
+        check_aligned(options, "options")?;
+        // SAFETY: non-NULL and aligned.
+        unsafe { options.write(UnetWeightMapOptions::defaults()) };
+        Ok(())
+    })
+}
+
+fn weight_map_options(o: &UnetWeightMapOptions) -> Result<WeightMapOptions> {
+    let balance = match o.balance {
+        0 => ClassBalance::None,
+        1 => ClassBalance::InverseFrequency,
+        2 => ClassBalance::Explicit { background: o.background_weight, foreground: o.foreground_weight },
+        b => return Err(Error::invalid_argument(format!("options->balance {b} is not a UnetClassBalance"))),
+    };
+    let options = WeightMapOptions { w0: o.w0, sigma: o.sigma, balance, border_width: o.border_width as usize };
+    options.validate()?;
+    Ok(options)
+}
+
+/// Computes the paper's loss weight map and training target from instance labels: `labels` is a one-channel
+/// image of dtype u8, u16 or u32 (0 = background; label values need not be consecutive). `options` may be NULL.
+/// d1 and d2 are exact Euclidean distances to the nearest pixel of the nearest and second-nearest cell; only
+/// background pixels of the target (separation lines included) receive the border term.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for what its type and the documentation above describe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unet_weight_map(
+    labels: *const UnetImage,
+    options: *const UnetWeightMapOptions,
+    outputs: *mut UnetWeightMapOutputs,
+) -> UnetStatus {
+    ffi_entry!("unet_weight_map", {
+        let labels = unsafe { read_versioned(labels, "labels") }?.ok_or_else(|| null("labels"))?;
+        let opts = unsafe { read_versioned(options, "options") }?.unwrap_or_else(UnetWeightMapOptions::defaults);
+        if outputs.is_null() {
+            return Err(null("outputs"));
+        }
+        check_aligned(outputs, "outputs")?;
+        // SAFETY: non-NULL and aligned; the size is checked before the whole struct is read.
+        let size = unsafe { *(outputs as *const u32) } as usize;
+        if size < size_of::<UnetWeightMapOutputs>() {
+            return Err(Error::new(
+                UnetStatus::StructVersion,
+                format!("`outputs->struct_size` is {size}, at least {} expected", size_of::<UnetWeightMapOutputs>()),
+            ));
+        }
+        let outs = unsafe { *outputs };
+        if labels.dtype == 3 {
+            return Err(Error::new(UnetStatus::UnsupportedDtype, "labels must be u8, u16 or u32 integers, not f32"));
+        }
+        let view = unsafe { image_view(&labels) }?;
+        if view.channels != 1 {
+            return Err(Error::new(
+                UnetStatus::InvalidSize,
+                format!("a label image has one channel, not {}", view.channels),
+            ));
+        }
+        let data = match view.pixels {
+            Pixels::U8(d) => LabelData::U8(d),
+            Pixels::U16(d) => LabelData::U16(d),
+            Pixels::U32(d) => LabelData::U32(d),
+            Pixels::F32(_) => unreachable!("rejected above"),
+        };
+        let label_view = LabelView::new(data, view.width, view.height, view.row_stride)?;
+        let options = weight_map_options(&opts)?;
+        let area = view.area();
+        let weights = unsafe { output(outs.weights, outs.weights_len, area, "weights") }?;
+        let target = unsafe { output(outs.target, outs.target_len, area, "target") }?;
+        let report = weight_map(&label_view, &options, weights, target)?;
+        // SAFETY: validated above.
+        unsafe {
+            (*outputs).cells = report.cells as u64;
+            (*outputs).separation_pixels = report.separation_pixels as u64;
+        }
+        Ok(())
+    })
+}
