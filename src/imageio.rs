@@ -170,6 +170,25 @@ pub fn write_plane(path: &Path, plane: Plane, width: usize, height: usize) -> Re
     write_atomic(path, &bytes).map_err(|e| io_err(path, e))
 }
 
+/// The "jet" colour map (blue -> cyan -> yellow -> red) at t in [0, 1], as in the paper's Fig. 3d.
+pub fn jet(t: f32) -> [u8; 3] {
+    let t = t.clamp(0.0, 1.0);
+    let channel = |centre: f32| ((1.5 - (4.0 * t - centre).abs()).clamp(0.0, 1.0) * 255.0).round() as u8;
+    [channel(3.0), channel(2.0), channel(1.0)]
+}
+
+/// Writes `values` as a colour-mapped RGB PNG (min -> blue, max -> red), for people to look at.
+pub fn write_preview(path: &Path, values: &[f32], width: usize, height: usize) -> Result<()> {
+    let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let rgb: Vec<u8> = values.iter().flat_map(|&v| jet((v - lo) / span)).collect();
+    let img = image::RgbImage::from_raw(width as u32, height as u32, rgb)
+        .ok_or_else(|| io_err(path, "preview size does not match the data"))?;
+    let mut buf = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img).write_to(&mut buf, image::ImageFormat::Png).map_err(|e| io_err(path, e))?;
+    write_atomic(path, &buf.into_inner()).map_err(|e| io_err(path, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,23 +217,4 @@ mod tests {
         assert!(write_plane(&dir.join("l.png"), Plane::U32(&labels), w, h).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
-}
-
-/// The "jet" colour map (blue -> cyan -> yellow -> red) at t in [0, 1], as in the paper's Fig. 3d.
-pub fn jet(t: f32) -> [u8; 3] {
-    let t = t.clamp(0.0, 1.0);
-    let channel = |centre: f32| ((1.5 - (4.0 * t - centre).abs()).clamp(0.0, 1.0) * 255.0).round() as u8;
-    [channel(3.0), channel(2.0), channel(1.0)]
-}
-
-/// Writes `values` as a colour-mapped RGB PNG (min -> blue, max -> red), for people to look at.
-pub fn write_preview(path: &Path, values: &[f32], width: usize, height: usize) -> Result<()> {
-    let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let span = if hi > lo { hi - lo } else { 1.0 };
-    let rgb: Vec<u8> = values.iter().flat_map(|&v| jet((v - lo) / span)).collect();
-    let img = image::RgbImage::from_raw(width as u32, height as u32, rgb)
-        .ok_or_else(|| io_err(path, "preview size does not match the data"))?;
-    let mut buf = Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(img).write_to(&mut buf, image::ImageFormat::Png).map_err(|e| io_err(path, e))?;
-    write_atomic(path, &buf.into_inner()).map_err(|e| io_err(path, e))
 }
