@@ -6,7 +6,7 @@ ORT_DIR := $(CURDIR)/.onnxruntime
 export UNET_ORT_LIB := $(ORT_DIR)
 OUT := out
 
-.PHONY: demo test lint ort header default-model bench clean
+.PHONY: demo test lint ort header default-model bench clean package
 
 ort:
 	@scripts/fetch-onnxruntime.sh >/dev/null
@@ -18,10 +18,13 @@ demo: ort
 	./target/release/unet segment $(OUT)/sample.tif -o $(OUT)/mask.png --labels $(OUT)/labels.tif --probabilities $(OUT)/probabilities.tif
 	@echo "wrote $(OUT)/mask.png, $(OUT)/labels.tif, $(OUT)/probabilities.tif"
 
-# `cargo test` does not build the cdylib that the C test links: build it first.
+# `cargo test` does not build the cdylib that the C test links: build it first. Then each host, for real.
 test: ort
 	cargo build --lib
 	cargo test --all-targets
+	scripts/setup-hosts.sh
+	scripts/test-cpp.sh
+	scripts/test-napari.sh
 
 lint:
 	cargo fmt --check
@@ -38,6 +41,10 @@ default-model:
 bench: ort
 	scripts/bench-segment.sh
 	cargo bench --bench weight_map
+
+# An installable folder: include/, lib/ (libunet.so and ONNX Runtime), lib/cmake/unet, lib/pkgconfig.
+package:
+	scripts/package.sh $(or $(PREFIX),out/package)
 
 clean:
 	cargo clean

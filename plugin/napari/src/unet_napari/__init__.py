@@ -1,0 +1,5 @@
+"""U-Net segmentation and loss weight maps (libunet) for napari and Python scripts."""
+from ._api import Model, UnetError, load_model, segment, segment_dask, weight_map
+
+__all__ = ["Model", "UnetError", "load_model", "segment", "segment_dask", "weight_map"]
+__version__ = "0.1.0"

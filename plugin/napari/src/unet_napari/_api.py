@@ -1,0 +1,243 @@
+"""The Python API: numpy arrays in, numpy arrays out; errors as UnetError."""
+import ctypes as C
+import math
+import threading
+
+import numpy as np
+
+from . import _native as N
+
+
+class UnetError(RuntimeError):
+    """A failed libunet call: `status` is the UnetStatus code, the message is the library's."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+def _check(status):
+    if status != 0:
+        raise UnetError(status, N.lib().unet_last_error().decode(errors="replace"))
+
+
+def _image_struct(array):
+    """A UnetImage over a 2-D (H, W) or channels-last 3-D (H, W, C) array, converting only when needed."""
+    a = np.asarray(array)
+    if a.ndim not in (2, 3):
+        raise ValueError(f"expected a 2-D image or (height, width, channels), got shape {a.shape}")
+    if a.dtype.name not in N.DTYPE:
+        a = a.astype(np.float32)
+    channels = 1 if a.ndim == 2 else a.shape[2]
+    item = a.dtype.itemsize
+    # Pixels within a row must be packed (channels interleaved); rows may be strided.
+    if a.strides[1] != channels * item or (a.ndim == 3 and a.strides[2] != item) or a.strides[0] <= 0:
+        a = np.ascontiguousarray(a)
+    img = N.Image(C.sizeof(N.Image), N.DTYPE[a.dtype.name], a.ctypes.data, a.shape[1], a.shape[0], channels,
+                  a.strides[0])
+    return img, a
+
+
+class Model:
+    """A loaded model (path None = the embedded default). Safe to share between threads."""
+
+    def __init__(self, path=None, provider="auto", threads=0, ort_library=None):
+        lib = N.lib()
+        opts = N.ModelOptions()
+        _check(lib.unet_model_options_init(C.byref(opts)))
+        opts.provider = N.PROVIDER[provider]
+        opts.threads = threads
+        ort = ort_library or N.onnxruntime_library()
+        self._ort = ort.encode() if ort else None
+        opts.ort_library_path = self._ort
+        handle = C.c_void_p()
+        _check(lib.unet_model_load(str(path).encode() if path else None, C.byref(opts), C.byref(handle)))
+        self._handle = handle
+        info = N.ModelInfo()
+        info.struct_size = C.sizeof(N.ModelInfo)
+        _check(lib.unet_model_info(self._handle, C.byref(info)))
+        text = lambda b: b.decode() if b else None  # noqa: E731
+        self.info = {
+            "provider": {0: "auto", 1: "cpu", 2: "cuda"}[info.provider],
+            "fallback_reason": text(info.fallback_reason),
+            "in_channels": info.in_channels, "classes": info.classes, "halo": info.halo,
+            "size_step": info.size_step, "normalization": text(info.normalization),
+            "class_names": text(info.class_names).split(","), "provenance": text(info.provenance),
+            "ort_version": text(info.ort_version), "ort_library": text(info.ort_library),
+        }
+
+    def close(self):
+        if getattr(self, "_handle", None):
+            N.lib().unet_model_free(self._handle)
+            self._handle = None
+
+    __del__ = close
+
+    def segment(self, image, *, outputs=("labels", "mask", "probabilities"), threshold=None, min_size=0,
+                connectivity=4, memory_mb=None, max_tile=None, normalization="model", progress=None):
+        """Segments `image`; returns a dict with the requested outputs. `normalization`: "model", "none" or
+        (low, high) percentiles. `progress(done, total)` may return False to cancel (raises UnetError)."""
+        img, keep = _image_struct(image)
+        h, w = keep.shape[:2]
+        result = {}
+        out = N.Outputs()
+        out.struct_size = C.sizeof(N.Outputs)
+        for name, dtype, field in (("probabilities", np.float32, "probabilities"), ("mask", np.uint8, "mask"),
+                                   ("labels", np.uint32, "labels")):
+            if name in outputs:
+                result[name] = np.empty((h, w), dtype)
+                setattr(out, field, result[name].ctypes.data)
+                setattr(out, field + "_len", h * w)
+        opts = N.SegmentOptions()
+        _check(N.lib().unet_segment_options_init(C.byref(opts)))
+        if normalization == "none":
+            opts.normalization = N.NORMALIZATION_NONE
+        elif normalization != "model":
+            opts.normalization = N.NORMALIZATION_PERCENTILE
+            opts.percentile_low, opts.percentile_high = normalization
+        opts.threshold = threshold or 0.0
+        opts.min_size = min_size
+        opts.connectivity = connectivity
+        opts.memory_budget_bytes = int(memory_mb * 2**20) if memory_mb else 0
+        opts.max_tile = max_tile or 0
+        callback = None
+        if progress is not None:
+            callback = N.PROGRESS(lambda _user, done, total: 0 if progress(done, total) is not False else 1)
+            opts.progress = callback
+        _check(N.lib().unet_segment(self._handle, C.byref(img), C.byref(opts), C.byref(out)))
+        result["label_count"] = out.label_count
+        return result
+
+
+_models = {}
+_models_lock = threading.Lock()
+
+
+def load_model(path=None, provider="auto", threads=0):
+    """A cached Model per (path, provider, threads)."""
+    key = (str(path) if path else None, provider, threads)
+    with _models_lock:
+        if key not in _models:
+            _models[key] = Model(path, provider, threads)
+        return _models[key]
+
+
+def segment(image, model=None, **kwargs):
+    """Segments a 2-D (or channels-last) array with `model` (a Model, a path, or None for the default)."""
+    if not isinstance(model, Model):
+        model = load_model(model)
+    return model.segment(image, **kwargs)
+
+
+def weight_map(labels, *, w0=10.0, sigma=5.0, balance="inverse", class_weights=(1.0, 1.0), border_width=2):
+    """The paper's loss weight map and training target of an instance label image (uint8/16/32, 0 = background).
+    Returns (weights float32, target uint8)."""
+    a = np.asarray(labels)
+    if a.ndim != 2:
+        raise ValueError(f"labels must be 2-D, got shape {a.shape}")
+    if a.dtype.name not in ("uint8", "uint16", "uint32"):
+        if a.size and (a.min() < 0 or a.max() > np.iinfo(np.uint32).max):
+            raise ValueError("labels must be non-negative integers below 2**32")
+        a = a.astype(np.uint32)
+    img, keep = _image_struct(a)
+    h, w = keep.shape
+    weights, target = np.empty((h, w), np.float32), np.empty((h, w), np.uint8)
+    opts = N.WeightMapOptions()
+    _check(N.lib().unet_weight_map_options_init(C.byref(opts)))
+    opts.w0, opts.sigma, opts.balance, opts.border_width = w0, sigma, N.BALANCE[balance], border_width
+    opts.background_weight, opts.foreground_weight = class_weights
+    out = N.WeightMapOutputs(C.sizeof(N.WeightMapOutputs), weights.ctypes.data, h * w, target.ctypes.data, h * w, 0, 0)
+    _check(N.lib().unet_weight_map(C.byref(img), C.byref(opts), C.byref(out)))
+    return weights, target
+
+
+def _order_keys(block):
+    """Order-preserving uint32 keys of the pixel values (as the library's exact percentile selection uses)."""
+    if block.dtype.kind == "u" and block.dtype.itemsize <= 4:
+        return block.astype(np.uint32)
+    bits = np.ascontiguousarray(block, dtype=np.float32).view(np.uint32)
+    return np.where(bits >> 31 == 1, ~bits, bits | np.uint32(0x80000000)).astype(np.uint32)
+
+
+def _key_value(key, dtype):
+    if dtype.kind == "u" and dtype.itemsize <= 4:
+        return float(key)
+    bits = np.uint32(key & 0x7FFFFFFF) if key >> 31 == 1 else np.uint32(~np.uint32(key))
+    return float(np.array([bits], np.uint32).view(np.float32)[0])
+
+
+def _dask_percentiles(image, qs):
+    """Exact percentiles (numpy's linear interpolation) of a dask array: two histogram passes, like the library."""
+    import dask.array as da
+
+    n = image.size
+    keys = image.map_blocks(_order_keys, dtype=np.uint32)
+    high = da.bincount((keys >> 16).ravel(), minlength=65536).compute()
+    ranks = []
+    for q in qs:
+        pos = q / 100 * (n - 1)
+        ranks += [math.floor(pos), min(math.ceil(pos), n - 1)]
+    cum = np.cumsum(high)
+    buckets = [int(np.searchsorted(cum, r, side="right")) for r in ranks]
+    lows = {}
+    for b in sorted(set(buckets)):
+        sel = keys.ravel()
+        low = da.bincount(da.where((sel >> 16) == b, sel & 0xFFFF, 65536), minlength=65537)
+        lows[b] = low.compute()[:65536]
+    values = []
+    for r, b in zip(ranks, buckets):
+        before = int(cum[b - 1]) if b > 0 else 0
+        k = int(np.searchsorted(np.cumsum(lows[b]), r - before, side="right"))
+        values.append(_key_value((b << 16) | k, image.dtype))
+    out = []
+    for i, q in enumerate(qs):
+        pos = q / 100 * (n - 1)
+        a, b = values[2 * i], values[2 * i + 1]
+        out.append(a + (b - a) * (pos - math.floor(pos)))
+    return out
+
+
+def segment_dask(image, model=None, *, chunk=1024, threshold=None, max_tile=None):
+    """Foreground probabilities of a 2-D dask (or numpy) array too large for memory, chunk by chunk, equal to one
+    pass over the whole image: the image is normalised with its exact global percentiles, chunks start on the
+    network's pooling grid, and each carries the model's halo of context (mirrored at the image border).
+    Instance labels need a global pass over the result (e.g. dask_image.ndmeasure.label)."""
+    import dask.array as da
+
+    if not isinstance(model, Model):
+        model = load_model(model)
+    info = model.info
+    if info["in_channels"] != 1:
+        raise ValueError("segment_dask handles single-channel images")
+    step = info["size_step"]
+    depth = -(-info["halo"] // step) * step  # context, rounded up to the pooling grid
+    image = da.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {image.shape}")
+    norm = info["normalization"]
+    if norm.startswith("percentile:"):
+        _, low, high = norm.split(":")
+        lo, hi = _dask_percentiles(image, [float(low), float(high)])
+        offset, scale = np.float32(lo), np.float32(1.0 / (hi - lo + 1e-20))
+    else:
+        offset, scale = np.float32(0.0), np.float32(1.0)
+    chunk = max(-(-chunk // step) * step, depth)
+
+    def axis_chunks(n):
+        sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
+        if len(sizes) > 1 and sizes[-1] < depth:  # dask needs chunks at least as large as the overlap
+            sizes[-2] += sizes.pop()
+        return tuple(sizes)
+
+    if min(image.shape) <= depth:
+        normalized = (np.asarray(image).astype(np.float32) - offset) * scale
+        return da.from_array(model.segment(normalized, outputs=("probabilities",), normalization="none",
+                                           threshold=threshold, max_tile=max_tile)["probabilities"])
+    image = image.rechunk((axis_chunks(image.shape[0]), axis_chunks(image.shape[1])))
+    normalized = (image.astype(np.float32) - offset) * scale
+
+    def block_probabilities(block):
+        return model.segment(block, outputs=("probabilities",), normalization="none", threshold=threshold,
+                             max_tile=max_tile)["probabilities"]
+
+    return normalized.map_overlap(block_probabilities, depth=depth, boundary="reflect", dtype=np.float32)

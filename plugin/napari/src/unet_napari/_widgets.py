@@ -1,0 +1,134 @@
+"""napari dock widgets (magicgui, no Qt binding imported here). Long work runs in a napari thread_worker; a
+progress bar follows the library's progress callback."""
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from magicgui import magic_factory
+
+from ._api import load_model, weight_map
+
+if TYPE_CHECKING:
+    import napari
+
+
+def _run_with_progress(work, description):
+    """Runs `work(progress)` in a worker thread; yields (done, total) for the progress bar while it runs."""
+    from napari.qt.threading import thread_worker
+
+    @thread_worker
+    def worker():
+        state = {"done": 0, "total": 1}
+        box = {}
+
+        def progress(done, total):
+            state["done"], state["total"] = done, total
+            return True
+
+        def target():
+            try:
+                box["result"] = work(progress)
+            except Exception as e:  # re-raised in the worker: napari shows it
+                box["error"] = e
+
+        t = threading.Thread(target=target, daemon=True)
+        t.start()
+        while t.is_alive():
+            t.join(0.05)
+            yield state["done"], state["total"]
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    w = worker()
+    from napari.utils import progress as napari_progress
+
+    bar = napari_progress(total=1, desc=description)
+
+    def on_yield(value):
+        done, total = value
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    w.yielded.connect(on_yield)
+    w.finished.connect(bar.close)
+    return w
+
+
+@magic_factory(
+    call_button="Run",
+    model={"label": "model (.onnx, empty = default)", "mode": "r", "filter": "*.onnx"},
+    provider={"choices": ["auto", "cpu", "cuda"]},
+    memory_mb={"min": 64, "max": 1 << 20, "label": "memory budget (MiB)"},
+)
+def segment_widget(
+    viewer: "napari.viewer.Viewer",
+    image: "napari.layers.Image",
+    model: Path = Path(""),
+    provider: str = "auto",
+    min_size: int = 0,
+    memory_mb: int = 1024,
+    probabilities: bool = False,
+):
+    """Segments the image layer (frame by frame for stacks) into a Labels layer."""
+    import numpy as np
+
+    if image is None:
+        raise ValueError("choose an image layer")
+    data = np.asarray(image.data)
+    path = str(model) if str(model) not in ("", ".") else None
+    m = load_model(path, provider)
+    rgb = bool(getattr(image, "rgb", False))
+    frames = data[None] if data.ndim == (3 if rgb else 2) else data
+    outputs = ("labels", "probabilities") if probabilities else ("labels",)
+
+    def work(progress):
+        labels, probs = [], []
+        for i, frame in enumerate(frames):
+            r = m.segment(frame, outputs=outputs, min_size=min_size, memory_mb=memory_mb,
+                          progress=lambda d, t, i=i: progress(i * t + d, len(frames) * t))
+            labels.append(r["labels"])
+            if probabilities:
+                probs.append(r["probabilities"])
+        squeeze = (lambda a: a[0]) if len(frames) == 1 and frames is not data else (lambda a: a)
+        return squeeze(np.stack(labels)), squeeze(np.stack(probs)) if probabilities else None
+
+    def add(result):
+        labels, probs = result
+        viewer.add_labels(labels, name=f"{image.name} labels", scale=image.scale[-labels.ndim:])
+        if probs is not None:
+            viewer.add_image(probs, name=f"{image.name} probabilities", colormap="magma",
+                             contrast_limits=(0, 1), scale=image.scale[-probs.ndim:])
+
+    worker = _run_with_progress(work, "U-Net segment")
+    worker.returned.connect(add)
+    worker.start()
+    return worker
+
+
+@magic_factory(
+    call_button="Compute",
+    balance={"choices": ["inverse", "none"]},
+    sigma={"min": 0.1, "max": 100.0},
+    w0={"min": 0.0, "max": 1000.0},
+)
+def weight_map_widget(
+    viewer: "napari.viewer.Viewer",
+    labels_layer: "napari.layers.Labels",
+    w0: float = 10.0,
+    sigma: float = 5.0,
+    balance: str = "inverse",
+    border_width: int = 2,
+    show_target: bool = True,
+):
+    """Turns a Labels layer into the paper's loss weight map (and training target)."""
+    import numpy as np
+
+    if labels_layer is None:
+        raise ValueError("choose a labels layer")
+    weights, target = weight_map(np.asarray(labels_layer.data), w0=w0, sigma=sigma, balance=balance,
+                                 border_width=border_width)
+    viewer.add_image(weights, name=f"{labels_layer.name} weights", colormap="turbo", scale=labels_layer.scale)
+    if show_target:
+        viewer.add_labels(target.astype(np.uint8), name=f"{labels_layer.name} target", scale=labels_layer.scale)

@@ -1,0 +1,5 @@
+import os
+from pathlib import Path
+
+# Artifacts (screenshots) go to the repository's out/ folder unless told otherwise.
+ARTIFACTS = Path(os.environ.get("UNET_TEST_ARTIFACTS", Path(__file__).resolve().parents[3] / "out" / "test-artifacts"))
