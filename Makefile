@@ -25,6 +25,7 @@ test: ort
 	scripts/setup-hosts.sh
 	scripts/test-cpp.sh
 	scripts/test-napari.sh
+	scripts/test-imagej.sh
 
 lint:
 	cargo fmt --check

@@ -1,0 +1,169 @@
+package unet.imagej;
+
+import com.sun.jna.Memory;
+import com.sun.jna.Pointer;
+import ij.IJ;
+import ij.ImagePlus;
+import ij.ImageStack;
+import ij.WindowManager;
+import ij.gui.GenericDialog;
+import ij.plugin.PlugIn;
+import ij.process.FloatProcessor;
+import ij.process.ImageProcessor;
+import ij.process.ShortProcessor;
+
+/**
+ * Plugins > U-Net > U-Net Segment: segments the current image (stacks frame by frame) into instance labels
+ * (16-bit, or 32-bit when there are more than 65535 instances), a mask and optionally probabilities.
+ * Macro: run("U-Net Segment", "model=[] provider=auto memory=1024 min_size=0 labels mask");
+ * headless: call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "provider=cpu labels mask").
+ */
+public class UNet_Segment implements PlugIn {
+    private static final String[] PROVIDERS = {"auto", "cpu", "cuda"};
+
+    @Override
+    public void run(String arg) {
+        ImagePlus imp = WindowManager.getCurrentImage();
+        if (imp == null) {
+            Unet.error("no image is open");
+            return;
+        }
+        String model, provider;
+        int memory, minSize;
+        boolean wantLabels, wantMask, wantProbs;
+        String opts = Unet.options(arg);
+        if (Unet.headless()) {
+            model = Unet.value(opts, "model", "");
+            provider = Unet.value(opts, "provider", "auto");
+            memory = (int) Double.parseDouble(Unet.value(opts, "memory", "1024"));
+            minSize = (int) Double.parseDouble(Unet.value(opts, "min_size", "0"));
+            wantLabels = Unet.flag(opts, "labels", true);
+            wantMask = Unet.flag(opts, "mask", true);
+            wantProbs = Unet.flag(opts, "probabilities", false);
+        } else {
+            GenericDialog gd = new GenericDialog("U-Net Segment");
+            gd.addStringField("model", "", 30);
+            gd.addMessage("(an .onnx file; empty = the embedded default model)");
+            gd.addChoice("provider", PROVIDERS, "auto");
+            gd.addNumericField("memory", 1024, 0, 6, "MiB (decides the tile size)");
+            gd.addNumericField("min_size", 0, 0, 6, "pixels");
+            gd.addCheckbox("labels", true);
+            gd.addCheckbox("mask", true);
+            gd.addCheckbox("probabilities", false);
+            gd.showDialog();
+            if (gd.wasCanceled()) return;
+            model = gd.getNextString().trim();
+            provider = gd.getNextChoice();
+            memory = (int) gd.getNextNumber();
+            minSize = (int) gd.getNextNumber();
+            wantLabels = gd.getNextBoolean();
+            wantMask = gd.getNextBoolean();
+            wantProbs = gd.getNextBoolean();
+        }
+        int providerCode = java.util.Arrays.asList(PROVIDERS).indexOf(provider);
+        if (providerCode < 0) {
+            Unet.error("provider must be auto, cpu or cuda, not '" + provider + "'");
+            return;
+        }
+        if (!(wantLabels || wantMask || wantProbs)) {
+            Unet.error("choose at least one output");
+            return;
+        }
+        try {
+            segment(imp, model, providerCode, memory, minSize, wantLabels, wantMask, wantProbs);
+        } catch (Unet.UnetException e) {
+            Unet.error(e.getMessage());
+        } catch (UnsatisfiedLinkError e) {
+            Unet.error("libunet could not be loaded (put libunet.so in Fiji's lib/linux64): " + e.getMessage());
+        } finally {
+            IJ.showProgress(1.0);
+        }
+    }
+
+    private void segment(ImagePlus imp, String modelPath, int provider, int memoryMb, int minSize, boolean wantLabels,
+                         boolean wantMask, boolean wantProbs) {
+        Pointer model = Unet.model(modelPath, provider);
+        int channels = Unet.info(model).in_channels;
+        int w = imp.getWidth(), h = imp.getHeight(), n = w * h;
+        ImageStack stack = imp.getStack();
+        int frames = stack.getSize();
+        int[][] labels = new int[frames][];
+        ImageStack maskStack = new ImageStack(w, h), probStack = new ImageStack(w, h);
+        int maxCount = 0;
+        IJ.resetEscape();
+        for (int f = 0; f < frames; f++) {
+            final int frame = f;
+            UnetLibrary.ProgressCallback progress = (user, done, total) -> {
+                IJ.showProgress((frame * total.doubleValue() + done.doubleValue()) / (frames * total.doubleValue()));
+                return IJ.escapePressed() ? 1 : 0;
+            };
+            Memory[] keep = new Memory[1];
+            UnetLibrary.UnetImage img = Unet.image(stack.getProcessor(f + 1), channels, keep);
+            UnetLibrary.UnetSegmentOptions o = new UnetLibrary.UnetSegmentOptions();
+            Unet.check(UnetLibrary.INSTANCE.unet_segment_options_init(o));
+            o.read();
+            o.min_size = minSize;
+            o.memory_budget_bytes = (long) memoryMb << 20;
+            o.progress = progress;
+            UnetLibrary.UnetOutputs out = new UnetLibrary.UnetOutputs();
+            Memory lab = wantLabels ? new Memory(4L * n) : null;
+            Memory mask = wantMask ? new Memory(n) : null;
+            Memory prob = wantProbs ? new Memory(4L * n) : null;
+            out.labels = lab;
+            out.labels_len = new UnetLibrary.SizeT(wantLabels ? n : 0);
+            out.mask = mask;
+            out.mask_len = new UnetLibrary.SizeT(wantMask ? n : 0);
+            out.probabilities = prob;
+            out.probabilities_len = new UnetLibrary.SizeT(wantProbs ? n : 0);
+            int status = UnetLibrary.INSTANCE.unet_segment(model, img, o, out);
+            if (status == UnetLibrary.STATUS_CANCELLED) {
+                IJ.showStatus("U-Net: cancelled");
+                return;
+            }
+            Unet.check(status);
+            out.read();
+            if (wantLabels) {
+                labels[f] = lab.getIntArray(0, n);
+                maxCount = Math.max(maxCount, out.label_count);
+            }
+            if (wantMask) {
+                ImageProcessor m = Unet.bytes(mask, w, h);
+                m.multiply(255); // class 1 -> 255, ImageJ's binary convention
+                maskStack.addSlice(m);
+            }
+            if (wantProbs) probStack.addSlice(Unet.floats(prob, w, h));
+        }
+        String title = imp.getShortTitle();
+        if (wantLabels) show(labelStack(labels, w, h, maxCount), title + "-labels", imp, maxCount);
+        if (wantMask) show(maskStack, title + "-mask", imp, 255);
+        if (wantProbs) show(probStack, title + "-probabilities", imp, 1);
+        IJ.log("U-Net: " + imp.getTitle() + ": " + maxCount + " instance(s) in the largest frame");
+    }
+
+    /** 16-bit when the labels fit, else 32-bit float (exact up to 2^24); never silently truncated. */
+    private static ImageStack labelStack(int[][] labels, int w, int h, int maxCount) {
+        if (maxCount > (1 << 24)) {
+            throw new Unet.UnetException(2, maxCount + " instances do not fit an ImageJ image exactly (at most 16777216)");
+        }
+        ImageStack s = new ImageStack(w, h);
+        for (int[] frame : labels) {
+            if (maxCount <= 65535) {
+                short[] px = new short[frame.length];
+                for (int i = 0; i < px.length; i++) px[i] = (short) frame[i];
+                s.addSlice(new ShortProcessor(w, h, px, null));
+            } else {
+                float[] px = new float[frame.length];
+                for (int i = 0; i < px.length; i++) px[i] = frame[i];
+                s.addSlice(new FloatProcessor(w, h, px));
+            }
+        }
+        return s;
+    }
+
+    private static void show(ImageStack stack, String title, ImagePlus source, double max) {
+        ImagePlus out = new ImagePlus(title, stack);
+        out.setCalibration(source.getCalibration().copy());
+        out.setDisplayRange(0, Math.max(max, 1));
+        out.show();
+    }
+}

@@ -1,0 +1,117 @@
+package unet.imagej;
+
+import com.sun.jna.Callback;
+import com.sun.jna.IntegerType;
+import com.sun.jna.Library;
+import com.sun.jna.Native;
+import com.sun.jna.Pointer;
+import com.sun.jna.Structure;
+import com.sun.jna.ptr.PointerByReference;
+
+/** JNA mapping of include/unet.h (libunet). Field order and types follow the header exactly. */
+public interface UnetLibrary extends Library {
+    UnetLibrary INSTANCE = Native.load("unet", UnetLibrary.class);
+
+    int DTYPE_U8 = 1, DTYPE_U16 = 2, DTYPE_F32 = 3, DTYPE_U32 = 4;
+    int PROVIDER_AUTO = 0, PROVIDER_CPU = 1, PROVIDER_CUDA = 2;
+    int STATUS_CANCELLED = 16;
+
+    /** size_t. */
+    class SizeT extends IntegerType {
+        private static final long serialVersionUID = 1L;
+        public SizeT() { this(0); }
+        public SizeT(long value) { super(Native.SIZE_T_SIZE, value, true); }
+    }
+
+    @Structure.FieldOrder({"struct_size", "dtype", "data", "width", "height", "channels", "row_stride_bytes"})
+    class UnetImage extends Structure {
+        public int struct_size, dtype;
+        public Pointer data;
+        public SizeT width, height, channels, row_stride_bytes;
+        public UnetImage() { struct_size = size(); width = height = channels = row_stride_bytes = new SizeT(0); }
+    }
+
+    @Structure.FieldOrder({"struct_size", "provider", "threads", "cuda_device", "ort_library_path"})
+    class UnetModelOptions extends Structure {
+        public int struct_size, provider, threads, cuda_device;
+        public String ort_library_path;
+    }
+
+    @Structure.FieldOrder({"struct_size", "provider", "fallback_reason", "in_channels", "classes", "base_width", "depth",
+            "halo", "size_step", "size_offset", "min_input", "normalization", "class_names", "provenance", "source",
+            "ort_version", "ort_library"})
+    class UnetModelInfo extends Structure {
+        public int struct_size, provider;
+        public String fallback_reason;
+        public int in_channels, classes, base_width, depth, halo, size_step, size_offset, min_input;
+        public String normalization, class_names, provenance, source, ort_version, ort_library;
+        public UnetModelInfo() { struct_size = size(); }
+    }
+
+    interface ProgressCallback extends Callback {
+        int invoke(Pointer userData, SizeT done, SizeT total);
+    }
+
+    @Structure.FieldOrder({"struct_size", "normalization", "percentile_low", "percentile_high", "threshold",
+            "connectivity", "min_size", "memory_budget_bytes", "max_tile", "tiles_per_run", "progress",
+            "progress_user_data"})
+    class UnetSegmentOptions extends Structure {
+        public int struct_size, normalization;
+        public float percentile_low, percentile_high, threshold;
+        public int connectivity;
+        public long min_size, memory_budget_bytes;
+        public int max_tile, tiles_per_run;
+        public ProgressCallback progress;
+        public Pointer progress_user_data;
+    }
+
+    @Structure.FieldOrder({"struct_size", "probabilities", "probabilities_len", "mask", "mask_len", "labels",
+            "labels_len", "label_count"})
+    class UnetOutputs extends Structure {
+        public int struct_size;
+        public Pointer probabilities;
+        public SizeT probabilities_len;
+        public Pointer mask;
+        public SizeT mask_len;
+        public Pointer labels;
+        public SizeT labels_len;
+        public int label_count;
+        public UnetOutputs() {
+            struct_size = size();
+            probabilities_len = mask_len = labels_len = new SizeT(0);
+        }
+    }
+
+    @Structure.FieldOrder({"struct_size", "w0", "sigma", "balance", "background_weight", "foreground_weight",
+            "border_width"})
+    class UnetWeightMapOptions extends Structure {
+        public int struct_size;
+        public float w0, sigma;
+        public int balance;
+        public float background_weight, foreground_weight;
+        public int border_width;
+    }
+
+    @Structure.FieldOrder({"struct_size", "weights", "weights_len", "target", "target_len", "cells",
+            "separation_pixels"})
+    class UnetWeightMapOutputs extends Structure {
+        public int struct_size;
+        public Pointer weights;
+        public SizeT weights_len;
+        public Pointer target;
+        public SizeT target_len;
+        public long cells, separation_pixels;
+        public UnetWeightMapOutputs() { struct_size = size(); weights_len = target_len = new SizeT(0); }
+    }
+
+    String unet_version();
+    String unet_last_error();
+    int unet_model_options_init(UnetModelOptions options);
+    int unet_model_load(String path, UnetModelOptions options, PointerByReference out);
+    void unet_model_free(Pointer model);
+    int unet_model_info(Pointer model, UnetModelInfo info);
+    int unet_segment_options_init(UnetSegmentOptions options);
+    int unet_segment(Pointer model, UnetImage image, UnetSegmentOptions options, UnetOutputs outputs);
+    int unet_weight_map_options_init(UnetWeightMapOptions options);
+    int unet_weight_map(UnetImage labels, UnetWeightMapOptions options, UnetWeightMapOutputs outputs);
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Host test: the ImageJ plugin in Debian's real ImageJ 1.x, headless through a macro and through the real menu
+# commands under Xvfb. ImageJ's -batch exits 0 even when a macro fails, so the test reads what the macro printed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scripts/setup-hosts.sh --no-python
+dest=$(scripts/build-imagej-plugin.sh out/imagej debug)
+unset UNET_ORT_LIB  # ONNX Runtime must be found beside libunet.so, as in Fiji's lib/linux64
+cp_="/usr/share/java/ij.jar:/usr/share/java/jna.jar"
+run_macro() {  # NAME MACRO [java args...]
+  local name=$1 macro=$2; shift 2
+  local script; script=$(mktemp --suffix=.ijm)
+  cat plugin/imagej/test/common.ijm "$macro" > "$script"
+  local log="out/imagej-$name.log"
+  "$@" -Djna.library.path="$dest/lib/linux64" ij.ImageJ -batch "$script" > "$log" 2>&1 || true
+  rm -f "$script"
+  local pass fail
+  pass=$(grep -c '^PASS' "$log" || true)
+  fail=$(grep -c '^FAIL' "$log" || true)
+  { grep -E '^(PASS|FAIL)' "$log" || true; } | sed "s/^/  [$name] /"
+  if [ "$fail" != 0 ] || [ "$pass" -lt 8 ] || ! grep -q '^DONE' "$log"; then
+    echo "ImageJ $name test failed; log:"; cat "$log"; return 1
+  fi
+  echo "ImageJ $name: $pass passed, $fail failed"
+}
+run_macro headless plugin/imagej/test/headless.ijm java -Djava.awt.headless=true -cp "$cp_:$dest/plugins/UNet_Plugin.jar"
+grep -q "U-Net error: .*nonexistent/model.onnx" out/imagej-headless.log || { echo "the error did not reach the log"; exit 1; }
+run_macro menu plugin/imagej/test/menu.ijm xvfb-run -a java -Dplugins.dir="$dest" -cp "$cp_"
