@@ -4,8 +4,11 @@
 //! (ONNX Runtime) -> [`segment`] (stitching, mask) -> [`labels`]. The C ABI in [`ffi`] is a thin skin over this
 //! Rust API. [`onnx`] writes the paper's network as ONNX from [`weights`].
 
+pub mod augment;
 pub mod baseline;
+pub mod dataset;
 pub mod error;
+pub mod evaluate;
 pub mod ffi;
 pub mod fsutil;
 pub mod geometry;
@@ -13,6 +16,7 @@ pub mod image;
 pub mod imageio;
 pub mod labels;
 pub mod metadata;
+pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod onnx;
@@ -21,6 +25,8 @@ pub mod runtime;
 pub mod segment;
 pub mod synthetic;
 pub mod tiling;
+#[cfg(feature = "train")]
+pub mod train;
 pub mod weight_map;
 pub mod weights;
 

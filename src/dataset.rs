@@ -1,0 +1,248 @@
+//! Annotated images for training and evaluation, in three layouts:
+//! - **Cell Tracking Challenge** (`DATASET/01/tNNN.tif`, `01_GT/SEG/man_segNNN.tif` gold truth, `01_ST/SEG/`
+//!   silver truth; every numbered sequence found is used);
+//! - **ISBI 2012** (`train/image/N.png`, `train/label/N.png`, 255 = cell interior, 0 = membrane; instances are the
+//!   connected interiors);
+//! - **folders** (`images/NAME` and `labels/NAME` with the same names; binary masks become connected components).
+//!
+//! Gold truth in the CTC data is sparse: some cells of an annotated frame are left unlabelled. Training on it as
+//! it is would teach the network that those cells are background, so [`Truth`] chooses: silver truth (every frame,
+//! complete but less exact; the default), gold truth, or gold truth with pixels that silver truth calls cell but
+//! gold leaves unlabelled *ignored* (weight 0). Validation always uses gold truth where a frame has it.
+
+use std::path::{Path, PathBuf};
+
+use crate::{
+    error::{Error, Result, UnetStatus},
+    imageio::{OwnedImage, read_image, read_labels},
+    labels::{Connectivity, label_components},
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Ctc,
+    Isbi,
+    Folders,
+}
+
+impl Layout {
+    /// Guesses the layout of a folder.
+    pub fn detect(dir: &Path) -> Option<Layout> {
+        if dir.join("train/image").is_dir() {
+            Some(Layout::Isbi)
+        } else if dir.join("images").is_dir() && dir.join("labels").is_dir() {
+            Some(Layout::Folders)
+        } else if dir.join("01").is_dir() {
+            Some(Layout::Ctc)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Truth {
+    Silver,
+    Gold,
+    GoldIgnoreUnannotated,
+}
+
+/// One annotated image.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub name: String,
+    pub image: OwnedImage,
+    /// Instance labels, 0 = background.
+    pub labels: Vec<u32>,
+    /// Non-zero where the annotation says nothing (the loss ignores these pixels).
+    pub ignore: Option<Vec<u8>>,
+}
+
+impl Sample {
+    pub fn width(&self) -> usize {
+        self.image.width
+    }
+    pub fn height(&self) -> usize {
+        self.image.height
+    }
+}
+
+/// Training and validation samples.
+#[derive(Clone, Debug, Default)]
+pub struct Split {
+    pub train: Vec<Sample>,
+    pub val: Vec<Sample>,
+}
+
+fn io(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::new(UnetStatus::Io, format!("{}: {what}", path.display()))
+}
+
+fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(), Some("tif" | "tiff" | "png"))
+        })
+        .collect();
+    // Natural order: "10.png" after "9.png".
+    v.sort_by_key(|p| {
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
+        let digits: String = stem.chars().filter(|c| c.is_ascii_digit()).collect();
+        (digits.parse::<u64>().unwrap_or(u64::MAX), stem)
+    });
+    Ok(v)
+}
+
+fn frame_number(path: &Path) -> Option<usize> {
+    let stem = path.file_stem()?.to_str()?;
+    stem.chars().filter(|c| c.is_ascii_digit()).collect::<String>().parse().ok()
+}
+
+/// Instance labels from a mask that may be binary (one foreground value): connected components then.
+fn to_instances(mut labels: Vec<u32>, w: usize, h: usize) -> Vec<u32> {
+    let mut values: Vec<u32> = labels.iter().copied().filter(|&v| v != 0).take(1_000_000).collect();
+    values.sort_unstable();
+    values.dedup();
+    if values.len() == 1 {
+        label_components(&mut labels, w, h, Connectivity::Four, 0);
+    }
+    labels
+}
+
+fn check_size(name: &Path, image: &OwnedImage, w: usize, h: usize) -> Result<()> {
+    if (image.width, image.height) != (w, h) {
+        return Err(io(name, format!("labels are {w}x{h} but the image is {}x{}", image.width, image.height)));
+    }
+    Ok(())
+}
+
+/// Loads `dir` and splits it: the last `val_fraction` of each sequence (by frame order) is validation.
+pub fn load(dir: &Path, layout: Layout, truth: Truth, val_fraction: f64) -> Result<Split> {
+    if !(0.0..1.0).contains(&val_fraction) {
+        return Err(Error::invalid_argument(format!("validation fraction {val_fraction} is not in [0, 1)")));
+    }
+    match layout {
+        Layout::Ctc => load_ctc(dir, truth, val_fraction),
+        Layout::Isbi => {
+            let images = sorted_files(&dir.join("train/image"))?;
+            let samples = images
+                .iter()
+                .map(|p| {
+                    let label_path = dir.join("train/label").join(p.file_name().unwrap());
+                    let image = read_image(p)?;
+                    let (membrane, w, h) = read_labels(&label_path)?;
+                    check_size(&label_path, &image, w, h)?;
+                    let mut interior: Vec<u32> = membrane.iter().map(|&v| u32::from(v > 127)).collect();
+                    label_components(&mut interior, w, h, Connectivity::Four, 0);
+                    Ok(Sample { name: p.display().to_string(), image, labels: interior, ignore: None })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(split_tail(samples, val_fraction))
+        }
+        Layout::Folders => {
+            let images = sorted_files(&dir.join("images"))?;
+            let samples = images
+                .iter()
+                .map(|p| {
+                    let label_path = dir.join("labels").join(p.file_name().unwrap());
+                    let image = read_image(p)?;
+                    let (labels, w, h) = read_labels(&label_path)?;
+                    check_size(&label_path, &image, w, h)?;
+                    Ok(Sample { name: p.display().to_string(), image, labels: to_instances(labels, w, h), ignore: None })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(split_tail(samples, val_fraction))
+        }
+    }
+}
+
+fn split_tail(mut samples: Vec<Sample>, val_fraction: f64) -> Split {
+    let n_val = ((samples.len() as f64) * val_fraction).round() as usize;
+    let val = samples.split_off(samples.len() - n_val.min(samples.len()));
+    Split { train: samples, val }
+}
+
+fn load_ctc(dir: &Path, truth: Truth, val_fraction: f64) -> Result<Split> {
+    let mut sequences: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.len() == 2 && n.chars().all(|c| c.is_ascii_digit())))
+        .collect();
+    sequences.sort();
+    if sequences.is_empty() {
+        return Err(io(dir, "no Cell Tracking Challenge sequence (01, 02, ...) found"));
+    }
+    let mut split = Split::default();
+    for seq in sequences {
+        let name = seq.file_name().unwrap().to_str().unwrap().to_string();
+        let frames = sorted_files(&seq)?;
+        let n = frames.len();
+        let first_val = ((n as f64) * (1.0 - val_fraction)).round() as usize;
+        let mask = |kind: &str, frame: usize| -> Option<PathBuf> {
+            let p = dir.join(format!("{name}_{kind}/SEG/man_seg{frame:03}.tif"));
+            p.exists().then_some(p)
+        };
+        for (i, frame_path) in frames.iter().enumerate() {
+            let Some(frame) = frame_number(frame_path) else { continue };
+            let is_val = i >= first_val;
+            let (gold, silver) = (mask("GT", frame), mask("ST", frame));
+            let chosen = if is_val {
+                gold.clone()
+            } else {
+                match truth {
+                    Truth::Silver => silver.clone().or(gold.clone()),
+                    Truth::Gold | Truth::GoldIgnoreUnannotated => gold.clone(),
+                }
+            };
+            let Some(label_path) = chosen else { continue };
+            let image = read_image(frame_path)?;
+            let (labels, w, h) = read_labels(&label_path)?;
+            check_size(&label_path, &image, w, h)?;
+            let ignore = match (is_val, truth, &silver) {
+                (false, Truth::GoldIgnoreUnannotated, Some(st)) if gold.as_ref() == Some(&label_path) => {
+                    let (s, _, _) = read_labels(st)?;
+                    Some(s.iter().zip(&labels).map(|(&s, &g)| u8::from(s != 0 && g == 0)).collect())
+                }
+                _ => None,
+            };
+            let sample = Sample { name: label_path.display().to_string(), image, labels, ignore };
+            if is_val { split.val.push(sample) } else { split.train.push(sample) }
+        }
+    }
+    Ok(split)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imageio::{Plane, write_plane};
+
+    #[test]
+    fn ctc_layout_split_and_truth() {
+        let dir = std::env::temp_dir().join(format!("unet-ctc-{}", std::process::id()));
+        for sub in ["01", "01_GT/SEG", "01_ST/SEG"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let img = vec![100u16; 8 * 6];
+        let mut lab = vec![0u16; 8 * 6];
+        lab[10] = 3;
+        for t in 0..10 {
+            write_plane(&dir.join(format!("01/t{t:03}.tif")), Plane::U16(&img), 8, 6).unwrap();
+            write_plane(&dir.join(format!("01_ST/SEG/man_seg{t:03}.tif")), Plane::U16(&lab), 8, 6).unwrap();
+        }
+        for t in [2, 8] {
+            write_plane(&dir.join(format!("01_GT/SEG/man_seg{t:03}.tif")), Plane::U16(&lab), 8, 6).unwrap();
+        }
+        assert_eq!(Layout::detect(&dir), Some(Layout::Ctc));
+        let s = load(&dir, Layout::Ctc, Truth::Silver, 0.2).unwrap();
+        assert_eq!((s.train.len(), s.val.len()), (8, 1), "silver: frames 0-7 train, gold frame 8 validates");
+        assert!(s.val[0].name.contains("GT/SEG/man_seg008"));
+        let g = load(&dir, Layout::Ctc, Truth::Gold, 0.2).unwrap();
+        assert_eq!((g.train.len(), g.val.len()), (1, 1));
+        let gi = load(&dir, Layout::Ctc, Truth::GoldIgnoreUnannotated, 0.2).unwrap();
+        assert!(gi.train[0].ignore.is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,174 @@
+//! The paper's U-Net as a burn module: the same graph as `crate::onnx` writes (unpadded 3x3 convolutions, 2x2
+//! max-pool, 2x2 up-convolution, centre crop and `[skip, up]` concatenation, 1x1 head) plus dropout at the end of
+//! the contracting path, which is the identity at inference. Parameters load from and export to
+//! [`UNetWeights`] in the ONNX layout (burn's conv weights are `[out, in, k, k]`, up-conv `[in, out, k, k]`).
+
+use burn::{
+    module::{Module, Param},
+    nn::{
+        Dropout, DropoutConfig, PaddingConfig2d,
+        conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig},
+        pool::{MaxPool2d, MaxPool2dConfig},
+    },
+    tensor::{Tensor, TensorData, activation::relu, backend::Backend},
+};
+
+use crate::{geometry::Architecture, weights::UNetWeights};
+
+#[derive(Module, Debug)]
+pub struct DoubleConv<B: Backend> {
+    conv1: Conv2d<B>,
+    conv2: Conv2d<B>,
+}
+
+impl<B: Backend> DoubleConv<B> {
+    fn new(input: usize, output: usize, device: &B::Device) -> Self {
+        let conv = |i, o| Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Valid).init(device);
+        DoubleConv { conv1: conv(input, output), conv2: conv(output, output) }
+    }
+
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        relu(self.conv2.forward(relu(self.conv1.forward(x))))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct UpBlock<B: Backend> {
+    up: ConvTranspose2d<B>,
+    convs: DoubleConv<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct UNet<B: Backend> {
+    /// Levels 0..=depth of the contracting path.
+    encoder: Vec<DoubleConv<B>>,
+    /// Levels depth-1 down to 0 of the expansive path.
+    decoder: Vec<UpBlock<B>>,
+    head: Conv2d<B>,
+    pool: MaxPool2d,
+    dropout: Dropout,
+}
+
+impl<B: Backend> UNet<B> {
+    /// A network of the given shape with the given weights (e.g. `UNetWeights::he_normal`).
+    pub fn from_weights(weights: &UNetWeights, dropout: f64, device: &B::Device) -> Self {
+        let arch = weights.arch;
+        let mut encoder = Vec::new();
+        let mut ch = arch.in_channels;
+        for level in 0..=arch.depth {
+            let w = arch.base_width << level;
+            encoder.push(DoubleConv::new(ch, w, device));
+            ch = w;
+        }
+        let mut decoder = Vec::new();
+        for level in (0..arch.depth).rev() {
+            let w = arch.base_width << level;
+            let up = ConvTranspose2dConfig::new([ch, w], [2, 2]).with_stride([2, 2]).init(device);
+            decoder.push(UpBlock { up, convs: DoubleConv::new(2 * w, w, device) });
+            ch = w;
+        }
+        let head = Conv2dConfig::new([ch, arch.classes], [1, 1]).init(device);
+        let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+        let mut net = UNet { encoder, decoder, head, pool, dropout: DropoutConfig::new(dropout).init() };
+        net.load_weights(weights, device);
+        net
+    }
+
+    pub fn architecture(&self) -> Architecture {
+        let w = self.encoder[0].conv1.weight.dims();
+        Architecture {
+            in_channels: w[1],
+            classes: self.head.weight.dims()[0],
+            base_width: w[0],
+            depth: self.encoder.len() - 1,
+        }
+    }
+
+    /// Every (name, conv weight, bias) in the canonical order of `crate::weights::parameter_layout`.
+    fn visit_mut(&mut self, mut f: impl FnMut(&str, &mut Param<Tensor<B, 4>>, &mut Param<Tensor<B, 1>>)) {
+        let depth = self.encoder.len() - 1;
+        for (level, block) in self.encoder.iter_mut().enumerate() {
+            f(&format!("enc{level}.conv1"), &mut block.conv1.weight, block.conv1.bias.as_mut().unwrap());
+            f(&format!("enc{level}.conv2"), &mut block.conv2.weight, block.conv2.bias.as_mut().unwrap());
+        }
+        for (i, block) in self.decoder.iter_mut().enumerate() {
+            let level = depth - 1 - i;
+            f(&format!("dec{level}.up"), &mut block.up.weight, block.up.bias.as_mut().unwrap());
+            f(&format!("dec{level}.conv1"), &mut block.convs.conv1.weight, block.convs.conv1.bias.as_mut().unwrap());
+            f(&format!("dec{level}.conv2"), &mut block.convs.conv2.weight, block.convs.conv2.bias.as_mut().unwrap());
+        }
+        f("head", &mut self.head.weight, self.head.bias.as_mut().unwrap());
+    }
+
+    fn load_weights(&mut self, weights: &UNetWeights, device: &B::Device) {
+        weights.validate().expect("weights fit their architecture");
+        self.visit_mut(|name, w, b| {
+            let tw = weights.get(&format!("{name}.weight")).expect("weight present");
+            let tb = weights.get(&format!("{name}.bias")).expect("bias present");
+            let shape: [usize; 4] = tw.shape.clone().try_into().unwrap();
+            assert_eq!(w.dims(), shape, "{name}.weight");
+            *w = Param::from_tensor(Tensor::from_data(TensorData::new(tw.data.clone(), shape), device));
+            *b = Param::from_tensor(Tensor::from_data(TensorData::new(tb.data.clone(), [tb.data.len()]), device));
+        });
+    }
+
+    /// The parameters in the ONNX writer's layout.
+    pub fn to_weights(&self) -> UNetWeights {
+        let arch = self.architecture();
+        let mut values = std::collections::HashMap::new();
+        let mut me = self.clone();
+        me.visit_mut(|name, w, b| {
+            values.insert(format!("{name}.weight"), w.val().into_data().to_vec::<f32>().unwrap());
+            values.insert(format!("{name}.bias"), b.val().into_data().to_vec::<f32>().unwrap());
+        });
+        UNetWeights::from_fn(arch, |name, _| values.remove(name).expect("every parameter visited"))
+    }
+
+    /// The gradient of the parameter `name` (e.g. "enc0.conv1.weight") in `grads`, flattened.
+    pub fn to_weights_grad(
+        &self,
+        name: &str,
+        grads: &<B as burn::tensor::backend::AutodiffBackend>::Gradients,
+    ) -> Option<Vec<f32>>
+    where
+        B: burn::tensor::backend::AutodiffBackend,
+    {
+        let mut found = None;
+        let mut me = self.clone();
+        me.visit_mut(|n, w, b| {
+            if format!("{n}.weight") == name {
+                found = w.grad(grads).map(|g| g.into_data().to_vec::<f32>().unwrap());
+            } else if format!("{n}.bias") == name {
+                found = b.grad(grads).map(|g| g.into_data().to_vec::<f32>().unwrap());
+            }
+        });
+        found
+    }
+
+    /// Class logits `[n, classes, h - 2 halo, w - 2 halo]` of images `[n, in_channels, h, w]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let depth = self.encoder.len() - 1;
+        let mut x = x;
+        let mut skips = Vec::with_capacity(depth);
+        for (level, block) in self.encoder.iter().enumerate() {
+            if level > 0 {
+                x = self.pool.forward(x);
+            }
+            x = block.forward(x);
+            if level < depth {
+                skips.push(x.clone());
+            }
+        }
+        x = self.dropout.forward(x);
+        for block in &self.decoder {
+            let up = block.up.forward(x);
+            let skip = skips.pop().expect("one skip per level");
+            let [n, c, sh, sw] = skip.dims();
+            let [_, _, uh, uw] = up.dims();
+            let (oy, ox) = ((sh - uh) / 2, (sw - uw) / 2);
+            let skip = skip.slice([0..n, 0..c, oy..oy + uh, ox..ox + uw]);
+            x = block.convs.forward(Tensor::cat(vec![skip, up], 1));
+        }
+        self.head.forward(x)
+    }
+}

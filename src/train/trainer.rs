@@ -1,0 +1,1 @@
+//! Placeholder while the model and loss are tested.
