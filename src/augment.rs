@@ -30,8 +30,14 @@ impl Default for Augmentation {
 }
 
 impl Augmentation {
-    pub const NONE: Augmentation =
-        Augmentation { elastic_std: 0.0, elastic_grid: 3, rotate: false, flip: false, gray_scale: 0.0, gray_offset: 0.0 };
+    pub const NONE: Augmentation = Augmentation {
+        elastic_std: 0.0,
+        elastic_grid: 3,
+        rotate: false,
+        flip: false,
+        gray_scale: 0.0,
+        gray_offset: 0.0,
+    };
 }
 
 /// For each pixel of a `size x size` tile, the (x, y) position in the source image it shows.
@@ -162,7 +168,13 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(3);
         let mut checked = 0;
         for _ in 0..10 {
-            let warp = random_warp(&mut rng, &Augmentation { gray_scale: 0.0, gray_offset: 0.0, ..Default::default() }, 40, 30.0, 25.0);
+            let warp = random_warp(
+                &mut rng,
+                &Augmentation { gray_scale: 0.0, gray_offset: 0.0, ..Default::default() },
+                40,
+                30.0,
+                25.0,
+            );
             let (wi, wl) = (warp_image(&image, w, h, &warp), warp_nearest(&labels, w, h, &warp));
             for (k, &(sx, sy)) in warp.coords.iter().enumerate() {
                 let (ix, iy) = (sx.floor() as isize, sy.floor() as isize);

@@ -83,7 +83,10 @@ fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .map_err(|e| io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            matches!(p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(), Some("tif" | "tiff" | "png"))
+            matches!(
+                p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+                Some("tif" | "tiff" | "png")
+            )
         })
         .collect();
     // Natural order: "10.png" after "9.png".
@@ -150,7 +153,12 @@ pub fn load(dir: &Path, layout: Layout, truth: Truth, val_fraction: f64) -> Resu
                     let image = read_image(p)?;
                     let (labels, w, h) = read_labels(&label_path)?;
                     check_size(&label_path, &image, w, h)?;
-                    Ok(Sample { name: p.display().to_string(), image, labels: to_instances(labels, w, h), ignore: None })
+                    Ok(Sample {
+                        name: p.display().to_string(),
+                        image,
+                        labels: to_instances(labels, w, h),
+                        ignore: None,
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(split_tail(samples, val_fraction))
@@ -168,7 +176,12 @@ fn load_ctc(dir: &Path, truth: Truth, val_fraction: f64) -> Result<Split> {
     let mut sequences: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.len() == 2 && n.chars().all(|c| c.is_ascii_digit())))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.len() == 2 && n.chars().all(|c| c.is_ascii_digit()))
+        })
         .collect();
     sequences.sort();
     if sequences.is_empty() {

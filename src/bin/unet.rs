@@ -305,7 +305,10 @@ fn run(cli: Cli) -> unet::Result<()> {
                 Some("isbi") => Layout::Isbi,
                 Some("folders") => Layout::Folders,
                 _ => Layout::detect(&data).ok_or_else(|| {
-                    unet::Error::new(unet::UnetStatus::InvalidArgument, format!("cannot tell the layout of {}: give --layout", data.display()))
+                    unet::Error::new(
+                        unet::UnetStatus::InvalidArgument,
+                        format!("cannot tell the layout of {}: give --layout", data.display()),
+                    )
                 })?,
             };
             let args = ModelArgs {

@@ -118,8 +118,8 @@ impl<B: Backend> UNet<B> {
         let mut values = std::collections::HashMap::new();
         let mut me = self.clone();
         me.visit_mut(|name, w, b| {
-            values.insert(format!("{name}.weight"), w.val().into_data().to_vec::<f32>().unwrap());
-            values.insert(format!("{name}.bias"), b.val().into_data().to_vec::<f32>().unwrap());
+            values.insert(format!("{name}.weight"), w.val().into_data().convert::<f32>().to_vec::<f32>().unwrap());
+            values.insert(format!("{name}.bias"), b.val().into_data().convert::<f32>().to_vec::<f32>().unwrap());
         });
         UNetWeights::from_fn(arch, |name, _| values.remove(name).expect("every parameter visited"))
     }
@@ -137,9 +137,9 @@ impl<B: Backend> UNet<B> {
         let mut me = self.clone();
         me.visit_mut(|n, w, b| {
             if format!("{n}.weight") == name {
-                found = w.grad(grads).map(|g| g.into_data().to_vec::<f32>().unwrap());
+                found = w.grad(grads).map(|g| g.into_data().convert::<f32>().to_vec::<f32>().unwrap());
             } else if format!("{n}.bias") == name {
-                found = b.grad(grads).map(|g| g.into_data().to_vec::<f32>().unwrap());
+                found = b.grad(grads).map(|g| g.into_data().convert::<f32>().to_vec::<f32>().unwrap());
             }
         });
         found
