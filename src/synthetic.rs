@@ -15,7 +15,7 @@ pub struct SyntheticImage {
 }
 
 /// `cells` ellipses of radius `radius.0..radius.1` placed at random (overlaps are resolved to the nearest
-/// centre, so touching cells share a border), blurred edges, Gaussian noise, a 12-bit dynamic range.
+/// centre, so touching cells share a border, drawn as a darker rim), soft edges, Gaussian noise, 12 bits.
 pub fn cells(width: usize, height: usize, cells: u32, radius: (f32, f32), seed: u64) -> SyntheticImage {
     let mut rng = StdRng::seed_from_u64(seed);
     struct Cell {
@@ -54,6 +54,7 @@ pub fn cells(width: usize, height: usize, cells: u32, radius: (f32, f32), seed: 
         for x in 0..width {
             let (gx, gy) = (x / bucket, y / bucket);
             let mut best: Option<(f32, usize)> = None;
+            let mut second = f32::INFINITY;
             for ny in gy.saturating_sub(1)..=(gy + 1).min(bh - 1) {
                 for nx in gx.saturating_sub(1)..=(gx + 1).min(bw - 1) {
                     for &i in &grid[ny * bw + nx] {
@@ -62,8 +63,14 @@ pub fn cells(width: usize, height: usize, cells: u32, radius: (f32, f32), seed: 
                         let (s, co) = c.angle.sin_cos();
                         let (u, v) = ((dx * co + dy * s) / c.rx, (-dx * s + dy * co) / c.ry);
                         let d = (u * u + v * v).sqrt();
-                        if best.is_none_or(|(bd, _)| d < bd) {
-                            best = Some((d, i));
+                        match best {
+                            Some((bd, _)) if d >= bd => second = second.min(d),
+                            _ => {
+                                if let Some((bd, _)) = best {
+                                    second = second.min(bd);
+                                }
+                                best = Some((d, i));
+                            }
                         }
                     }
                 }
@@ -72,7 +79,9 @@ pub fn cells(width: usize, height: usize, cells: u32, radius: (f32, f32), seed: 
             if let Some((d, i)) = best {
                 // Soft edge over ~10 % of the radius.
                 let edge = ((1.0 - d) * 10.0).clamp(0.0, 1.0);
-                value += 3000.0 * list[i].brightness * edge;
+                // Where two cells meet, a darker rim (as membranes or phase halos show) marks the border.
+                let rim = if second < 1.0 { 0.35 + 0.65 * ((second - d) * 12.0).clamp(0.0, 1.0) } else { 1.0 };
+                value += 3000.0 * list[i].brightness * edge * rim;
                 if d < 1.0 {
                     labels[y * width + x] = i as u32 + 1;
                 }

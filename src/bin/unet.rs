@@ -138,6 +138,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         provider: ProviderArg,
     },
+    /// Train a U-Net on annotated data with the paper's recipe and export it as ONNX (needs the `train` feature).
+    #[cfg(feature = "train")]
+    Train(TrainArgs),
     /// Describe a model: architecture, normalisation, provenance, and the execution provider that runs it.
     Info {
         #[command(flatten)]
@@ -174,6 +177,145 @@ enum Command {
         #[arg(long)]
         labels: Option<PathBuf>,
     },
+}
+
+#[cfg(feature = "train")]
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Dataset folders (Cell Tracking Challenge, ISBI 2012, or images/ + labels/); several are pooled.
+    #[arg(required = true)]
+    data: Vec<PathBuf>,
+    /// Run folder: checkpoints, metrics.csv, model.onnx.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Continue from the newest checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Also write the final model here (e.g. onnx/default.onnx).
+    #[arg(long)]
+    export: Option<PathBuf>,
+    /// Only export the newest checkpoint of --out (no training).
+    #[arg(long)]
+    export_only: bool,
+    /// Ground truth for CTC data: silver (complete, default), gold, or gold-ignore (gold, ignoring cells only silver marks).
+    #[arg(long, default_value = "silver", value_parser = ["silver", "gold", "gold-ignore"])]
+    truth: String,
+    /// Fraction of each sequence (its last frames) held out for validation.
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    #[arg(long, default_value_t = 64)]
+    base_width: usize,
+    #[arg(long, default_value_t = 4)]
+    depth: usize,
+    /// Network input tile (valid size, e.g. 572 = paper).
+    #[arg(long, default_value_t = 572)]
+    tile: usize,
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    #[arg(long, default_value_t = 50)]
+    epochs: usize,
+    #[arg(long, default_value_t = 100)]
+    steps_per_epoch: usize,
+    #[arg(long, default_value = "sgd", value_parser = ["sgd", "adam"])]
+    optimizer: String,
+    #[arg(long, default_value_t = 0.01)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.99)]
+    momentum: f64,
+    #[arg(long, default_value = "cosine", value_parser = ["constant", "cosine"])]
+    schedule: String,
+    #[arg(long, default_value_t = 0.5)]
+    dropout: f64,
+    #[arg(long, default_value_t = 10.0)]
+    w0: f32,
+    #[arg(long, default_value_t = 5.0)]
+    sigma: f32,
+    #[arg(long, default_value_t = 2)]
+    border_width: usize,
+    /// No elastic deformation, rotation, flips or gray-value changes.
+    #[arg(long)]
+    no_augment: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 0)]
+    min_size: usize,
+    #[arg(long)]
+    ort_lib: Option<PathBuf>,
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[cfg(feature = "train")]
+fn run_train(a: TrainArgs) -> unet::Result<()> {
+    use unet::{
+        augment::Augmentation,
+        dataset::{Layout, Split, Truth, load},
+        train::{
+            TrainBackend,
+            trainer::{OptimizerKind, RunDir, Schedule, TrainConfig, export_checkpoint, train},
+        },
+        weight_map::{ClassBalance, WeightMapOptions},
+    };
+    let arch = unet::Architecture { in_channels: 1, classes: 2, base_width: a.base_width, depth: a.depth };
+    let run = RunDir(a.out.clone());
+    let device = Default::default();
+    if a.export_only {
+        let out = a.export.unwrap_or_else(|| run.model_onnx());
+        export_checkpoint::<unet::train::burn::backend::Flex>(&run, arch, &out, &device)?;
+        println!("wrote {}", out.display());
+        return Ok(());
+    }
+    let truth = match a.truth.as_str() {
+        "gold" => Truth::Gold,
+        "gold-ignore" => Truth::GoldIgnoreUnannotated,
+        _ => Truth::Silver,
+    };
+    let mut split = Split::default();
+    for dir in &a.data {
+        let layout = Layout::detect(dir).ok_or_else(|| {
+            unet::Error::new(unet::UnetStatus::InvalidArgument, format!("cannot tell the layout of {}", dir.display()))
+        })?;
+        let s = load(dir, layout, truth, a.val_fraction)?;
+        eprintln!("{}: {:?}, {} training and {} validation images", dir.display(), layout, s.train.len(), s.val.len());
+        split.train.extend(s.train);
+        split.val.extend(s.val);
+    }
+    let config = TrainConfig {
+        arch,
+        tile: a.tile,
+        batch: a.batch,
+        epochs: a.epochs,
+        steps_per_epoch: a.steps_per_epoch,
+        learning_rate: a.lr,
+        optimizer: if a.optimizer == "adam" {
+            OptimizerKind::Adam
+        } else {
+            OptimizerKind::Sgd { momentum: a.momentum }
+        },
+        schedule: if a.schedule == "constant" { Schedule::Constant } else { Schedule::Cosine },
+        dropout: a.dropout,
+        seed: a.seed,
+        weight_map: WeightMapOptions {
+            w0: a.w0,
+            sigma: a.sigma,
+            balance: ClassBalance::InverseFrequency,
+            border_width: a.border_width,
+        },
+        augmentation: if a.no_augment { Augmentation::NONE } else { Augmentation::default() },
+        min_size: a.min_size,
+        data_description: a.data.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+            + &format!(" ({} truth)", a.truth),
+        ort_library: a.ort_lib,
+        progress: !a.quiet,
+    };
+    let summary = train::<TrainBackend>(&config, &split, &run, a.resume, &device)?;
+    println!("wrote {} and {}", summary.onnx.display(), run.metrics_csv().display());
+    if let Some(path) = a.export {
+        std::fs::copy(&summary.onnx, &path)
+            .map_err(|e| unet::Error::new(unet::UnetStatus::Io, format!("{}: {e}", path.display())))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -236,6 +378,8 @@ fn describe(model: &Model) -> String {
 
 fn run(cli: Cli) -> unet::Result<()> {
     match cli.command {
+        #[cfg(feature = "train")]
+        Command::Train(args) => run_train(args),
         Command::Info { model } => {
             println!("{}", describe(&model.load()?));
             Ok(())

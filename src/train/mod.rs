@@ -6,5 +6,7 @@ pub mod loss;
 pub mod model;
 pub mod trainer;
 
+pub use burn;
+
 /// CPU backend with automatic differentiation.
 pub type TrainBackend = burn::backend::Autodiff<burn::backend::Flex>;
