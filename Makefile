@@ -6,7 +6,7 @@ ORT_DIR := $(CURDIR)/.onnxruntime
 export UNET_ORT_LIB := $(ORT_DIR)
 OUT := out
 
-.PHONY: demo test lint ort header default-model bench clean package
+.PHONY: demo test lint ort header default-model bench clean package train-default-model check-cuda
 
 ort:
 	@scripts/fetch-onnxruntime.sh >/dev/null
@@ -20,8 +20,8 @@ demo: ort
 
 # `cargo test` does not build the cdylib that the C test links: build it first. Then each host, for real.
 test: ort
-	cargo build --lib
-	cargo test --all-targets
+	cargo build --lib --features train
+	cargo test --all-targets --features train
 	scripts/setup-hosts.sh
 	scripts/test-cpp.sh
 	scripts/test-napari.sh
@@ -29,7 +29,7 @@ test: ort
 
 lint:
 	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features train -- -D warnings
 
 # Regenerate the committed C header after changing src/ffi (a test fails while it is stale).
 header:
@@ -42,6 +42,15 @@ default-model:
 bench: ort
 	scripts/bench-segment.sh
 	cargo bench --bench weight_map
+	cargo bench --features train --bench train_step
+
+# Retrain the shipped default model from ../shared/data/ctc (about an hour on 2 cores; resumable).
+train-default-model:
+	scripts/train-default-model.sh
+
+# The CUDA training backend must build on machines without CUDA (it is loaded at run time).
+check-cuda:
+	cargo check --features cuda
 
 # An installable folder: include/, lib/ (libunet.so and ONNX Runtime), lib/cmake/unet, lib/pkgconfig.
 package:

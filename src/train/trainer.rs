@@ -96,7 +96,7 @@ impl TrainConfig {
         }
         if self.batch == 0
             || self.steps_per_epoch == 0
-            || !(self.learning_rate > 0.0)
+            || !(self.learning_rate.is_finite() && self.learning_rate > 0.0)
             || !(0.0..1.0).contains(&self.dropout)
         {
             return Err(Error::invalid_argument(

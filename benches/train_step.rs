@@ -1,0 +1,76 @@
+//! Benchmark (not a timed test): `cargo bench --features train --bench train_step`.
+//!
+//! Seconds per training step (forward, backward, SGD update) of the paper's network at base width 16 and 64 on a
+//! 572x572 tile, and the forward pass alone in burn against ONNX Runtime on the exported network, in the same run.
+//! Medians of a few repetitions; the machine is shared and noisy.
+
+use std::time::Instant;
+
+use burn::{
+    backend::{Autodiff, Flex},
+    module::AutodiffModule,
+    optim::{GradientsParams, Optimizer, SgdConfig, momentum::MomentumConfig},
+    tensor::{Int, Tensor, TensorData},
+};
+use unet::{
+    Architecture, Model, ModelMetadata, ModelOptions, Provider, UNetWeights,
+    train::{loss::weighted_cross_entropy, model::UNet},
+};
+
+type AD = Autodiff<Flex>;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let device = Default::default();
+    let ort = ModelOptions {
+        provider: Provider::Cpu,
+        threads: 0,
+        ort_library: std::env::var_os("UNET_ORT_LIB").map(Into::into),
+        cuda_device: 0,
+    };
+    let tile = 572;
+    println!("training step benchmark: 572x572 tile, batch 1, {} CPU threads, medians", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!("{:>10} {:>12} {:>16} {:>16} {:>10}", "base width", "train step s", "burn forward s", "ORT forward s", "burn/ORT");
+    for (base_width, reps) in [(16usize, 5usize), (64, 3)] {
+        let arch = Architecture { in_channels: 1, classes: 2, base_width, depth: 4 };
+        let out = tile - 2 * arch.geometry().halo;
+        let weights = UNetWeights::he_normal(arch, 1);
+        let mut model = UNet::<AD>::from_weights(&weights, 0.5, &device);
+        let mut optim = SgdConfig::new()
+            .with_momentum(Some(MomentumConfig::new().with_momentum(0.99).with_dampening(0.0)))
+            .init::<AD, UNet<AD>>();
+        let input: Vec<f32> = (0..tile * tile).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+        let target: Vec<i64> = (0..out * out).map(|i| (i % 3 == 0) as i64).collect();
+        let mut steps = Vec::new();
+        for _ in 0..reps {
+            let t = Instant::now();
+            let x = Tensor::<AD, 4>::from_data(TensorData::new(input.clone(), [1, 1, tile, tile]), &device);
+            let y = Tensor::<AD, 3, Int>::from_data(TensorData::new(target.clone(), [1, out, out]), &device);
+            let w = Tensor::<AD, 3>::ones([1, out, out], &device);
+            let loss = weighted_cross_entropy(model.forward(x), y, w);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-3, model, grads);
+            steps.push(t.elapsed().as_secs_f64());
+        }
+        let inference = model.valid();
+        let bytes = unet::onnx::encode_unet(&inference.to_weights(), &ModelMetadata::new(arch, "bench")).unwrap();
+        let session = Model::from_bytes(&bytes, &ort).expect("ONNX Runtime (set UNET_ORT_LIB)");
+        let array = ndarray::Array4::from_shape_vec((1, 1, tile, tile), input.clone()).unwrap();
+        let (mut burn_fwd, mut ort_fwd) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let t = Instant::now();
+            let x = Tensor::<Flex, 4>::from_data(TensorData::new(input.clone(), [1, 1, tile, tile]), &device);
+            let _ = inference.forward(x).into_data();
+            burn_fwd.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            session.run(array.view(), |_| Ok(())).unwrap();
+            ort_fwd.push(t.elapsed().as_secs_f64());
+        }
+        let (s, b, o) = (median(steps), median(burn_fwd), median(ort_fwd));
+        println!("{base_width:>10} {s:>12.2} {b:>16.2} {o:>16.2} {:>10.2}", b / o);
+    }
+}
