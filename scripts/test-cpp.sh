@@ -5,6 +5,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 pkg=$(scripts/package.sh out/package debug)
+cargo build --quiet --bin unet
+target/debug/unet export-baseline out/baseline.onnx >/dev/null
+export UNET_EXAMPLE_MODEL=$root/out/baseline.onnx
 build=out/cpp-build
 rm -rf "$build"
 cmake -S plugin/cpp/example -B "$build" -Dunet_DIR="$pkg/lib/cmake/unet" >/dev/null

@@ -6,8 +6,13 @@ cd "$root"
 scripts/setup-hosts.sh
 cargo build --lib --quiet
 .venv/bin/python -m pip install --quiet --no-deps -e plugin/napari
+cargo build --quiet --bin unet
+mkdir -p out && target/debug/unet export-baseline out/baseline.onnx >/dev/null
 export UNET_LIBRARY=$root/target/debug/libunet.so UNET_TEST_ARTIFACTS=$root/out/test-artifacts
+export UNET_TEST_MODEL=$root/out/baseline.onnx
 unset UNET_ORT_LIB  # ONNX Runtime must come from the onnxruntime package, as napari users have it
 (cd plugin/napari && xvfb-run -a "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider -W ignore tests)
 wheel=$(scripts/build-napari-plugin.sh out/wheels | tail -1)
-python3 -m zipfile -l "$wheel" | grep -q "unet_napari/lib/libunet.so" && echo "wheel carries libunet.so: $wheel"
+listing=$(python3 -m zipfile -l "$wheel")
+grep -q "unet_napari/lib/libunet.so" <<<"$listing" || { echo "the wheel lacks libunet.so"; exit 1; }
+echo "wheel carries libunet.so: $wheel"

@@ -30,6 +30,7 @@ fn lib_dir() -> PathBuf {
 fn prepare_models(dir: &Path) {
     let baseline = unet::baseline::onnx_bytes();
     let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
+    write("baseline.onnx", &baseline);
     write("garbage.onnx", b"this is not an ONNX model, just some text that happens to be here");
     write("truncated.onnx", &baseline[..baseline.len() / 2]);
     write("empty.onnx", b"");

@@ -24,10 +24,15 @@ fn sample_segment_and_outputs() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
+    // The baseline model, whose behaviour on bright cells is known (the embedded default changes when retrained).
+    let baseline = dir.join("baseline.onnx");
+    assert!(unet().arg("export-baseline").arg(&baseline).status().unwrap().success());
     let (mask, labels, probs) = (dir.join("mask.png"), dir.join("labels.tif"), dir.join("probs.tif"));
     let out = unet()
         .arg("segment")
         .arg(&img)
+        .arg("--model")
+        .arg(&baseline)
         .arg("-o")
         .arg(&mask)
         .arg("--labels")

@@ -19,7 +19,7 @@ fn ten_thousand_square_images() {
 }
 
 fn segment_in_bounded_memory() {
-    let model = unet::Model::embedded_default(&common::options()).unwrap();
+    let model = common::baseline_model();
     let (w, h) = (10_000, 10_000);
     let synthetic = unet::synthetic::cells(2000, 2000, 400, (8.0, 16.0), 3);
     // Tile the 2000 x 2000 synthetic image 5 x 5 times (u8): the caller's input is 100 MB.

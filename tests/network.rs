@@ -44,13 +44,26 @@ fn onnx_graph_matches_float64_reference() {
 }
 
 #[test]
-fn committed_default_model_is_the_baseline() {
+fn embedded_default_is_the_committed_model_and_runs() {
     let committed = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/onnx/default.onnx")).unwrap();
-    assert!(
-        committed == unet::baseline::onnx_bytes(),
-        "onnx/default.onnx differs from `unet export-baseline`: regenerate it (make default-model)"
-    );
-    assert_eq!(unet::model::EMBEDDED_DEFAULT, Some(committed.as_slice()));
+    assert_eq!(unet::model::EMBEDDED_DEFAULT, Some(committed.as_slice()), "rebuild after changing onnx/default.onnx");
+    let model = unet::Model::embedded_default(&common::options()).unwrap();
+    assert_eq!(model.source(), "<embedded default model>");
+    assert!(!model.metadata().provenance.is_empty(), "the default model says where it comes from");
+    let img: Vec<u16> = (0..64 * 48).map(|i| (i * 37 % 4096) as u16).collect();
+    let view = unet::ImageView::new(unet::Pixels::U16(&img), 64, 48, 1, 64).unwrap();
+    let mut p = vec![0f32; 64 * 48];
+    model
+        .segment(&view, Default::default(), unet::SegmentOutputs { probabilities: Some(&mut p), ..Default::default() })
+        .unwrap();
+    assert!(p.iter().all(|v| (0.0..=1.0).contains(v)));
+}
+
+#[test]
+fn baseline_export_is_reproducible() {
+    assert_eq!(unet::baseline::onnx_bytes(), unet::baseline::onnx_bytes());
+    let model = common::baseline_model();
+    assert!(model.metadata().provenance.starts_with("intensity baseline"));
 }
 
 #[test]

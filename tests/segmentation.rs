@@ -55,7 +55,7 @@ fn probabilities(model: &unet::Model, view: &ImageView, max_tile: Option<usize>,
 
 #[test]
 fn baseline_pipeline_matches_closed_form_for_every_pixel_type_and_stride() {
-    let model = unet::Model::embedded_default(&common::options()).unwrap();
+    let model = common::baseline_model();
     let mut rng = Rng(42);
     for &(w, h) in &[(1, 1), (5, 3), (64, 1), (1, 40), (77, 53), (200, 130)] {
         let values: Vec<f64> = (0..w * h).map(|_| rng.below(4096) as f64).collect();
@@ -117,7 +117,7 @@ fn tiled_output_equals_single_pass_on_random_images() {
 /// Well-separated bright squares: the baseline must find each as one instance with the right area.
 #[test]
 fn labels_mask_and_probabilities_agree() {
-    let model = unet::Model::embedded_default(&common::options()).unwrap();
+    let model = common::baseline_model();
     let (w, h) = (300, 220);
     let mut img = vec![200u16; w * h];
     let squares = [(10, 10, 30), (100, 40, 25), (200, 150, 40), (250, 20, 12), (40, 170, 20)];
@@ -175,7 +175,7 @@ fn labels_mask_and_probabilities_agree() {
 
 #[test]
 fn cancel_stops_early_and_threshold_changes_the_mask() {
-    let model = unet::Model::embedded_default(&common::options()).unwrap();
+    let model = common::baseline_model();
     let data: Vec<u8> = (0..200 * 200).map(|i| (i % 251) as u8).collect();
     let view = ImageView::new(Pixels::U8(&data), 200, 200, 1, 200).unwrap();
     let mut calls = 0;
@@ -211,7 +211,7 @@ fn cancel_stops_early_and_threshold_changes_the_mask() {
 
 #[test]
 fn rejects_bad_input_with_named_causes() {
-    let model = unet::Model::embedded_default(&common::options()).unwrap();
+    let model = common::baseline_model();
     let data = vec![1f32; 30];
     let rgb = ImageView::new(Pixels::F32(&data), 5, 2, 3, 15).unwrap();
     let err = model.segment(&rgb, SegmentOptions::default(), SegmentOutputs::default()).unwrap_err();

@@ -200,3 +200,9 @@ pub fn reference_forward(weights: &UNetWeights, input: &Map) -> Map {
     }
     p
 }
+
+/// The intensity baseline (`unet::baseline`): a model whose output is known in closed form. Tests of behaviour use
+/// it rather than the embedded default, which changes whenever the default model is retrained.
+pub fn baseline_model() -> Model {
+    load(&unet::baseline::onnx_bytes())
+}

@@ -3,6 +3,7 @@
 #include <unet/unet.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -24,7 +25,12 @@ int main() {
         for (int y = s[1]; y < s[1] + s[2]; y++)
             for (int x = s[0]; x < s[0] + s[2]; x++) pixels[y * w + x] = 3500;
 
-    unet::Model model;  // the embedded default
+    // The embedded default model loads with no path...
+    CHECK(!unet::Model().info().provenance.empty());
+    // ...the checks below use the model named by UNET_EXAMPLE_MODEL (the tests give the intensity baseline, whose
+    // behaviour on bright squares is known), else the default.
+    const char *path = std::getenv("UNET_EXAMPLE_MODEL");
+    unet::Model model(path ? path : "");
     auto info = model.info();
     std::printf("provider %u (%s), ONNX Runtime %s from %s\n", info.provider, info.fallback_reason.c_str(),
                 info.ort_version.c_str(), info.ort_library.c_str());

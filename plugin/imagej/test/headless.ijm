@@ -1,6 +1,6 @@
 // Truly headless (java.awt.headless=true): the plugins are called through IJ.runPlugIn, options as arguments.
 makeCells();
-call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "provider=cpu memory=512 labels mask probabilities");
+call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=@BASELINE@ provider=cpu memory=512 labels mask probabilities");
 checkSegmentation();
 selectImage("cells-probabilities");
 ok = bitDepth() == 32 && getPixel(40, 40) > 0.5 && getPixel(5, 5) < 0.5;

@@ -3,3 +3,7 @@ from pathlib import Path
 
 # Artifacts (screenshots) go to the repository's out/ folder unless told otherwise.
 ARTIFACTS = Path(os.environ.get("UNET_TEST_ARTIFACTS", Path(__file__).resolve().parents[3] / "out" / "test-artifacts"))
+
+# The intensity baseline (written by `unet export-baseline`): its behaviour on bright squares is known, whereas the
+# embedded default model changes whenever it is retrained.
+BASELINE = os.environ["UNET_TEST_MODEL"]

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import unet_napari as un
+from conftest import BASELINE
 
 
 def squares(h=180, w=240):
@@ -13,7 +14,7 @@ def squares(h=180, w=240):
 
 
 def test_segment_finds_each_square():
-    out = un.segment(squares())
+    out = un.segment(squares(), BASELINE)
     assert out["label_count"] == 4
     assert out["labels"].dtype == np.uint32 and out["labels"].shape == (180, 240)
     assert ((out["mask"] == 1) == (out["probabilities"] > 0.5)).all()
@@ -22,11 +23,11 @@ def test_segment_finds_each_square():
 
 def test_strided_and_converted_inputs_agree():
     img = squares()
-    direct = un.segment(img, outputs=("labels",))["labels"]
+    direct = un.segment(img, BASELINE, outputs=("labels",))["labels"]
     padded = np.zeros((180, 250), np.uint16)
     padded[:, :240] = img
-    assert (un.segment(padded[:, :240], outputs=("labels",))["labels"] == direct).all()
-    assert (un.segment(img.astype(np.int32), outputs=("labels",))["labels"] == direct).all()  # converted to f32
+    assert (un.segment(padded[:, :240], BASELINE, outputs=("labels",))["labels"] == direct).all()
+    assert (un.segment(img.astype(np.int32), BASELINE, outputs=("labels",))["labels"] == direct).all()  # converted to f32
 
 
 def test_errors_carry_status_and_message():
@@ -37,12 +38,13 @@ def test_errors_carry_status_and_message():
         un.segment(np.array([[np.nan, 1.0]], np.float32))
     assert e.value.status == 7
     with pytest.raises(un.UnetError) as e:
-        un.segment(squares(), progress=lambda done, total: done < 1, max_tile=60)
+        un.segment(squares(), BASELINE, progress=lambda done, total: done < 1, max_tile=60)
     assert e.value.status == 16
 
 
 def test_model_info_names_the_provider_and_runtime():
-    info = un.load_model().info
+    info = un.load_model().info  # the embedded default
+    assert info["provenance"]
     assert info["provider"] == "cpu" and "CUDA" in info["fallback_reason"]
     assert info["halo"] == 92 and info["ort_version"].startswith("1.")
 
@@ -62,8 +64,8 @@ def test_dask_helper_equals_one_pass(shape, chunk):
     rng = np.random.default_rng(1)
     img = (rng.random(shape) * 4000).astype(np.uint16)
     img[50:90, 30:80] = 3900
-    direct = un.segment(img, outputs=("probabilities",))["probabilities"]
-    lazy = un.segment_dask(da.from_array(img, chunks=chunk), chunk=chunk)
+    direct = un.segment(img, BASELINE, outputs=("probabilities",))["probabilities"]
+    lazy = un.segment_dask(da.from_array(img, chunks=chunk), BASELINE, chunk=chunk)
     result = lazy.compute(scheduler="threads")
     assert result.shape == direct.shape
     assert np.abs(result - direct).max() <= 1e-5

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, BASELINE
 from test_api import squares
 
 
@@ -22,6 +22,7 @@ def test_segment_widget_adds_labels(make_napari_viewer, qtbot):
     layer = viewer.add_image(squares(), name="cells")
     _, widget = viewer.window.add_plugin_dock_widget("unet-napari", "Segment")
     widget.image.value = layer
+    widget.model.value = Path(BASELINE)
     widget.probabilities.value = True
     widget()
     qtbot.waitUntil(lambda: "cells labels" in viewer.layers and "cells probabilities" in viewer.layers, timeout=60000)
@@ -43,6 +44,7 @@ def test_segment_widget_handles_stacks(make_napari_viewer, qtbot):
     layer = viewer.add_image(stack, name="movie")
     _, widget = viewer.window.add_plugin_dock_widget("unet-napari", "Segment")
     widget.image.value = layer
+    widget.model.value = Path(BASELINE)
     widget()
     qtbot.waitUntil(lambda: "movie labels" in viewer.layers, timeout=60000)
     labels = viewer.layers["movie labels"].data
