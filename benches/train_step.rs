@@ -33,8 +33,14 @@ fn main() {
         cuda_device: 0,
     };
     let tile = 572;
-    println!("training step benchmark: 572x572 tile, batch 1, {} CPU threads, medians", std::thread::available_parallelism().map_or(1, |n| n.get()));
-    println!("{:>10} {:>12} {:>16} {:>16} {:>10}", "base width", "train step s", "burn forward s", "ORT forward s", "burn/ORT");
+    println!(
+        "training step benchmark: 572x572 tile, batch 1, {} CPU threads, medians",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "{:>10} {:>12} {:>16} {:>16} {:>10}",
+        "base width", "train step s", "burn forward s", "ORT forward s", "burn/ORT"
+    );
     for (base_width, reps) in [(16usize, 5usize), (64, 3)] {
         let arch = Architecture { in_channels: 1, classes: 2, base_width, depth: 4 };
         let out = tile - 2 * arch.geometry().halo;

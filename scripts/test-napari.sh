@@ -12,6 +12,9 @@ export UNET_LIBRARY=$root/target/debug/libunet.so UNET_TEST_ARTIFACTS=$root/out/
 export UNET_TEST_MODEL=$root/out/baseline.onnx
 unset UNET_ORT_LIB  # ONNX Runtime must come from the onnxruntime package, as napari users have it
 (cd plugin/napari && xvfb-run -a "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider -W ignore tests)
+# The plain-ctypes example from the README, with no package at all.
+.venv/bin/python plugin/python/segment_ctypes.py target/debug/libunet.so "$UNET_TEST_MODEL" | tee out/ctypes-example.txt
+grep -q ": 3 instance(s)" out/ctypes-example.txt || { echo "the ctypes example did not find the 3 squares"; exit 1; }
 wheel=$(scripts/build-napari-plugin.sh out/wheels | tail -1)
 listing=$(python3 -m zipfile -l "$wheel")
 grep -q "unet_napari/lib/libunet.so" <<<"$listing" || { echo "the wheel lacks libunet.so"; exit 1; }

@@ -191,6 +191,16 @@ fn python_package_dirs() -> Vec<PathBuf> {
             prefixes.push(PathBuf::from(v));
         }
     }
+    // The interpreter this library runs in, when it is a Python (`.venv/bin/python script.py` with no activated
+    // environment): its prefix is the folder above its bin/.
+    if let Some(argv0) = std::env::args_os().next().map(PathBuf::from)
+        && argv0.file_name().and_then(OsStr::to_str).is_some_and(|n| n.starts_with("python"))
+        && let Some(prefix) = std::fs::canonicalize(argv0.parent().unwrap_or(Path::new(".")))
+            .ok()
+            .and_then(|bin| bin.parent().map(Path::to_path_buf))
+    {
+        prefixes.push(prefix);
+    }
     if let Some(home) = std::env::var_os("HOME") {
         prefixes.push(PathBuf::from(home).join(".local"));
     }
