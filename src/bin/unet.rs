@@ -137,6 +137,9 @@ enum Command {
         min_size: usize,
         #[arg(long, value_enum, default_value = "auto")]
         provider: ProviderArg,
+        /// Score only the last FRACTION of each sequence (the frames `unet train --val-fraction` holds out).
+        #[arg(long)]
+        held_out: Option<f64>,
     },
     /// Train a U-Net on annotated data with the paper's recipe and export it as ONNX (needs the `train` feature).
     #[cfg(feature = "train")]
@@ -442,7 +445,7 @@ fn run(cli: Cli) -> unet::Result<()> {
             );
             Ok(())
         }
-        Command::Eval { model_path, data, layout, min_size, provider } => {
+        Command::Eval { model_path, data, layout, min_size, provider, held_out } => {
             use unet::dataset::{Layout, Truth, load};
             let layout = match layout.as_deref() {
                 Some("ctc") => Layout::Ctc,
@@ -462,10 +465,11 @@ fn run(cli: Cli) -> unet::Result<()> {
                 ort_lib: None,
             };
             let model = args.load()?;
-            // Every gold-annotated image counts: nothing is held out.
-            let split = load(&data, layout, Truth::Gold, 0.0)?;
+            // Every gold-annotated image counts, or only the held-out tail of each sequence.
+            let split = load(&data, layout, Truth::Gold, held_out.unwrap_or(0.0))?;
+            let samples = if held_out.is_some() { &split.val } else { &split.train };
             let started = Instant::now();
-            let s = unet::evaluate::evaluate(&model, &split.train, min_size)?;
+            let s = unet::evaluate::evaluate(&model, samples, min_size)?;
             println!(
                 "{}: SEG {:.4}, foreground IoU {:.4} over {} image(s), {} object(s), {:.1} s",
                 data.display(),
