@@ -258,4 +258,26 @@ mod tests {
         assert!(gi.train[0].ignore.is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn isbi_layout_interiors_become_instances() {
+        let dir = std::env::temp_dir().join(format!("unet-isbi-{}", std::process::id()));
+        for sub in ["train/image", "train/label"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        // Membrane (0) grid splitting the interior (255) into 4 cells.
+        let (w, h) = (9, 7);
+        let label: Vec<u8> = (0..w * h).map(|i| if i % w == 4 || i / w == 3 { 0 } else { 255 }).collect();
+        for k in 0..5 {
+            write_plane(&dir.join(format!("train/image/{k}.png")), Plane::U8(&vec![k as u8; w * h]), w, h).unwrap();
+            write_plane(&dir.join(format!("train/label/{k}.png")), Plane::U8(&label), w, h).unwrap();
+        }
+        assert_eq!(Layout::detect(&dir), Some(Layout::Isbi));
+        let s = load(&dir, Layout::Isbi, Truth::Silver, 0.2).unwrap();
+        assert_eq!((s.train.len(), s.val.len()), (4, 1));
+        assert!(s.val[0].name.ends_with("4.png"), "natural order: the last slice validates");
+        assert_eq!(s.train[0].labels.iter().max(), Some(&4), "four interiors, four instances");
+        assert_eq!(s.train[0].labels[4], 0, "membrane is background");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
