@@ -16,30 +16,9 @@ import numpy as np
 import onnxruntime as ort
 
 
-class Image(C.Structure):
-    _fields_ = [("struct_size", C.c_uint32), ("dtype", C.c_uint32), ("data", C.c_void_p), ("width", C.c_size_t),
-                ("height", C.c_size_t), ("channels", C.c_size_t), ("row_stride_bytes", C.c_size_t)]
-
-
-class ModelOptions(C.Structure):
-    _fields_ = [("struct_size", C.c_uint32), ("provider", C.c_uint32), ("threads", C.c_uint32),
-                ("cuda_device", C.c_int32), ("ort_library_path", C.c_char_p)]
-
-
-PROGRESS = C.CFUNCTYPE(C.c_int32, C.c_void_p, C.c_size_t, C.c_size_t)
-
-
-class SegmentOptions(C.Structure):
-    _fields_ = [("struct_size", C.c_uint32), ("normalization", C.c_uint32), ("percentile_low", C.c_float),
-                ("percentile_high", C.c_float), ("threshold", C.c_float), ("connectivity", C.c_uint32),
-                ("min_size", C.c_uint64), ("memory_budget_bytes", C.c_uint64), ("max_tile", C.c_uint32),
-                ("tiles_per_run", C.c_uint32), ("progress", PROGRESS), ("progress_user_data", C.c_void_p)]
-
-
-class Outputs(C.Structure):
-    _fields_ = [("struct_size", C.c_uint32), ("probabilities", C.POINTER(C.c_float)), ("probabilities_len", C.c_size_t),
-                ("mask", C.POINTER(C.c_uint8)), ("mask_len", C.c_size_t), ("labels", C.POINTER(C.c_uint32)),
-                ("labels_len", C.c_size_t), ("label_count", C.c_uint32)]
+# The C structs as the Python package declares them (one declaration of the ABI in Python, not two).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plugin", "napari", "src"))
+from unet_napari._native import Image, ModelOptions, Outputs, SegmentOptions  # noqa: E402
 
 
 def axis_plan(n, max_tile, halo=92, step=16, residue=4, min_output=4):
@@ -66,6 +45,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--full", action="store_true", help="also base width 64 at 2048x2048 (slow)")
+    ap.add_argument("--quick", action="store_true", help="one small case, one repetition (checks the script)")
     args = ap.parse_args()
 
     ort_lib = os.path.join(os.path.dirname(ort.__file__), "capi", "libonnxruntime.so.1.31.1")
@@ -80,6 +60,8 @@ def main():
     cases = [(16, 1024, 388), (16, 1024, 820), (16, 2048, 388), (16, 2048, 820), (64, 1024, 388), (64, 1024, 820)]
     if args.full:
         cases += [(64, 2048, 388), (64, 2048, 820)]
+    if args.quick:
+        cases, args.reps = [(16, 1024, 820)], 1
     print(f"unet {lib.unet_version().decode()}, ONNX Runtime {ort.__version__} ({ort_lib}), {args.threads} threads, "
           f"median of {args.reps}, CPU: {os.cpu_count()} cores")
     print(f"{'base':>4} {'image':>9} {'max tile':>8} {'tiles':>9} {'unet s':>8} {'raw ORT s':>9} {'ratio':>6} "
@@ -105,9 +87,8 @@ def main():
         prob = np.empty((n, n), np.float32)
         mask = np.empty((n, n), np.uint8)
         labels = np.empty((n, n), np.uint32)
-        out = Outputs(C.sizeof(Outputs), prob.ctypes.data_as(C.POINTER(C.c_float)), prob.size,
-                      mask.ctypes.data_as(C.POINTER(C.c_uint8)), mask.size,
-                      labels.ctypes.data_as(C.POINTER(C.c_uint32)), labels.size, 0)
+        out = Outputs(C.sizeof(Outputs), prob.ctypes.data, prob.size, mask.ctypes.data, mask.size,
+                      labels.ctypes.data, labels.size, 0)
         sopts = SegmentOptions()
         check(lib.unet_segment_options_init(C.byref(sopts)), "options_init")
         sopts.max_tile = max_tile
