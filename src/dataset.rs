@@ -121,13 +121,20 @@ fn check_size(name: &Path, image: &OwnedImage, w: usize, h: usize) -> Result<()>
     Ok(())
 }
 
-/// Loads `dir` and splits it: the last `val_fraction` of each sequence (by frame order) is validation.
+/// Loads `dir` and splits it: the last `val_fraction` of each sequence (by frame order) is validation, scored on
+/// gold truth (CTC frames without gold truth are left out of validation).
 pub fn load(dir: &Path, layout: Layout, truth: Truth, val_fraction: f64) -> Result<Split> {
+    load_with(dir, layout, truth, Truth::Gold, val_fraction)
+}
+
+/// [`load`] with a choice of validation truth for CTC data: `Truth::Silver` validates on every held-out frame
+/// (silver truth, complete), `Truth::Gold` only on the frames with gold truth (sparse, more exact).
+pub fn load_with(dir: &Path, layout: Layout, truth: Truth, val_truth: Truth, val_fraction: f64) -> Result<Split> {
     if !(0.0..1.0).contains(&val_fraction) {
         return Err(Error::invalid_argument(format!("validation fraction {val_fraction} is not in [0, 1)")));
     }
     match layout {
-        Layout::Ctc => load_ctc(dir, truth, val_fraction),
+        Layout::Ctc => load_ctc(dir, truth, val_truth, val_fraction),
         Layout::Isbi => {
             let images = sorted_files(&dir.join("train/image"))?;
             let samples = images
@@ -172,7 +179,7 @@ fn split_tail(mut samples: Vec<Sample>, val_fraction: f64) -> Split {
     Split { train: samples, val }
 }
 
-fn load_ctc(dir: &Path, truth: Truth, val_fraction: f64) -> Result<Split> {
+fn load_ctc(dir: &Path, truth: Truth, val_truth: Truth, val_fraction: f64) -> Result<Split> {
     let mut sequences: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -201,13 +208,9 @@ fn load_ctc(dir: &Path, truth: Truth, val_fraction: f64) -> Result<Split> {
             let Some(frame) = frame_number(frame_path) else { continue };
             let is_val = i >= first_val;
             let (gold, silver) = (mask("GT", frame), mask("ST", frame));
-            let chosen = if is_val {
-                gold.clone()
-            } else {
-                match truth {
-                    Truth::Silver => silver.clone().or(gold.clone()),
-                    Truth::Gold | Truth::GoldIgnoreUnannotated => gold.clone(),
-                }
+            let chosen = match if is_val { val_truth } else { truth } {
+                Truth::Silver => silver.clone().or(gold.clone()),
+                Truth::Gold | Truth::GoldIgnoreUnannotated => gold.clone(),
             };
             let Some(label_path) = chosen else { continue };
             let image = read_image(frame_path)?;

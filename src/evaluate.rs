@@ -1,9 +1,12 @@
 //! Evaluating a model on annotated samples through the same inference path users get (ONNX Runtime, tiling):
-//! SEG and foreground IoU pooled over all images.
+//! SEG and foreground IoU, and the search for the post-processing (instance method, threshold, minimum size)
+//! that scores best on validation data, per dataset and averaged over datasets.
 
 use crate::{
     dataset::Sample,
     error::Result,
+    instances::{InstanceMethod, PostProcessing, Watershed, label_instances},
+    labels::{Connectivity, FOREGROUND},
     metrics::{foreground_counts, seg_sum},
     model::Model,
     segment::{SegmentOptions, SegmentOutputs},
@@ -19,28 +22,185 @@ pub struct Scores {
     pub objects: usize,
 }
 
-/// Segments every sample with `model` and scores the instance labels against its ground truth.
+/// Pools per-image SEG sums and foreground counts.
+#[derive(Default)]
+struct Pool {
+    seg_total: f64,
+    objects: usize,
+    inter: u64,
+    union: u64,
+    images: usize,
+}
+
+impl Pool {
+    fn add(&mut self, truth: &[u32], predicted: &[u32]) {
+        let (sum, n) = seg_sum(truth, predicted);
+        self.seg_total += sum;
+        self.objects += n;
+        let (i, u) = foreground_counts(truth, predicted);
+        self.inter += i;
+        self.union += u;
+        self.images += 1;
+    }
+
+    fn scores(&self) -> Scores {
+        Scores {
+            seg: if self.objects > 0 { self.seg_total / self.objects as f64 } else { f64::NAN },
+            iou: if self.union > 0 { self.inter as f64 / self.union as f64 } else { 1.0 },
+            images: self.images,
+            objects: self.objects,
+        }
+    }
+}
+
+/// Segments every sample with `model` and scores the instance labels against its ground truth. `min_size` 0 and
+/// no post-processing override take the model's recommendation (see [`SegmentOptions`]).
 pub fn evaluate(model: &Model, samples: &[Sample], min_size: usize) -> Result<Scores> {
-    let (mut seg_total, mut objects, mut inter, mut union) = (0.0, 0, 0, 0);
+    evaluate_with(model, samples, &|| SegmentOptions { min_size, ..Default::default() })
+}
+
+/// [`evaluate`] with any segmentation options (made afresh for each image).
+pub fn evaluate_with(
+    model: &Model,
+    samples: &[Sample],
+    options: &dyn Fn() -> SegmentOptions<'static>,
+) -> Result<Scores> {
+    let mut pool = Pool::default();
     for s in samples {
         let view = s.image.view()?;
         let mut labels = vec![0u32; view.area()];
-        model.segment(
-            &view,
-            SegmentOptions { min_size, ..Default::default() },
-            SegmentOutputs { labels: Some(&mut labels), ..Default::default() },
-        )?;
-        let (sum, n) = seg_sum(&s.labels, &labels);
-        seg_total += sum;
-        objects += n;
-        let (i, u) = foreground_counts(&s.labels, &labels);
-        inter += i;
-        union += u;
+        model.segment(&view, options(), SegmentOutputs { labels: Some(&mut labels), ..Default::default() })?;
+        pool.add(&s.labels, &labels);
     }
-    Ok(Scores {
-        seg: if objects > 0 { seg_total / objects as f64 } else { f64::NAN },
-        iou: if union > 0 { inter as f64 / union as f64 } else { 1.0 },
-        images: samples.len(),
-        objects,
-    })
+    Ok(pool.scores())
+}
+
+/// One named validation set (e.g. one dataset's held-out frames).
+pub struct ValidationSet {
+    pub name: String,
+    pub samples: Vec<Sample>,
+}
+
+/// The candidates [`tune`] tries.
+#[derive(Clone, Debug)]
+pub struct TuneGrid {
+    pub thresholds: Vec<f32>,
+    pub methods: Vec<InstanceMethod>,
+    pub min_sizes: Vec<usize>,
+}
+
+impl Default for TuneGrid {
+    fn default() -> Self {
+        let mut methods = vec![InstanceMethod::Components];
+        for smoothing in [0.0, 1.0, 2.0] {
+            for h in [0.5, 1.0, 2.0, 3.0, 4.0, 6.0] {
+                methods.push(InstanceMethod::Watershed(Watershed { h, smoothing }));
+            }
+        }
+        TuneGrid { thresholds: vec![0.3, 0.4, 0.5, 0.6, 0.7], methods, min_sizes: vec![0, 20, 50, 100, 200] }
+    }
+}
+
+/// One candidate's scores.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub postprocessing: PostProcessing,
+    /// Per validation set, in the order given.
+    pub scores: Vec<Scores>,
+    /// Mean SEG over the sets (each set counts once, whatever its size).
+    pub mean_seg: f64,
+}
+
+/// The result of [`tune`]: every candidate, best first.
+pub struct Tuning {
+    pub candidates: Vec<Candidate>,
+}
+
+impl Tuning {
+    pub fn best(&self) -> &Candidate {
+        &self.candidates[0]
+    }
+
+    /// The best candidate that uses `method`'s kind (components or watershed).
+    pub fn best_of_kind(&self, watershed: bool) -> Option<&Candidate> {
+        self.candidates
+            .iter()
+            .find(|c| matches!(c.postprocessing.method, InstanceMethod::Watershed(_)) == watershed)
+    }
+}
+
+/// Tries every post-processing of `grid` on the validation sets (the network runs once per image; the candidates
+/// re-label its probabilities) and ranks them by mean SEG over the sets. Ties keep the simpler, earlier candidate.
+pub fn tune(
+    model: &Model,
+    sets: &[ValidationSet],
+    grid: &TuneGrid,
+    connectivity: Connectivity,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Tuning> {
+    let total_images: usize = sets.iter().map(|s| s.samples.len()).sum();
+    let mut probabilities: Vec<Vec<Vec<f32>>> = Vec::new();
+    let mut done = 0;
+    for set in sets {
+        let mut per_set = Vec::new();
+        for s in &set.samples {
+            let view = s.image.view()?;
+            let mut p = vec![0f32; view.area()];
+            model.segment(&view, SegmentOptions::default(), SegmentOutputs { probabilities: Some(&mut p), ..Default::default() })?;
+            per_set.push(p);
+            done += 1;
+            progress(done, total_images);
+        }
+        probabilities.push(per_set);
+    }
+    // pools[threshold][method][min_size][set]
+    let (nt, nm, nz) = (grid.thresholds.len(), grid.methods.len(), grid.min_sizes.len());
+    let mut pools: Vec<Pool> = (0..nt * nm * nz * sets.len()).map(|_| Pool::default()).collect();
+    let index = |t: usize, m: usize, z: usize, s: usize| ((t * nm + m) * nz + z) * sets.len() + s;
+    for (si, set) in sets.iter().enumerate() {
+        for (sample, probs) in set.samples.iter().zip(&probabilities[si]) {
+            let (w, h) = (sample.width(), sample.height());
+            for (ti, &t) in grid.thresholds.iter().enumerate() {
+                for (mi, &method) in grid.methods.iter().enumerate() {
+                    let mut labels: Vec<u32> = probs.iter().map(|&p| if p >= t { FOREGROUND } else { 0 }).collect();
+                    label_instances(&mut labels, w, h, method, connectivity, 0)?;
+                    for (zi, &min_size) in grid.min_sizes.iter().enumerate() {
+                        let kept = remove_small(&labels, min_size);
+                        pools[index(ti, mi, zi, si)].add(&sample.labels, &kept);
+                    }
+                }
+            }
+        }
+    }
+    let mut candidates = Vec::new();
+    for (ti, &t) in grid.thresholds.iter().enumerate() {
+        for (mi, &method) in grid.methods.iter().enumerate() {
+            for (zi, &min_size) in grid.min_sizes.iter().enumerate() {
+                let scores: Vec<Scores> = (0..sets.len()).map(|s| pools[index(ti, mi, zi, s)].scores()).collect();
+                let valid: Vec<f64> = scores.iter().map(|s| s.seg).filter(|s| s.is_finite()).collect();
+                let mean_seg = if valid.is_empty() { f64::NAN } else { valid.iter().sum::<f64>() / valid.len() as f64 };
+                candidates.push(Candidate {
+                    postprocessing: PostProcessing { method, threshold: Some(t), min_size },
+                    scores,
+                    mean_seg,
+                });
+            }
+        }
+    }
+    // Stable sort: among equal scores the earlier (simpler) candidate wins.
+    candidates.sort_by(|a, b| b.mean_seg.partial_cmp(&a.mean_seg).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(Tuning { candidates })
+}
+
+/// Labels with instances under `min_size` pixels set to 0 (numbers unchanged otherwise).
+fn remove_small(labels: &[u32], min_size: usize) -> std::borrow::Cow<'_, [u32]> {
+    if min_size <= 1 {
+        return std::borrow::Cow::Borrowed(labels);
+    }
+    let max = labels.iter().copied().max().unwrap_or(0) as usize;
+    let mut size = vec![0usize; max + 1];
+    for &l in labels {
+        size[l as usize] += 1;
+    }
+    std::borrow::Cow::Owned(labels.iter().map(|&l| if l != 0 && size[l as usize] < min_size { 0 } else { l }).collect())
 }

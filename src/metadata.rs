@@ -4,6 +4,7 @@
 use crate::{
     error::{Error, Result, UnetStatus},
     geometry::{Architecture, Geometry},
+    instances::PostProcessing,
 };
 
 /// Version of the metadata convention below; bumped when a key changes meaning.
@@ -59,6 +60,9 @@ pub struct ModelMetadata {
     pub class_names: Vec<String>,
     /// Free text: how the weights were made (training data, command, epochs, scores).
     pub provenance: String,
+    /// Post-processing chosen on validation data (instance method, threshold, minimum size); `None` = connected
+    /// components of the most probable class, as for every model before this key existed.
+    pub postprocessing: Option<PostProcessing>,
 }
 
 mod key {
@@ -73,6 +77,7 @@ mod key {
     pub const NORMALIZATION: &str = "unet.normalization";
     pub const CLASS_NAMES: &str = "unet.class_names";
     pub const PROVENANCE: &str = "unet.provenance";
+    pub const POSTPROCESSING: &str = "unet.postprocessing";
 }
 
 impl ModelMetadata {
@@ -82,7 +87,13 @@ impl ModelMetadata {
         } else {
             (0..arch.classes).map(|i| if i == 0 { "background".into() } else { format!("class{i}") }).collect()
         };
-        ModelMetadata { arch, normalization: Normalization::DEFAULT, class_names, provenance: provenance.into() }
+        ModelMetadata {
+            arch,
+            normalization: Normalization::DEFAULT,
+            class_names,
+            provenance: provenance.into(),
+            postprocessing: None,
+        }
     }
 
     /// Key/value pairs for the ONNX file.
@@ -101,7 +112,11 @@ impl ModelMetadata {
             (key::CLASS_NAMES, self.class_names.join(",")),
             (key::PROVENANCE, self.provenance.clone()),
         ];
-        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        let mut props: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        if let Some(pp) = &self.postprocessing {
+            props.push((key::POSTPROCESSING.to_string(), pp.to_meta()));
+        }
+        props
     }
 
     /// Reads the metadata back through a lookup (ONNX Runtime's custom metadata map). Checks consistency: the
@@ -163,7 +178,16 @@ impl ModelMetadata {
                 arch.classes
             )));
         }
-        Ok(ModelMetadata { arch, normalization, class_names, provenance: lookup(key::PROVENANCE).unwrap_or_default() })
+        let postprocessing = lookup(key::POSTPROCESSING)
+            .map(|s| PostProcessing::parse(&s).map_err(|e| incompatible(format!("model metadata: {}", e.message()))))
+            .transpose()?;
+        Ok(ModelMetadata {
+            arch,
+            normalization,
+            class_names,
+            provenance: lookup(key::PROVENANCE).unwrap_or_default(),
+            postprocessing,
+        })
     }
 
     pub fn geometry(&self) -> Geometry {
@@ -178,9 +202,16 @@ mod tests {
 
     #[test]
     fn round_trip_and_rejections() {
-        let meta = ModelMetadata::new(Architecture::PAPER, "test");
+        let mut meta = ModelMetadata::new(Architecture::PAPER, "test");
         let map: HashMap<String, String> = meta.to_props().into_iter().collect();
         assert_eq!(ModelMetadata::from_lookup(|k| map.get(k).cloned()).unwrap(), meta);
+        meta.postprocessing = Some(PostProcessing::parse("watershed h=3 smoothing=0.5 threshold=0.6 min_size=9").unwrap());
+        let with_pp: HashMap<String, String> = meta.to_props().into_iter().collect();
+        assert_eq!(ModelMetadata::from_lookup(|k| with_pp.get(k).cloned()).unwrap(), meta);
+        let mut bad_pp = with_pp.clone();
+        bad_pp.insert("unet.postprocessing".into(), "watershed h=-3".into());
+        let err = ModelMetadata::from_lookup(|k| bad_pp.get(k).cloned()).unwrap_err();
+        assert_eq!(err.status(), UnetStatus::ModelIncompatible);
 
         let mut bad = map.clone();
         bad.insert("unet.halo".into(), "91".into());

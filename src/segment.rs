@@ -6,7 +6,8 @@ use ndarray::{ArrayView4, ArrayViewMut4};
 use crate::{
     error::{Error, Result, UnetStatus},
     image::{ImageView, Pixel, Pixels},
-    labels::{Connectivity, FOREGROUND, label_components},
+    instances::{InstanceMethod, label_instances},
+    labels::{Connectivity, FOREGROUND},
     metadata::Normalization,
     model::Model,
     normalize::Normalizer,
@@ -24,11 +25,16 @@ pub struct Progress {
 /// Return `false` to cancel.
 pub type ProgressFn<'p> = dyn FnMut(Progress) -> bool + 'p;
 
+/// Post-processing fields left at `None`/0 take what the model's metadata recommends (chosen on validation data
+/// when it was trained), and today's behaviour (argmax, connected components, no minimum size) for models that
+/// recommend nothing.
 pub struct SegmentOptions<'p> {
-    /// Foreground when its probability is at least this; `None` takes the most probable class (argmax).
+    /// Foreground when its probability is at least this; `None` = the model's threshold, else the most probable class.
     pub threshold: Option<f32>,
-    /// Instances smaller than this many pixels are removed from the labels.
+    /// Instances smaller than this many pixels are removed from the labels; 0 = the model's minimum (else none).
     pub min_size: usize,
+    /// How the foreground becomes instances; `None` = the model's method, else connected components.
+    pub instances: Option<InstanceMethod>,
     pub connectivity: Connectivity,
     /// Bytes the network's activations may use; decides the tile size.
     pub memory_budget: usize,
@@ -46,6 +52,7 @@ impl Default for SegmentOptions<'_> {
         SegmentOptions {
             threshold: None,
             min_size: 0,
+            instances: None,
             connectivity: Connectivity::Four,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             max_tile: None,
@@ -88,6 +95,7 @@ impl Model {
         let SegmentOptions {
             threshold,
             min_size,
+            instances,
             connectivity,
             memory_budget,
             max_tile,
@@ -97,6 +105,13 @@ impl Model {
         } = options;
         let meta = self.metadata();
         let (arch, geometry) = (meta.arch, meta.geometry());
+        let recommended = meta.postprocessing.unwrap_or(crate::instances::PostProcessing::PLAIN);
+        let threshold = threshold.or(recommended.threshold);
+        let min_size = if min_size == 0 { recommended.min_size } else { min_size };
+        let method = instances.unwrap_or(recommended.method);
+        if let InstanceMethod::Watershed(w) = method {
+            w.validate()?;
+        }
         if image.channels != arch.in_channels {
             return Err(Error::new(
                 UnetStatus::ChannelMismatch,
@@ -188,7 +203,7 @@ impl Model {
         }
         let mut label_count = 0;
         if let Some(labels) = labels {
-            label_count = label_components(&mut labels[..area], image.width, image.height, connectivity, min_size);
+            label_count = label_instances(&mut labels[..area], image.width, image.height, method, connectivity, min_size)?;
             report(total)?;
         }
         Ok(SegmentReport { label_count, tiles: plan.len(), tile_shape: plan.output_shape(), tiles_per_run: batch })

@@ -353,7 +353,7 @@ impl EdtScratch {
 }
 
 /// 1-D squared distance transform of sampled function `f` (lower envelope of parabolas).
-fn dt_1d(f: &[f64], d: &mut [f64], v: &mut [usize], z: &mut [f64]) {
+pub(crate) fn dt_1d(f: &[f64], d: &mut [f64], v: &mut [usize], z: &mut [f64]) {
     let n = f.len();
     let mut k = 0usize;
     let mut found = false;

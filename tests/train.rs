@@ -198,6 +198,8 @@ mod training {
             min_size: 10,
             data_description: "synthetic touching cells".into(),
             ort_library: Some(common::ort_lib()),
+            init: None,
+            init_source: None,
             progress: false,
         }
     }

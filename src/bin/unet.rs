@@ -58,6 +58,77 @@ impl ModelArgs {
     }
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum InstancesArg {
+    /// What the model's metadata recommends (else components).
+    Model,
+    /// Connected components: touching cells stay one instance.
+    Components,
+    /// Seeded watershed on the distance transform: splits touching cells at their neck.
+    Watershed,
+}
+
+/// How the foreground becomes instances.
+#[derive(clap::Args)]
+struct InstanceArgs {
+    #[arg(long, value_enum, default_value = "model")]
+    instances: InstancesArg,
+    /// Watershed: minimum height (pixels) of a distance maximum above its saddle to seed its own cell (larger merges
+    /// more; default: the model's, else 2).
+    #[arg(long)]
+    watershed_h: Option<f32>,
+    /// Watershed: Gaussian smoothing (pixels) of the distance map, 0 = none (default: the model's, else 1).
+    #[arg(long)]
+    smoothing: Option<f32>,
+    /// Pixel connectivity of instances.
+    #[arg(long, default_value_t = 4, value_parser = parse_connectivity)]
+    connectivity: u8,
+}
+
+fn parse_connectivity(s: &str) -> Result<u8, String> {
+    match s {
+        "4" => Ok(4),
+        "8" => Ok(8),
+        _ => Err(format!("'{s}' is not 4 or 8")),
+    }
+}
+
+impl InstanceArgs {
+    /// The method to pass to the library (`None` = the model's recommendation), resolving omitted parameters
+    /// against the model's own.
+    fn method(&self, model: &Model) -> unet::Result<Option<unet::InstanceMethod>> {
+        use unet::{InstanceMethod, Watershed};
+        let recommended = match model.metadata().postprocessing.map(|p| p.method) {
+            Some(InstanceMethod::Watershed(w)) => w,
+            _ => Watershed::DEFAULT,
+        };
+        let given = self.watershed_h.is_some() || self.smoothing.is_some();
+        let watershed = Watershed {
+            h: self.watershed_h.unwrap_or(recommended.h),
+            smoothing: self.smoothing.unwrap_or(recommended.smoothing),
+        };
+        watershed.validate()?;
+        Ok(match self.instances {
+            InstancesArg::Components => Some(InstanceMethod::Components),
+            InstancesArg::Watershed => Some(InstanceMethod::Watershed(watershed)),
+            InstancesArg::Model if given => match model.metadata().postprocessing.map(|p| p.method) {
+                Some(InstanceMethod::Watershed(_)) => Some(InstanceMethod::Watershed(watershed)),
+                _ => {
+                    return Err(unet::Error::new(
+                        unet::UnetStatus::InvalidArgument,
+                        "--watershed-h/--smoothing need --instances watershed (this model does not recommend it)",
+                    ));
+                }
+            },
+            InstancesArg::Model => None,
+        })
+    }
+
+    fn connectivity(&self) -> Connectivity {
+        if self.connectivity == 8 { Connectivity::Eight } else { Connectivity::Four }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Segment an image (8/16-bit or float TIFF, PNG) into a mask, probabilities and instance labels.
@@ -74,15 +145,14 @@ enum Command {
         labels: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
-        /// Foreground when P(foreground) >= THRESHOLD (default: most probable class).
+        /// Foreground when P(foreground) >= THRESHOLD (default: the model's recommendation, else the most probable class).
         #[arg(long)]
         threshold: Option<f32>,
-        /// Remove instances smaller than this many pixels.
+        /// Remove instances smaller than this many pixels (default: the model's recommendation, else 0).
         #[arg(long, default_value_t = 0)]
         min_size: usize,
-        /// Pixel connectivity of instances.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=8))]
-        connectivity: u8,
+        #[command(flatten)]
+        instances: InstanceArgs,
         /// Memory budget for the network's activations, in MiB (decides the tile size).
         #[arg(long, default_value_t = 1024)]
         memory_mb: usize,
@@ -123,23 +193,40 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         border_width: usize,
     },
-    /// Score a model on annotated data (Cell Tracking Challenge, ISBI 2012 or images/labels folders): SEG and IoU.
+    /// Score a model on annotated data (Cell Tracking Challenge, ISBI 2012 or images/labels folders): SEG and IoU
+    /// per dataset; --tune searches the post-processing on held-out frames and can write it into the model.
     Eval {
         /// ONNX model ("default" for the embedded one).
         model_path: String,
-        /// Dataset folder.
-        data: PathBuf,
+        /// Dataset folders; each is scored on its own.
+        #[arg(required = true)]
+        data: Vec<PathBuf>,
         /// Layout (default: detected).
         #[arg(long, value_parser = ["ctc", "isbi", "folders"])]
         layout: Option<String>,
-        /// Remove predicted instances smaller than this.
+        /// Foreground threshold (default: the model's recommendation, else the most probable class).
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Remove predicted instances smaller than this (default: the model's recommendation, else 0).
         #[arg(long, default_value_t = 0)]
         min_size: usize,
+        #[command(flatten)]
+        instances: InstanceArgs,
         #[arg(long, value_enum, default_value = "auto")]
         provider: ProviderArg,
         /// Score only the last FRACTION of each sequence (the frames `unet train --val-fraction` holds out).
         #[arg(long)]
         held_out: Option<f64>,
+        /// Ground truth of held-out CTC frames: silver (every frame, complete), gold (annotated frames only), both.
+        #[arg(long, default_value = "both", value_parser = ["silver", "gold", "both"])]
+        truth: String,
+        /// Search threshold, instance method (components; watershed h, smoothing) and minimum size on the held-out
+        /// frames (silver truth; --held-out 0.2 unless given), ranked by SEG averaged over the datasets.
+        #[arg(long)]
+        tune: bool,
+        /// With --tune: write the model with the best post-processing in its metadata to this file.
+        #[arg(long, requires = "tune")]
+        write: Option<PathBuf>,
     },
     /// Train a U-Net on annotated data with the paper's recipe and export it as ONNX (needs the `train` feature).
     #[cfg(feature = "train")]
@@ -206,10 +293,16 @@ struct TrainArgs {
     /// Fraction of each sequence (its last frames) held out for validation.
     #[arg(long, default_value_t = 0.2)]
     val_fraction: f64,
-    #[arg(long, default_value_t = 64)]
-    base_width: usize,
-    #[arg(long, default_value_t = 4)]
-    depth: usize,
+    /// Base width (default: the --init model's, else 64).
+    #[arg(long)]
+    base_width: Option<usize>,
+    /// Depth (default: the --init model's, else 4).
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Fine-tune: start from the weights of this unet ONNX model ("default" = the embedded one) instead of random
+    /// ones. Its architecture is used; the optimizer state (momentum, Adam moments) starts fresh.
+    #[arg(long)]
+    init: Option<String>,
     /// Network input tile (valid size, e.g. 572 = paper).
     #[arg(long, default_value_t = 572)]
     tile: usize,
@@ -259,7 +352,27 @@ fn run_train(a: TrainArgs) -> unet::Result<()> {
         },
         weight_map::{ClassBalance, WeightMapOptions},
     };
-    let arch = unet::Architecture { in_channels: 1, classes: 2, base_width: a.base_width, depth: a.depth };
+    let init = a.init.as_deref().map(unet::onnx::read_unet_file).transpose()?;
+    let arch = match &init {
+        Some((w, _)) => {
+            let from = w.arch;
+            for (flag, given, has) in [("--base-width", a.base_width, from.base_width), ("--depth", a.depth, from.depth)] {
+                if let Some(g) = given.filter(|&g| g != has) {
+                    return Err(unet::Error::new(
+                        unet::UnetStatus::InvalidArgument,
+                        format!("{flag} {g} contradicts the --init model, whose value is {has}"),
+                    ));
+                }
+            }
+            from
+        }
+        None => unet::Architecture {
+            in_channels: 1,
+            classes: 2,
+            base_width: a.base_width.unwrap_or(64),
+            depth: a.depth.unwrap_or(4),
+        },
+    };
     let run = RunDir(a.out.clone());
     let device = Default::default();
     if a.export_only {
@@ -306,10 +419,12 @@ fn run_train(a: TrainArgs) -> unet::Result<()> {
         },
         augmentation: if a.no_augment { Augmentation::NONE } else { Augmentation::default() },
         min_size: a.min_size,
-        data_description: a.data.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        data_description: a.data.iter().map(|d| data_name(&d.display().to_string())).collect::<Vec<_>>().join(", ")
             + &format!(" ({} truth)", a.truth),
         ort_library: a.ort_lib,
         progress: !a.quiet,
+        init_source: a.init.as_deref().map(data_name),
+        init: init.map(|(w, _)| w),
     };
     let summary = train::<TrainBackend>(&config, &split, &run, a.resume, &device)?;
     println!("wrote {} and {}", summary.onnx.display(), run.metrics_csv().display());
@@ -329,6 +444,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The last two components of a data path (e.g. `ctc/DIC-C2DH-HeLa`), so metadata never embeds a machine's paths.
+fn data_name(path: &str) -> String {
+    let parts: Vec<&str> = path.trim_end_matches('/').rsplit('/').take(2).collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/")
 }
 
 fn parse_normalization(s: &str) -> unet::Result<Normalization> {
@@ -354,7 +475,8 @@ fn describe(model: &Model) -> String {
     let p = model.provider();
     let mut s = format!(
         "model: {}\n  architecture: U-Net depth {}, base width {}, {} input channel(s), {} classes ({}), {} parameters\n  \
-         sizes: halo {} px, valid inputs {}k+{} (>= {})\n  normalisation: {}\n  provenance: {}\n  \
+         sizes: halo {} px, valid inputs {}k+{} (>= {})\n  normalisation: {}\n  post-processing: {}\n  \
+         provenance: {}\n  \
          ONNX Runtime {} from {}\n  execution provider: {}",
         model.source(),
         m.arch.depth,
@@ -368,6 +490,7 @@ fn describe(model: &Model) -> String {
         g.size_offset,
         g.min_input,
         m.normalization.to_meta(),
+        m.postprocessing.map_or("components (no recommendation in the model)".to_string(), |p| p.to_meta()),
         m.provenance,
         model.runtime().version,
         model.runtime().library_path.display(),
@@ -445,19 +568,20 @@ fn run(cli: Cli) -> unet::Result<()> {
             );
             Ok(())
         }
-        Command::Eval { model_path, data, layout, min_size, provider, held_out } => {
-            use unet::dataset::{Layout, Truth, load};
-            let layout = match layout.as_deref() {
-                Some("ctc") => Layout::Ctc,
-                Some("isbi") => Layout::Isbi,
-                Some("folders") => Layout::Folders,
-                _ => Layout::detect(&data).ok_or_else(|| {
-                    unet::Error::new(
-                        unet::UnetStatus::InvalidArgument,
-                        format!("cannot tell the layout of {}: give --layout", data.display()),
-                    )
-                })?,
-            };
+        Command::Eval {
+            model_path,
+            data,
+            layout,
+            threshold,
+            min_size,
+            instances,
+            provider,
+            held_out,
+            truth,
+            tune,
+            write,
+        } => {
+            use unet::dataset::{Layout, Truth, load_with};
             let args = ModelArgs {
                 model: (model_path != "default").then(|| PathBuf::from(&model_path)),
                 provider,
@@ -465,20 +589,99 @@ fn run(cli: Cli) -> unet::Result<()> {
                 ort_lib: None,
             };
             let model = args.load()?;
-            // Every gold-annotated image counts, or only the held-out tail of each sequence.
-            let split = load(&data, layout, Truth::Gold, held_out.unwrap_or(0.0))?;
-            let samples = if held_out.is_some() { &split.val } else { &split.train };
-            let started = Instant::now();
-            let s = unet::evaluate::evaluate(&model, samples, min_size)?;
-            println!(
-                "{}: SEG {:.4}, foreground IoU {:.4} over {} image(s), {} object(s), {:.1} s",
-                data.display(),
-                s.seg,
-                s.iou,
-                s.images,
-                s.objects,
-                started.elapsed().as_secs_f64()
-            );
+            let held_out = if tune { held_out.or(Some(0.2)) } else { held_out };
+            // (dataset, truth name, samples): every gold-annotated image, or the held-out tail of each sequence.
+            let mut sets = Vec::new();
+            for dir in &data {
+                let layout = match layout.as_deref() {
+                    Some("ctc") => Layout::Ctc,
+                    Some("isbi") => Layout::Isbi,
+                    Some("folders") => Layout::Folders,
+                    _ => Layout::detect(dir).ok_or_else(|| {
+                        unet::Error::new(
+                            unet::UnetStatus::InvalidArgument,
+                            format!("cannot tell the layout of {}: give --layout", dir.display()),
+                        )
+                    })?,
+                };
+                let truths: &[(&str, Truth)] = match (layout, truth.as_str()) {
+                    (Layout::Ctc, "silver") => &[("silver", Truth::Silver)],
+                    (Layout::Ctc, "gold") => &[("gold", Truth::Gold)],
+                    (Layout::Ctc, _) => &[("silver", Truth::Silver), ("gold", Truth::Gold)],
+                    _ => &[("truth", Truth::Gold)],
+                };
+                for &(name, t) in truths {
+                    let split = load_with(dir, layout, t, t, held_out.unwrap_or(0.0))?;
+                    let samples = if held_out.is_some() { split.val } else { split.train };
+                    sets.push((dir.clone(), name, samples));
+                }
+            }
+            let method = instances.method(&model)?;
+            let connectivity = instances.connectivity();
+            let options = || SegmentOptions { threshold, min_size, instances: method, connectivity, ..Default::default() };
+            for (dir, truth_name, samples) in &sets {
+                let started = Instant::now();
+                let s = unet::evaluate::evaluate_with(&model, samples, &options)?;
+                println!(
+                    "{} [{truth_name}]: SEG {:.4}, foreground IoU {:.4} over {} image(s), {} object(s), {:.1} s",
+                    dir.display(),
+                    s.seg,
+                    s.iou,
+                    s.images,
+                    s.objects,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            if tune {
+                use unet::evaluate::{TuneGrid, ValidationSet, tune};
+                // Tune on the complete (silver) truth where there is a choice.
+                let mut chosen: Vec<ValidationSet> = Vec::new();
+                for (dir, truth_name, samples) in sets {
+                    let name = dir.display().to_string();
+                    if chosen.iter().any(|c| c.name == name) || (truth_name == "gold" && truth.as_str() == "both") {
+                        continue;
+                    }
+                    chosen.push(ValidationSet { name, samples });
+                }
+                let started = Instant::now();
+                let bar = ProgressBar::new(0);
+                let tuning = tune(&model, &chosen, &TuneGrid::default(), connectivity, |done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                })?;
+                bar.finish_and_clear();
+                let line = |c: &unet::evaluate::Candidate| {
+                    let per: Vec<String> = c.scores.iter().map(|s| format!("{:.4}/{:.4}", s.seg, s.iou)).collect();
+                    format!("mean SEG {:.4}  SEG/IoU per dataset {}  {}", c.mean_seg, per.join(" "), c.postprocessing.to_meta())
+                };
+                println!("tuned on {} in {:.0} s; datasets: {}", chosen.iter().map(|c| format!("{} ({} frames)", c.name, c.samples.len())).collect::<Vec<_>>().join(", "), started.elapsed().as_secs_f64(), "");
+                for c in tuning.candidates.iter().take(5) {
+                    println!("  {}", line(c));
+                }
+                for (kind, ws) in [("components", false), ("watershed", true)] {
+                    if let Some(c) = tuning.best_of_kind(ws) {
+                        println!("best {kind}: {}", line(c));
+                    }
+                }
+                let best = tuning.best();
+                println!("chosen: {}", best.postprocessing.to_meta());
+                if let Some(out) = write {
+                    let (weights, mut meta) = unet::onnx::read_unet_file(&model_path)?;
+                    meta.postprocessing = Some(best.postprocessing);
+                    let per: Vec<String> = chosen
+                        .iter()
+                        .zip(&best.scores)
+                        .map(|(c, s)| format!("{} SEG {:.4}", data_name(&c.name), s.seg))
+                        .collect();
+                    meta.provenance += &format!(
+                        "; post-processing '{}' chosen by unet eval --tune on held-out frames ({})",
+                        best.postprocessing.to_meta(),
+                        per.join(", ")
+                    );
+                    unet::onnx::write_unet(&out, &weights, &meta)?;
+                    println!("wrote {}", out.display());
+                }
+            }
             Ok(())
         }
         Command::ExportBaseline { output } => {
@@ -516,7 +719,7 @@ fn run(cli: Cli) -> unet::Result<()> {
             model,
             threshold,
             min_size,
-            connectivity,
+            instances,
             memory_mb,
             tile,
             tiles_per_run,
@@ -535,6 +738,7 @@ fn run(cli: Cli) -> unet::Result<()> {
             if !quiet {
                 eprintln!("{}", describe(&model));
             }
+            let method = instances.method(&model)?;
             let img = read_image(&image)?;
             let view = img.view()?;
             let area = view.area();
@@ -559,7 +763,8 @@ fn run(cli: Cli) -> unet::Result<()> {
                 SegmentOptions {
                     threshold,
                     min_size,
-                    connectivity: if connectivity == 8 { Connectivity::Eight } else { Connectivity::Four },
+                    instances: method,
+                    connectivity: instances.connectivity(),
                     memory_budget: memory_mb.saturating_mul(1 << 20),
                     max_tile: tile,
                     tiles_per_run,

@@ -88,11 +88,42 @@ pub(crate) unsafe fn try_ref<'a, T>(p: *const T, name: &str) -> Result<&'a T> {
     Ok(unsafe { &*p })
 }
 
-/// Structs that begin with `uint32_t struct_size` and may grow in later versions.
+/// Structs that begin with `uint32_t struct_size` and may grow in later versions by appending fields.
 pub(crate) trait Versioned: Copy {
-    /// Size of the first published version: callers must pass at least this.
+    /// Size of the first published version (v0.1): callers must pass at least this. Frozen with [`frozen_v1_size!`]
+    /// so that appending a field never turns away a caller compiled against an older header.
     const V1_SIZE: usize;
     fn defaults() -> Self;
+}
+
+/// The first-version size of a struct as a literal, checked at compile time against the end of its last v0.1
+/// field (rounded up to the struct's alignment) on 64-bit targets, where the literal was measured.
+macro_rules! frozen_v1_size {
+    ($literal:literal, $ty:ty, $last_field:ident : $field_ty:ty) => {{
+        const END: usize = std::mem::offset_of!($ty, $last_field) + std::mem::size_of::<$field_ty>();
+        const ALIGN: usize = std::mem::align_of::<$ty>();
+        const PREFIX: usize = END.div_ceil(ALIGN) * ALIGN;
+        #[cfg(target_pointer_width = "64")]
+        const _: () = assert!(PREFIX == $literal, "the v0.1 prefix of this struct changed: that breaks old callers");
+        PREFIX
+    }};
+}
+pub(crate) use frozen_v1_size;
+
+/// Writes an output struct: only the bytes the caller's version has (its `struct_size`, at least V1_SIZE, checked by
+/// [`read_versioned`] before), and never the caller's `struct_size` itself.
+///
+/// # Safety
+/// `p` must point to at least its `struct_size` writable bytes, and that size must be >= `T::V1_SIZE`.
+pub(crate) unsafe fn write_versioned<T: Versioned>(p: *mut T, value: &T) {
+    // SAFETY: see the contract; every versioned struct starts with a u32 `struct_size`.
+    let size = unsafe { *(p as *const u32) } as usize;
+    let n = size.min(size_of::<T>());
+    let skip = size_of::<u32>();
+    // SAFETY: n <= both sizes, and the source is a whole T.
+    unsafe {
+        std::ptr::copy_nonoverlapping((value as *const T as *const u8).add(skip), (p as *mut u8).add(skip), n - skip)
+    };
 }
 
 /// Reads a versioned struct: fields the caller's version has are copied, newer ones keep their defaults.

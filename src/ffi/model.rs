@@ -5,7 +5,7 @@ use std::{
     mem::size_of,
 };
 
-use super::{Versioned, cstr_to_path, ffi_entry, null, opt_cstr, read_versioned, try_ref};
+use super::{Versioned, cstr_to_path, ffi_entry, frozen_v1_size, null, opt_cstr, read_versioned, try_ref, write_versioned};
 use crate::{
     error::{Error, UnetStatus},
     model::{Model, ModelOptions},
@@ -60,7 +60,7 @@ pub struct UnetModelOptions {
 }
 
 impl Versioned for UnetModelOptions {
-    const V1_SIZE: usize = size_of::<UnetModelOptions>();
+    const V1_SIZE: usize = frozen_v1_size!(24, UnetModelOptions, ort_library_path: *const c_char);
     fn defaults() -> Self {
         UnetModelOptions {
             struct_size: size_of::<UnetModelOptions>() as u32,
@@ -109,11 +109,37 @@ impl UnetModel {
     }
 }
 
+impl Versioned for UnetModelInfo {
+    const V1_SIZE: usize = frozen_v1_size!(96, UnetModelInfo, ort_library: *const c_char);
+    fn defaults() -> Self {
+        let null = std::ptr::null();
+        UnetModelInfo {
+            struct_size: size_of::<UnetModelInfo>() as u32,
+            provider: 0,
+            fallback_reason: null,
+            in_channels: 0,
+            classes: 0,
+            base_width: 0,
+            depth: 0,
+            halo: 0,
+            size_step: 0,
+            size_offset: 0,
+            min_input: 0,
+            normalization: null,
+            class_names: null,
+            provenance: null,
+            source: null,
+            ort_version: null,
+            ort_library: null,
+        }
+    }
+}
+
 /// What a loaded model is and how it runs. Strings are owned by the model and valid until unet_model_free.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct UnetModelInfo {
-    /// sizeof(UnetModelInfo), set by the caller.
+    /// sizeof(UnetModelInfo), set by the caller (and never changed): fields beyond it are not written.
     pub struct_size: u32,
     /// The UnetProvider that actually runs the model (UNET_PROVIDER_CPU or UNET_PROVIDER_CUDA).
     pub provider: u32,
@@ -260,15 +286,8 @@ pub unsafe extern "C" fn unet_model_info(model: *const UnetModel, info: *mut Une
         if info.is_null() {
             return Err(null("info"));
         }
-        super::check_aligned(info, "info")?;
-        // SAFETY: aligned, non-NULL; only struct_size is read before the write below.
-        let size = unsafe { *(info as *const u32) } as usize;
-        if size < size_of::<UnetModelInfo>() {
-            return Err(Error::new(
-                UnetStatus::StructVersion,
-                format!("`info->struct_size` is {size}, at least {} expected", size_of::<UnetModelInfo>()),
-            ));
-        }
+        // SAFETY: non-NULL; read_versioned checks alignment and that the caller has at least the v0.1 struct.
+        unsafe { read_versioned(info, "info") }?;
         let meta = m.model.metadata();
         let g = meta.geometry();
         let s = &m.strings;
@@ -291,8 +310,8 @@ pub unsafe extern "C" fn unet_model_info(model: *const UnetModel, info: *mut Une
             ort_version: s.ort_version.as_ptr(),
             ort_library: s.ort_library.as_ptr(),
         };
-        // SAFETY: the caller provides at least sizeof(UnetModelInfo) writable bytes.
-        unsafe { info.write(value) };
+        // SAFETY: the caller provides its `struct_size` (>= V1_SIZE, checked above) writable bytes.
+        unsafe { write_versioned(info, &value) };
         Ok(())
     })
 }

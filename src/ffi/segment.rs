@@ -2,10 +2,11 @@
 
 use std::{ffi::c_void, mem::size_of};
 
-use super::{Versioned, check_aligned, ffi_entry, model::UnetModel, null, read_versioned, try_ref};
+use super::{Versioned, check_aligned, ffi_entry, frozen_v1_size, model::UnetModel, null, read_versioned, try_ref};
 use crate::{
     error::{Error, Result, UnetStatus},
     image::{ImageView, Pixels, checked_area},
+    instances::{InstanceMethod, Watershed},
     labels::Connectivity,
     metadata::Normalization,
     segment::{Progress, SegmentOptions, SegmentOutputs},
@@ -41,7 +42,7 @@ pub struct UnetImage {
 }
 
 impl Versioned for UnetImage {
-    const V1_SIZE: usize = size_of::<UnetImage>();
+    const V1_SIZE: usize = frozen_v1_size!(48, UnetImage, row_stride_bytes: usize);
     fn defaults() -> Self {
         UnetImage {
             struct_size: size_of::<UnetImage>() as u32,
@@ -67,6 +68,18 @@ pub enum UnetNormalization {
     Percentile = 2,
 }
 
+/// How the foreground becomes instances (values of `UnetSegmentOptions.instances`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnetInstances {
+    /// What the model's metadata recommends (chosen on validation data), else connected components.
+    Model = 0,
+    /// Connected components of the foreground: touching cells stay one instance.
+    Components = 1,
+    /// Seeded watershed on the distance transform of the foreground: splits touching cells at their neck.
+    Watershed = 2,
+}
+
 /// Called after each step with (user_data, done, total); return 0 to continue, non-zero to cancel
 /// (unet_segment then returns UNET_STATUS_CANCELLED). Called on the thread that called unet_segment.
 pub type UnetProgressCallback = Option<unsafe extern "C" fn(user_data: *mut c_void, done: usize, total: usize) -> i32>;
@@ -82,11 +95,12 @@ pub struct UnetSegmentOptions {
     /// Percentiles for UNET_NORMALIZATION_PERCENTILE (0 <= low < high <= 100).
     pub percentile_low: f32,
     pub percentile_high: f32,
-    /// Foreground when P(foreground) >= threshold; 0 = most probable class (argmax).
+    /// Foreground when P(foreground) >= threshold; 0 = the model's recommended threshold, else the most probable
+    /// class (argmax).
     pub threshold: f32,
     /// 4 or 8: pixel connectivity of instances.
     pub connectivity: u32,
-    /// Instances with fewer pixels are removed from the labels.
+    /// Instances with fewer pixels are removed from the labels; 0 = the model's recommended minimum, else none.
     pub min_size: u64,
     /// Bytes the network's activations may use; decides the tile size. 0 = default (1 GiB).
     pub memory_budget_bytes: u64,
@@ -96,10 +110,18 @@ pub struct UnetSegmentOptions {
     pub tiles_per_run: u32,
     pub progress: UnetProgressCallback,
     pub progress_user_data: *mut c_void,
+    /// Since 0.2. A UnetInstances value: how the foreground becomes instance labels.
+    pub instances: u32,
+    /// Since 0.2. Watershed: minimum height (pixels of distance) of a maximum above its saddle to seed its own
+    /// instance; larger merges more. Negative = the model's recommendation, else 2.
+    pub watershed_h: f32,
+    /// Since 0.2. Watershed: Gaussian smoothing (pixels) of the distance map; 0 = none. Negative = the model's
+    /// recommendation, else 1.
+    pub watershed_smoothing: f32,
 }
 
 impl Versioned for UnetSegmentOptions {
-    const V1_SIZE: usize = size_of::<UnetSegmentOptions>();
+    const V1_SIZE: usize = frozen_v1_size!(64, UnetSegmentOptions, progress_user_data: *mut c_void);
     fn defaults() -> Self {
         UnetSegmentOptions {
             struct_size: size_of::<UnetSegmentOptions>() as u32,
@@ -114,6 +136,9 @@ impl Versioned for UnetSegmentOptions {
             tiles_per_run: 0,
             progress: None,
             progress_user_data: std::ptr::null_mut(),
+            instances: UnetInstances::Model as u32,
+            watershed_h: -1.0,
+            watershed_smoothing: -1.0,
         }
     }
 }
@@ -136,6 +161,22 @@ pub struct UnetOutputs {
     pub labels_len: usize,
     /// Set by unet_segment: number of instances in `labels` (0 when labels is NULL).
     pub label_count: u32,
+}
+
+impl Versioned for UnetOutputs {
+    const V1_SIZE: usize = frozen_v1_size!(64, UnetOutputs, label_count: u32);
+    fn defaults() -> Self {
+        UnetOutputs {
+            struct_size: size_of::<UnetOutputs>() as u32,
+            probabilities: std::ptr::null_mut(),
+            probabilities_len: 0,
+            mask: std::ptr::null_mut(),
+            mask_len: 0,
+            labels: std::ptr::null_mut(),
+            labels_len: 0,
+            label_count: 0,
+        }
+    }
 }
 
 /// Fills `options` with defaults.
@@ -266,7 +307,7 @@ pub(crate) unsafe fn output<'a, T>(ptr: *mut T, len: usize, area: usize, name: &
     Ok(Some(unsafe { std::slice::from_raw_parts_mut(ptr, area) }))
 }
 
-fn segment_options<'p>(o: &UnetSegmentOptions) -> Result<SegmentOptions<'p>> {
+fn segment_options<'p>(o: &UnetSegmentOptions, model: &crate::model::Model) -> Result<SegmentOptions<'p>> {
     let normalization = match o.normalization {
         0 => None,
         1 => Some(Normalization::None),
@@ -291,9 +332,29 @@ fn segment_options<'p>(o: &UnetSegmentOptions) -> Result<SegmentOptions<'p>> {
         0 => DEFAULT_MEMORY_BUDGET,
         b => usize::try_from(b).map_err(|_| Error::invalid_argument("memory budget exceeds the address space"))?,
     };
+    // Negative watershed parameters take the model's recommendation, field by field.
+    let recommended = match model.metadata().postprocessing.map(|p| p.method) {
+        Some(InstanceMethod::Watershed(w)) => w,
+        _ => Watershed::DEFAULT,
+    };
+    let pick = |v: f32, model: f32| if v < 0.0 { model } else { v };
+    let watershed = Watershed {
+        h: pick(o.watershed_h, recommended.h),
+        smoothing: pick(o.watershed_smoothing, recommended.smoothing),
+    };
+    let instances = match o.instances {
+        0 => None,
+        1 => Some(InstanceMethod::Components),
+        2 => {
+            watershed.validate()?;
+            Some(InstanceMethod::Watershed(watershed))
+        }
+        v => return Err(Error::invalid_argument(format!("options->instances {v} is not a UnetInstances value"))),
+    };
     Ok(SegmentOptions {
         threshold,
         min_size: usize::try_from(o.min_size).unwrap_or(usize::MAX),
+        instances,
         connectivity,
         memory_budget,
         max_tile: (o.max_tile > 0).then_some(o.max_tile as usize),
@@ -328,7 +389,7 @@ pub unsafe extern "C" fn unet_segment(
         let probabilities = unsafe { output(outs.probabilities, outs.probabilities_len, area, "probabilities") }?;
         let mask = unsafe { output(outs.mask, outs.mask_len, area, "mask") }?;
         let labels = unsafe { output(outs.labels, outs.labels_len, area, "labels") }?;
-        let mut segment_opts = segment_options(&opts)?;
+        let mut segment_opts = segment_options(&opts, &model.model)?;
         let mut callback = |p: Progress| match opts.progress {
             // SAFETY: the caller supplied this function and its user data together.
             Some(f) => unsafe { f(opts.progress_user_data, p.done, p.total) == 0 },
@@ -343,15 +404,6 @@ pub unsafe extern "C" fn unet_segment(
 }
 
 unsafe fn read_outputs(outputs: *mut UnetOutputs) -> Result<UnetOutputs> {
-    check_aligned(outputs, "outputs")?;
-    // SAFETY: non-NULL (checked by the caller) and aligned.
-    let size = unsafe { *(outputs as *const u32) } as usize;
-    if size < size_of::<UnetOutputs>() {
-        return Err(Error::new(
-            UnetStatus::StructVersion,
-            format!("`outputs->struct_size` is {size}, at least {} expected", size_of::<UnetOutputs>()),
-        ));
-    }
-    // SAFETY: at least a whole struct is there.
-    Ok(unsafe { *outputs })
+    // SAFETY: non-NULL (checked by the caller); read_versioned checks alignment and the version.
+    Ok(unsafe { read_versioned(outputs, "outputs") }?.expect("checked for NULL"))
 }

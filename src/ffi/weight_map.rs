@@ -3,7 +3,7 @@
 use std::mem::size_of;
 
 use super::{
-    Versioned, check_aligned, ffi_entry, null, read_versioned,
+    Versioned, check_aligned, ffi_entry, frozen_v1_size, null, read_versioned,
     segment::{UnetImage, image_view, output},
 };
 use crate::{
@@ -44,7 +44,7 @@ pub struct UnetWeightMapOptions {
 }
 
 impl Versioned for UnetWeightMapOptions {
-    const V1_SIZE: usize = size_of::<UnetWeightMapOptions>();
+    const V1_SIZE: usize = frozen_v1_size!(28, UnetWeightMapOptions, border_width: u32);
     fn defaults() -> Self {
         let d = WeightMapOptions::default();
         UnetWeightMapOptions {
@@ -75,6 +75,21 @@ pub struct UnetWeightMapOutputs {
     pub cells: u64,
     /// Set by unet_weight_map: cell pixels turned into background to separate touching cells.
     pub separation_pixels: u64,
+}
+
+impl Versioned for UnetWeightMapOutputs {
+    const V1_SIZE: usize = frozen_v1_size!(56, UnetWeightMapOutputs, separation_pixels: u64);
+    fn defaults() -> Self {
+        UnetWeightMapOutputs {
+            struct_size: size_of::<UnetWeightMapOutputs>() as u32,
+            weights: std::ptr::null_mut(),
+            weights_len: 0,
+            target: std::ptr::null_mut(),
+            target_len: 0,
+            cells: 0,
+            separation_pixels: 0,
+        }
+    }
 }
 
 /// Fills `options` with defaults (w0 10, sigma 5, inverse-frequency balance, border width 2).
@@ -125,16 +140,8 @@ pub unsafe extern "C" fn unet_weight_map(
         if outputs.is_null() {
             return Err(null("outputs"));
         }
-        check_aligned(outputs, "outputs")?;
-        // SAFETY: non-NULL and aligned; the size is checked before the whole struct is read.
-        let size = unsafe { *(outputs as *const u32) } as usize;
-        if size < size_of::<UnetWeightMapOutputs>() {
-            return Err(Error::new(
-                UnetStatus::StructVersion,
-                format!("`outputs->struct_size` is {size}, at least {} expected", size_of::<UnetWeightMapOutputs>()),
-            ));
-        }
-        let outs = unsafe { *outputs };
+        // SAFETY: non-NULL; read_versioned checks alignment and the version.
+        let outs = unsafe { read_versioned(outputs, "outputs") }?.expect("checked for NULL");
         if labels.dtype == 3 {
             return Err(Error::new(UnetStatus::UnsupportedDtype, "labels must be u8, u16 or u32 integers, not f32"));
         }

@@ -82,6 +82,10 @@ pub struct TrainConfig {
     pub ort_library: Option<PathBuf>,
     /// Show a progress bar.
     pub progress: bool,
+    /// Start from these weights (fine-tuning, `--init`) instead of He initialisation; optimizer state starts fresh.
+    pub init: Option<UNetWeights>,
+    /// Where `init` came from, for the saved configuration and the provenance.
+    pub init_source: Option<String>,
 }
 
 impl TrainConfig {
@@ -104,6 +108,32 @@ impl TrainConfig {
             ));
         }
         self.weight_map.validate()
+    }
+
+    /// The settings that decide the training (saved as `config.txt` in the run; `--resume` must match them), one
+    /// `key: value` per line. Progress display and library paths are not part of it.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("architecture", format!("{:?}", self.arch)),
+            ("tile", self.tile.to_string()),
+            ("batch", self.batch.to_string()),
+            ("epochs", self.epochs.to_string()),
+            ("steps_per_epoch", self.steps_per_epoch.to_string()),
+            ("learning_rate", self.learning_rate.to_string()),
+            ("optimizer", format!("{:?}", self.optimizer)),
+            ("schedule", format!("{:?}", self.schedule)),
+            ("dropout", self.dropout.to_string()),
+            ("seed", self.seed.to_string()),
+            ("weight_map", format!("{:?}", self.weight_map)),
+            ("augmentation", format!("{:?}", self.augmentation)),
+            ("min_size", self.min_size.to_string()),
+            ("data", self.data_description.clone()),
+            ("init", self.init_source.clone().unwrap_or_else(|| "he-normal".into())),
+        ]
+    }
+
+    fn settings_text(&self) -> String {
+        self.settings().iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
     }
 
     fn learning_rate_at(&self, epoch: usize, step: usize) -> f64 {
@@ -281,8 +311,9 @@ fn metadata(config: &TrainConfig, split: &Split, records: &[EpochRecord]) -> Mod
         OptimizerKind::Adam => "Adam".into(),
     };
     let mut provenance = format!(
-        "trained by unet train on {} ({} training, {} validation images); {} epochs x {} steps, batch {} of {}x{} tiles, \
-         {opt}, lr {} ({:?}), dropout {}, w0 {}, sigma {}, seed {}; {:.0} s",
+        "trained by unet train{} on {} ({} training, {} validation images); {} epochs x {} steps, batch {} of {}x{} \
+         tiles, {opt}, lr {} ({:?}), dropout {}, w0 {}, sigma {}, seed {}; {:.0} s",
+        config.init_source.as_ref().map_or(String::new(), |s| format!(" from {s}")),
         config.data_description,
         split.train.len(),
         split.val.len(),
@@ -338,11 +369,22 @@ fn train_with<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
         return Err(Error::invalid_argument("no training images"));
     }
     std::fs::create_dir_all(run.0.join("checkpoints")).map_err(|e| io_err(&run.0, e))?;
+    check_or_save_settings(config, run, resume)?;
     let recorder = DefaultRecorder::new();
     let data: Vec<Prepared> =
         split.train.iter().map(|s| prepare(s, &config.arch, &config.weight_map)).collect::<Result<_>>()?;
 
-    let mut model = UNet::<B>::from_weights(&UNetWeights::he_normal(config.arch, config.seed), config.dropout, device);
+    let start = match &config.init {
+        Some(w) if w.arch != config.arch => {
+            return Err(Error::invalid_argument(format!(
+                "the initial model is a {:?} U-Net, the configuration asks for {:?}",
+                w.arch, config.arch
+            )));
+        }
+        Some(w) => w.clone(),
+        None => UNetWeights::he_normal(config.arch, config.seed),
+    };
+    let mut model = UNet::<B>::from_weights(&start, config.dropout, device);
     let mut records = Vec::new();
     let mut start_epoch = 0;
     if resume && let Some(epoch) = run.latest_epoch() {
@@ -439,6 +481,31 @@ fn train_with<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
     let onnx = run.model_onnx();
     crate::onnx::write_unet(&onnx, &weights, &metadata(config, split, &records))?;
     Ok(TrainSummary { weights, records, onnx })
+}
+
+/// A fresh run saves its settings; a resumed run must have the same ones (else an error names each difference).
+fn check_or_save_settings(config: &TrainConfig, run: &RunDir, resume: bool) -> Result<()> {
+    let path = run.0.join("config.txt");
+    let now = config.settings_text();
+    match std::fs::read_to_string(&path) {
+        Ok(saved) if resume && run.latest_epoch().is_some() => {
+            let differences: Vec<String> = saved
+                .lines()
+                .zip(now.lines())
+                .filter(|(a, b)| a != b)
+                .map(|(a, b)| format!("run has '{a}', now '{b}'"))
+                .collect();
+            if !differences.is_empty() || saved.lines().count() != now.lines().count() {
+                return Err(Error::invalid_argument(format!(
+                    "--resume with settings that differ from the run in {}: {}",
+                    run.0.display(),
+                    differences.join("; ")
+                )));
+            }
+            Ok(())
+        }
+        _ => write_atomic(&path, now.as_bytes()).map_err(|e| io_err(&path, e)),
+    }
 }
 
 /// Writes the checkpoint into a fresh folder, renames it into place, then points `latest` at it: a crash at any

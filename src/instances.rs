@@ -1,0 +1,485 @@
+//! Instance separation: how a foreground mask becomes instance labels.
+//!
+//! Two methods: connected components (touching cells stay one instance) and a seeded watershed on the distance
+//! transform of the foreground, whose markers are the maxima of the (smoothed) distance with a dynamic above `h`
+//! pixels: two touching round cells have two distance peaks and a neck between them, and the flood splits them at
+//! the neck. Both run on the whole stitched mask, so a tiled run gives the labels of a single pass.
+//!
+//! Extra memory of the watershed: 8 bytes per pixel (the distance map, reused for the flood order and the
+//! quantised heights) plus a few image rows.
+
+use crate::{
+    error::{Error, Result},
+    labels::{Connectivity, FOREGROUND, label_components},
+};
+
+/// Parameters of the distance-transform watershed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Watershed {
+    /// Minimum dynamic (height above the saddle, in pixels of distance) a maximum needs to seed its own instance.
+    pub h: f32,
+    /// Standard deviation (pixels) of the Gaussian that smooths the distance map first; 0 = none.
+    pub smoothing: f32,
+}
+
+impl Watershed {
+    pub const DEFAULT: Watershed = Watershed { h: 2.0, smoothing: 1.0 };
+
+    pub fn validate(self) -> Result<()> {
+        if !(self.h.is_finite() && (0.0..=1000.0).contains(&self.h)) {
+            return Err(Error::invalid_argument(format!("watershed h {} is not in [0, 1000] pixels", self.h)));
+        }
+        if !(self.smoothing.is_finite() && (0.0..=50.0).contains(&self.smoothing)) {
+            return Err(Error::invalid_argument(format!(
+                "watershed smoothing {} is not in [0, 50] pixels",
+                self.smoothing
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How the foreground becomes instances.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum InstanceMethod {
+    /// Connected components of the foreground.
+    Components,
+    Watershed(Watershed),
+}
+
+/// A complete post-processing recipe: what a model recommends in its metadata (chosen on validation data).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PostProcessing {
+    pub method: InstanceMethod,
+    /// Foreground threshold on P(foreground); `None` = most probable class.
+    pub threshold: Option<f32>,
+    /// Instances smaller than this are removed.
+    pub min_size: usize,
+}
+
+impl PostProcessing {
+    /// Today's behaviour for models that recommend nothing.
+    pub const PLAIN: PostProcessing = PostProcessing { method: InstanceMethod::Components, threshold: None, min_size: 0 };
+
+    /// The metadata form, e.g. `watershed h=2 smoothing=1 threshold=0.5 min_size=20`.
+    pub fn to_meta(&self) -> String {
+        let mut s = match self.method {
+            InstanceMethod::Components => "components".to_string(),
+            InstanceMethod::Watershed(w) => format!("watershed h={} smoothing={}", w.h, w.smoothing),
+        };
+        if let Some(t) = self.threshold {
+            s += &format!(" threshold={t}");
+        }
+        s + &format!(" min_size={}", self.min_size)
+    }
+
+    pub fn parse(s: &str) -> Result<PostProcessing> {
+        let bad = |why: &str| Error::invalid_argument(format!("post-processing '{s}': {why}"));
+        let mut words = s.split_whitespace();
+        let mut method = match words.next() {
+            Some("components") => InstanceMethod::Components,
+            Some("watershed") => InstanceMethod::Watershed(Watershed::DEFAULT),
+            _ => return Err(bad("expected 'components' or 'watershed' first")),
+        };
+        let mut pp = PostProcessing { method, threshold: None, min_size: 0 };
+        for word in words {
+            let (key, value) = word.split_once('=').ok_or_else(|| bad("expected key=value"))?;
+            let num = || value.parse::<f32>().map_err(|_| bad(&format!("{key}={value} is not a number")));
+            match (key, &mut method) {
+                ("h", InstanceMethod::Watershed(w)) => w.h = num()?,
+                ("smoothing", InstanceMethod::Watershed(w)) => w.smoothing = num()?,
+                ("threshold", _) => pp.threshold = Some(num()?),
+                ("min_size", _) => pp.min_size = value.parse().map_err(|_| bad("min_size is not a count"))?,
+                _ => return Err(bad(&format!("unknown key '{key}'"))),
+            }
+        }
+        pp.method = method;
+        pp.validate().map_err(|e| bad(e.message()))?;
+        Ok(pp)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if let Some(t) = self.threshold
+            && !(t.is_finite() && t > 0.0 && t <= 1.0)
+        {
+            return Err(Error::invalid_argument(format!("threshold {t} is not in (0, 1]")));
+        }
+        match self.method {
+            InstanceMethod::Watershed(w) => w.validate(),
+            InstanceMethod::Components => Ok(()),
+        }
+    }
+}
+
+/// Labels `buf` (`width * height`; 0 = background, anything else foreground) in place with `method`; instances
+/// are numbered 1, 2, ... in raster order of their first pixel, those under `min_size` pixels removed. Returns
+/// the instance count.
+pub fn label_instances(
+    buf: &mut [u32],
+    width: usize,
+    height: usize,
+    method: InstanceMethod,
+    connectivity: Connectivity,
+    min_size: usize,
+) -> Result<u32> {
+    match method {
+        InstanceMethod::Components => Ok(label_components(buf, width, height, connectivity, min_size)),
+        InstanceMethod::Watershed(params) => watershed(buf, width, height, params, connectivity, min_size),
+    }
+}
+
+/// Distance steps per pixel in the quantised heights that order the flood.
+const QUANTA_PER_PIXEL: f32 = 16.0;
+
+/// The seeded watershed described in the module comment.
+pub fn watershed(
+    buf: &mut [u32],
+    width: usize,
+    height: usize,
+    params: Watershed,
+    connectivity: Connectivity,
+    min_size: usize,
+) -> Result<u32> {
+    params.validate()?;
+    let n = width * height;
+    assert_eq!(buf.len(), n);
+    // Pixel indices + 1 live in `buf` as union-find parents, so they must fit below the FOREGROUND marker.
+    if n >= FOREGROUND as usize {
+        return Err(Error::invalid_argument(format!(
+            "the watershed handles images of up to {} pixels; this one has {n}",
+            FOREGROUND - 1
+        )));
+    }
+    let oom = || Error::new(crate::error::UnetStatus::OutOfMemory, format!("watershed: cannot allocate 8 bytes x {n}"));
+    let mut heights: Vec<u32> = Vec::new();
+    heights.try_reserve_exact(n).map_err(|_| oom())?;
+    let mut order: Vec<u32> = Vec::new();
+    order.try_reserve_exact(n).map_err(|_| oom())?;
+
+    // Distance to the nearest background pixel (f32 bits stored in `heights`), smoothed, then quantised.
+    heights.resize(n, 0);
+    distance_to_background(buf, width, height, &mut heights);
+    if params.smoothing > 0.0 {
+        gaussian_smooth(&mut heights, width, height, params.smoothing);
+    }
+    let mut top = 0u32;
+    for (h, &b) in heights.iter_mut().zip(buf.iter()) {
+        *h = if b == 0 { 0 } else { (f32::from_bits(*h) * QUANTA_PER_PIXEL).round().clamp(0.0, 1e9) as u32 };
+        top = top.max(*h);
+    }
+
+    // Foreground pixels from the highest to the lowest (counting sort; raster order within one height).
+    let mut start = vec![0u32; top as usize + 2];
+    for (&h, &b) in heights.iter().zip(buf.iter()) {
+        if b != 0 {
+            start[(top - h) as usize + 1] += 1;
+        }
+    }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    let foreground = start[start.len() - 1] as usize;
+    order.resize(foreground, 0);
+    for (i, (&h, &b)) in heights.iter().zip(buf.iter()).enumerate() {
+        if b != 0 {
+            let slot = &mut start[(top - h) as usize];
+            order[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+    }
+    drop(start);
+
+    // Flood. A processed pixel holds its union-find parent + 1; a root is the first (highest) pixel of its basin, so
+    // `heights[root]` is the basin's peak. Where basins meet, the lower one merges unless its dynamic exceeds h.
+    let h_quanta = (params.h * QUANTA_PER_PIXEL).round() as u32;
+    let offsets = neighbour_offsets(connectivity);
+    let mut roots: Vec<u32> = Vec::with_capacity(8);
+    for &p in &order {
+        let p = p as usize;
+        let (x, y) = (p % width, p / width);
+        roots.clear();
+        for &(dx, dy) in offsets {
+            let (nx, ny) = (x as isize + dx, y as isize + dy);
+            if nx < 0 || ny < 0 || nx >= width as isize || ny >= height as isize {
+                continue;
+            }
+            let q = ny as usize * width + nx as usize;
+            if buf[q] != 0 && buf[q] != FOREGROUND {
+                let r = find(buf, q as u32);
+                if !roots.contains(&r) {
+                    roots.push(r);
+                }
+            }
+        }
+        let Some(&first) = roots.first() else {
+            buf[p] = p as u32 + 1; // a new maximum
+            continue;
+        };
+        let highest = roots.iter().copied().fold(first, |best, r| {
+            let (hr, hb) = (heights[r as usize], heights[best as usize]);
+            if hr > hb || (hr == hb && r < best) { r } else { best }
+        });
+        buf[p] = highest + 1;
+        let level = heights[p];
+        for &r in &roots {
+            if r != highest && heights[r as usize] - level <= h_quanta {
+                buf[r as usize] = highest + 1;
+            }
+        }
+    }
+
+    // Final numbers in raster order of first pixels; `order` becomes the basin sizes, `heights` the new numbers.
+    for i in 0..n {
+        if buf[i] != 0 {
+            buf[i] = find(buf, i as u32) + 1;
+        }
+    }
+    order.clear();
+    order.resize(n, 0);
+    for &b in buf.iter() {
+        if b != 0 {
+            order[b as usize - 1] += 1;
+        }
+    }
+    heights.iter_mut().for_each(|h| *h = 0);
+    let mut count = 0u32;
+    for b in buf.iter_mut() {
+        if *b != 0 {
+            let root = *b as usize - 1;
+            if (order[root] as usize) < min_size {
+                *b = 0;
+                continue;
+            }
+            if heights[root] == 0 {
+                count += 1;
+                heights[root] = count;
+            }
+            *b = heights[root];
+        }
+    }
+    Ok(count)
+}
+
+fn find(buf: &mut [u32], mut x: u32) -> u32 {
+    // Parents are stored + 1; path halving keeps the trees flat.
+    loop {
+        let parent = buf[x as usize] - 1;
+        if parent == x {
+            return x;
+        }
+        let grand = buf[parent as usize] - 1;
+        buf[x as usize] = grand + 1;
+        x = grand;
+    }
+}
+
+fn neighbour_offsets(connectivity: Connectivity) -> &'static [(isize, isize)] {
+    match connectivity {
+        Connectivity::Four => &[(-1, 0), (1, 0), (0, -1), (0, 1)],
+        Connectivity::Eight => &[(-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, -1), (-1, 1), (1, 1)],
+    }
+}
+
+/// Exact Euclidean distance from every foreground pixel of `mask` to the nearest background pixel, written as f32
+/// bits into `out` (0 on background). Outside the image counts as foreground, so cells cut by the border keep their
+/// depth. With no background at all, every distance is the image diagonal.
+fn distance_to_background(mask: &[u32], width: usize, height: usize, out: &mut [u32]) {
+    let far = ((width * width + height * height) as f64).max(1.0); // squared diagonal
+    let longest = width.max(height);
+    let (mut f, mut d, mut v, mut z) = (vec![0f64; longest], vec![0f64; longest], vec![0usize; longest], vec![0f64; longest + 1]);
+    // Columns: squared distances along y, stored as f32 bits.
+    for x in 0..width {
+        for y in 0..height {
+            f[y] = if mask[y * width + x] == 0 { 0.0 } else { f64::INFINITY };
+        }
+        crate::weight_map::dt_1d(&f[..height], &mut d[..height], &mut v, &mut z);
+        for y in 0..height {
+            out[y * width + x] = (d[y].min(far) as f32).to_bits();
+        }
+    }
+    // Rows: combine, then take the square root.
+    for y in 0..height {
+        let row = &mut out[y * width..(y + 1) * width];
+        for x in 0..width {
+            f[x] = f32::from_bits(row[x]) as f64;
+        }
+        crate::weight_map::dt_1d(&f[..width], &mut d[..width], &mut v, &mut z);
+        for x in 0..width {
+            row[x] = (d[x].min(far).sqrt() as f32).to_bits();
+        }
+    }
+}
+
+/// Separable Gaussian blur of an f32-bits image, mirrored at the borders.
+fn gaussian_smooth(image: &mut [u32], width: usize, height: usize, sigma: f32) {
+    let radius = (3.0 * sigma).ceil() as isize;
+    let kernel: Vec<f32> = (-radius..=radius).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let total: f32 = kernel.iter().sum();
+    let kernel: Vec<f32> = kernel.iter().map(|k| k / total).collect();
+    let mirror = |i: isize, n: usize| crate::tiling::mirror(i, n);
+    let mut line = vec![0f32; width.max(height)];
+    for y in 0..height {
+        let row = &mut image[y * width..(y + 1) * width];
+        for (x, l) in line[..width].iter_mut().enumerate() {
+            *l = f32::from_bits(row[x]);
+        }
+        for x in 0..width {
+            let mut acc = 0.0;
+            for (k, &w) in kernel.iter().enumerate() {
+                acc += w * line[mirror(x as isize + k as isize - radius, width)];
+            }
+            row[x] = acc.to_bits();
+        }
+    }
+    for x in 0..width {
+        for (y, l) in line[..height].iter_mut().enumerate() {
+            *l = f32::from_bits(image[y * width + x]);
+        }
+        for y in 0..height {
+            let mut acc = 0.0;
+            for (k, &w) in kernel.iter().enumerate() {
+                acc += w * line[mirror(y as isize + k as isize - radius, height)];
+            }
+            image[y * width + x] = acc.to_bits();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disc_mask(w: usize, h: usize, discs: &[(f32, f32, f32)]) -> Vec<u32> {
+        let mut m = vec![0u32; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                if discs.iter().any(|&(cx, cy, r)| (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) <= r * r) {
+                    m[y * w + x] = FOREGROUND;
+                }
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn splits_two_touching_discs_that_components_merge() {
+        let (w, h) = (80, 50);
+        let mask = disc_mask(w, h, &[(25.0, 25.0, 14.0), (50.0, 25.0, 14.0)]);
+        let mut cc = mask.clone();
+        assert_eq!(label_components(&mut cc, w, h, Connectivity::Four, 0), 1);
+        let mut ws = mask.clone();
+        let n = watershed(&mut ws, w, h, Watershed::DEFAULT, Connectivity::Four, 0).unwrap();
+        assert_eq!(n, 2);
+        // Each disc centre carries its own label, and the split lies at the neck (x = 37.5, ties go either way).
+        let (a, b) = (ws[25 * w + 25], ws[25 * w + 50]);
+        assert!(a != 0 && b != 0 && a != b);
+        for y in 0..h {
+            for x in 0..w {
+                let l = ws[y * w + x];
+                assert_eq!(l == 0, mask[y * w + x] == 0, "foreground is kept");
+                if l != 0 {
+                    assert_eq!(l, if x <= 35 { a } else if x >= 40 { b } else { l }, "({x}, {y})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_h_keeps_touching_discs_together_and_single_cells_stay_whole() {
+        let (w, h) = (80, 50);
+        let mask = disc_mask(w, h, &[(25.0, 25.0, 14.0), (50.0, 25.0, 14.0)]);
+        let mut ws = mask.clone();
+        assert_eq!(watershed(&mut ws, w, h, Watershed { h: 20.0, smoothing: 0.0 }, Connectivity::Eight, 0).unwrap(), 1);
+        // Ellipses, rectangles and noisy blobs are one instance each (no over-segmentation).
+        let mut m = vec![0u32; w * h];
+        for y in 5..45 {
+            for x in 5..30 {
+                m[y * w + x] = FOREGROUND;
+            }
+        }
+        for y in 10..40 {
+            for x in 40..75 {
+                if ((x as f32 - 57.0) / 17.0).powi(2) + ((y as f32 - 25.0) / 14.0).powi(2) <= 1.0 {
+                    m[y * w + x] = FOREGROUND;
+                }
+            }
+        }
+        assert_eq!(watershed(&mut m, w, h, Watershed::DEFAULT, Connectivity::Four, 0).unwrap(), 2);
+    }
+
+    /// Where the watershed finds one basin per component, it equals connected components exactly (same numbering).
+    #[test]
+    fn equals_components_on_separate_convex_cells() {
+        let (w, h) = (120, 90);
+        let discs: Vec<(f32, f32, f32)> =
+            (0..12).map(|i| (12.0 + (i % 4) as f32 * 30.0, 14.0 + (i / 4) as f32 * 30.0, 6.0 + (i % 3) as f32 * 2.0)).collect();
+        let mask = disc_mask(w, h, &discs);
+        for conn in [Connectivity::Four, Connectivity::Eight] {
+            for min_size in [0, 120, 200] {
+                let mut cc = mask.clone();
+                let mut ws = mask.clone();
+                let a = label_components(&mut cc, w, h, conn, min_size);
+                let b = watershed(&mut ws, w, h, Watershed::DEFAULT, conn, min_size).unwrap();
+                assert_eq!((a, &cc), (b, &ws), "{conn:?} min {min_size}");
+            }
+        }
+    }
+
+    #[test]
+    fn edge_cases() {
+        for (w, h) in [(1, 1), (1, 7), (9, 1), (3, 3)] {
+            let mut all = vec![FOREGROUND; w * h];
+            assert_eq!(watershed(&mut all, w, h, Watershed::DEFAULT, Connectivity::Four, 0).unwrap(), 1);
+            assert!(all.iter().all(|&l| l == 1));
+            let mut none = vec![0u32; w * h];
+            assert_eq!(watershed(&mut none, w, h, Watershed::DEFAULT, Connectivity::Four, 0).unwrap(), 0);
+        }
+        let mut x = vec![FOREGROUND; 4];
+        assert!(watershed(&mut x, 2, 2, Watershed { h: f32::NAN, smoothing: 0.0 }, Connectivity::Four, 0).is_err());
+    }
+
+    #[test]
+    fn distance_matches_brute_force() {
+        let (w, h) = (23, 17);
+        let mut s = 7u64;
+        let mask: Vec<u32> = (0..w * h)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                if (s >> 40) % 5 == 0 { 0 } else { FOREGROUND }
+            })
+            .collect();
+        let mut out = vec![0u32; w * h];
+        distance_to_background(&mask, w, h, &mut out);
+        for y in 0..h {
+            for x in 0..w {
+                let mut best = f64::INFINITY;
+                for yy in 0..h {
+                    for xx in 0..w {
+                        if mask[yy * w + xx] == 0 {
+                            best = best.min((((x as f64 - xx as f64).powi(2)) + (y as f64 - yy as f64).powi(2)).sqrt());
+                        }
+                    }
+                }
+                let got = f32::from_bits(out[y * w + x]) as f64;
+                assert!((got - best).abs() < 1e-4, "({x},{y}) {got} vs {best}");
+            }
+        }
+    }
+
+    #[test]
+    fn metadata_form_round_trips_and_rejects_nonsense() {
+        for pp in [
+            PostProcessing::PLAIN,
+            PostProcessing {
+                method: InstanceMethod::Watershed(Watershed { h: 1.5, smoothing: 0.0 }),
+                threshold: Some(0.45),
+                min_size: 25,
+            },
+        ] {
+            assert_eq!(PostProcessing::parse(&pp.to_meta()).unwrap(), pp);
+        }
+        for bad in ["", "blobs", "watershed h=x", "components h=2", "watershed h=-1", "components threshold=2"] {
+            assert!(PostProcessing::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
