@@ -21,7 +21,7 @@
 #define UNET_VERSION_MAJOR 0
 
 // Minor version of this library.
-#define UNET_VERSION_MINOR 1
+#define UNET_VERSION_MINOR 2
 
 // Patch version of this library.
 #define UNET_VERSION_PATCH 0
@@ -169,6 +169,27 @@ typedef uint32_t UnetClassBalance;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// How the foreground becomes instances (values of `UnetSegmentOptions.instances`).
+enum UnetInstances
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // What the model's metadata recommends (chosen on validation data), else connected components.
+  UNET_INSTANCES_MODEL = 0,
+  // Connected components of the foreground: touching cells stay one instance.
+  UNET_INSTANCES_COMPONENTS = 1,
+  // Seeded watershed on the distance transform of the foreground: splits touching cells at their neck.
+  UNET_INSTANCES_WATERSHED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum UnetInstances UnetInstances;
+#else
+typedef uint32_t UnetInstances;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A loaded model. Create with unet_model_load*, release with unet_model_free. Safe to share between threads.
 typedef struct UnetModel UnetModel;
 
@@ -189,7 +210,7 @@ typedef struct UnetModelOptions {
 
 // What a loaded model is and how it runs. Strings are owned by the model and valid until unet_model_free.
 typedef struct UnetModelInfo {
-  // sizeof(UnetModelInfo), set by the caller.
+  // sizeof(UnetModelInfo), set by the caller (and never changed): fields beyond it are not written.
   uint32_t struct_size;
   // The UnetProvider that actually runs the model (UNET_PROVIDER_CPU or UNET_PROVIDER_CUDA).
   uint32_t provider;
@@ -230,11 +251,12 @@ typedef struct UnetSegmentOptions {
   // Percentiles for UNET_NORMALIZATION_PERCENTILE (0 <= low < high <= 100).
   float percentile_low;
   float percentile_high;
-  // Foreground when P(foreground) >= threshold; 0 = most probable class (argmax).
+  // Foreground when P(foreground) >= threshold; 0 = the model's recommended threshold, else the most probable
+  // class (argmax).
   float threshold;
   // 4 or 8: pixel connectivity of instances.
   uint32_t connectivity;
-  // Instances with fewer pixels are removed from the labels.
+  // Instances with fewer pixels are removed from the labels; 0 = the model's recommended minimum, else none.
   uint64_t min_size;
   // Bytes the network's activations may use; decides the tile size. 0 = default (1 GiB).
   uint64_t memory_budget_bytes;
@@ -244,6 +266,14 @@ typedef struct UnetSegmentOptions {
   uint32_t tiles_per_run;
   UnetProgressCallback progress;
   void *progress_user_data;
+  // Since 0.2. A UnetInstances value: how the foreground becomes instance labels.
+  uint32_t instances;
+  // Since 0.2. Watershed: minimum height (pixels of distance) of a maximum above its saddle to seed its own
+  // instance; larger merges more. Negative = the model's recommendation, else 2.
+  float watershed_h;
+  // Since 0.2. Watershed: Gaussian smoothing (pixels) of the distance map; 0 = none. Negative = the model's
+  // recommendation, else 1.
+  float watershed_smoothing;
 } UnetSegmentOptions;
 
 // A borrowed image: `height` rows of `width` pixels of `channels` interleaved values, rows `row_stride_bytes`

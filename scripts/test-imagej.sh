@@ -10,12 +10,16 @@ dest=$(scripts/build-imagej-plugin.sh out/imagej debug)
 cargo build --quiet --bin unet
 baseline=$root/out/baseline.onnx
 target/debug/unet export-baseline "$baseline" >/dev/null
+# The same image and model through the CLI, for the cross-host check in headless.ijm.
+sample=$root/out/hosts-sample.tif sample_labels=$root/out/hosts-sample-watershed.tif
+target/debug/unet sample-image "$sample" --width 256 --height 192 --cells 40 --seed 3 >/dev/null
+target/debug/unet segment "$sample" --model "$baseline" --provider cpu --instances watershed --labels "$sample_labels" --quiet
 unset UNET_ORT_LIB  # ONNX Runtime must be found beside libunet.so, as in Fiji's lib/linux64
 cp_="/usr/share/java/ij.jar:/usr/share/java/jna.jar"
 run_macro() {  # NAME MACRO [java args...]
   local name=$1 macro=$2; shift 2
   local script; script=$(mktemp --suffix=.ijm)
-  cat plugin/imagej/test/common.ijm "$macro" | sed "s|@BASELINE@|$baseline|g" > "$script"
+  cat plugin/imagej/test/common.ijm "$macro" | sed "s|@BASELINE@|$baseline|g; s|@SAMPLE@|$sample|g; s|@SAMPLE_LABELS@|$sample_labels|g" > "$script"
   local log="out/imagej-$name.log"
   "$@" -Djna.library.path="$dest/lib/linux64" ij.ImageJ -batch "$script" > "$log" 2>&1 || true
   rm -f "$script"

@@ -2,9 +2,9 @@
 //! x is the percentile-normalised image and S four successive 3x3 box filters (the two top-level convolutions on
 //! the way down and the two on the way up, joined by the skip connection; deeper levels are zero).
 //!
-//! It is the embedded default until a trained model ships (issue 4): a real, runnable model that segments
-//! bright objects on a dark background (fluorescence), and whose output is known in closed form, which makes it
-//! an exact reference for the whole pipeline in the tests.
+//! It is not the default model (a trained one is, `onnx/default.onnx`): it is a real, runnable model that segments
+//! bright objects on a dark background, and whose output is known in closed form, which makes it an exact
+//! reference for the whole pipeline in the tests.
 
 use crate::{geometry::Architecture, metadata::ModelMetadata, weights::UNetWeights};
 
@@ -49,13 +49,13 @@ pub fn metadata() -> ModelMetadata {
         ARCH,
         format!(
             "intensity baseline, not trained: P(foreground) = sigmoid({GAIN} * (box3^4(x) - {THRESHOLD})) of the image \
-             normalised to its 1-99.8 percentiles; segments bright objects on a dark background. Placeholder default \
-             until a trained model ships. Made by `unet export-baseline`."
+             normalised to its 1-99.8 percentiles; segments bright objects on a dark background. A test reference, \
+             not a trained model. Made by `unet export-baseline`."
         ),
     )
 }
 
-/// The baseline as ONNX bytes (what `onnx/default.onnx` holds).
+/// The baseline as ONNX bytes.
 pub fn onnx_bytes() -> Vec<u8> {
     crate::onnx::encode_unet(&weights(), &metadata()).expect("the baseline's weights fit its architecture")
 }

@@ -43,6 +43,14 @@ impl Pool {
         self.images += 1;
     }
 
+    fn merge(&mut self, other: &Pool) {
+        self.seg_total += other.seg_total;
+        self.objects += other.objects;
+        self.inter += other.inter;
+        self.union += other.union;
+        self.images += other.images;
+    }
+
     fn scores(&self) -> Scores {
         Scores {
             seg: if self.objects > 0 { self.seg_total / self.objects as f64 } else { f64::NAN },
@@ -92,8 +100,8 @@ pub struct TuneGrid {
 impl Default for TuneGrid {
     fn default() -> Self {
         let mut methods = vec![InstanceMethod::Components];
-        for smoothing in [0.0, 1.0, 2.0] {
-            for h in [0.5, 1.0, 2.0, 3.0, 4.0, 6.0] {
+        for smoothing in [0.0, 1.0, 2.0, 3.0, 4.0] {
+            for h in [0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0] {
                 methods.push(InstanceMethod::Watershed(Watershed { h, smoothing }));
             }
         }
@@ -109,6 +117,8 @@ pub struct Candidate {
     pub scores: Vec<Scores>,
     /// Mean SEG over the sets (each set counts once, whatever its size).
     pub mean_seg: f64,
+    /// Mean foreground IoU over the sets: breaks ties (SEG ignores false positives, IoU does not).
+    pub mean_iou: f64,
 }
 
 /// The result of [`tune`]: every candidate, best first.
@@ -123,9 +133,7 @@ impl Tuning {
 
     /// The best candidate that uses `method`'s kind (components or watershed).
     pub fn best_of_kind(&self, watershed: bool) -> Option<&Candidate> {
-        self.candidates
-            .iter()
-            .find(|c| matches!(c.postprocessing.method, InstanceMethod::Watershed(_)) == watershed)
+        self.candidates.iter().find(|c| matches!(c.postprocessing.method, InstanceMethod::Watershed(_)) == watershed)
     }
 }
 
@@ -146,30 +154,56 @@ pub fn tune(
         for s in &set.samples {
             let view = s.image.view()?;
             let mut p = vec![0f32; view.area()];
-            model.segment(&view, SegmentOptions::default(), SegmentOutputs { probabilities: Some(&mut p), ..Default::default() })?;
+            model.segment(
+                &view,
+                SegmentOptions::default(),
+                SegmentOutputs { probabilities: Some(&mut p), ..Default::default() },
+            )?;
             per_set.push(p);
             done += 1;
             progress(done, total_images);
         }
         probabilities.push(per_set);
     }
-    // pools[threshold][method][min_size][set]
+    // pools[threshold][method][min_size][set]; images are labelled on all cores, each worker with its own pools.
     let (nt, nm, nz) = (grid.thresholds.len(), grid.methods.len(), grid.min_sizes.len());
-    let mut pools: Vec<Pool> = (0..nt * nm * nz * sets.len()).map(|_| Pool::default()).collect();
+    let slots = nt * nm * nz * sets.len();
     let index = |t: usize, m: usize, z: usize, s: usize| ((t * nm + m) * nz + z) * sets.len() + s;
-    for (si, set) in sets.iter().enumerate() {
-        for (sample, probs) in set.samples.iter().zip(&probabilities[si]) {
-            let (w, h) = (sample.width(), sample.height());
-            for (ti, &t) in grid.thresholds.iter().enumerate() {
-                for (mi, &method) in grid.methods.iter().enumerate() {
-                    let mut labels: Vec<u32> = probs.iter().map(|&p| if p >= t { FOREGROUND } else { 0 }).collect();
-                    label_instances(&mut labels, w, h, method, connectivity, 0)?;
-                    for (zi, &min_size) in grid.min_sizes.iter().enumerate() {
-                        let kept = remove_small(&labels, min_size);
-                        pools[index(ti, mi, zi, si)].add(&sample.labels, &kept);
+    let jobs: Vec<(usize, usize)> =
+        sets.iter().enumerate().flat_map(|(si, set)| (0..set.samples.len()).map(move |k| (si, k))).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
+    let per_worker: Vec<Result<Vec<Pool>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<Vec<Pool>> {
+                    let mut pools: Vec<Pool> = (0..slots).map(|_| Pool::default()).collect();
+                    loop {
+                        let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&(si, k)) = jobs.get(j) else { return Ok(pools) };
+                        let (sample, probs) = (&sets[si].samples[k], &probabilities[si][k]);
+                        let (w, h) = (sample.width(), sample.height());
+                        for (ti, &t) in grid.thresholds.iter().enumerate() {
+                            for (mi, &method) in grid.methods.iter().enumerate() {
+                                let mut labels: Vec<u32> =
+                                    probs.iter().map(|&p| if p >= t { FOREGROUND } else { 0 }).collect();
+                                label_instances(&mut labels, w, h, method, connectivity, 0)?;
+                                for (zi, &min_size) in grid.min_sizes.iter().enumerate() {
+                                    let kept = remove_small(&labels, min_size);
+                                    pools[index(ti, mi, zi, si)].add(&sample.labels, &kept);
+                                }
+                            }
+                        }
                     }
-                }
-            }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("tuning worker panicked")).collect()
+    });
+    let mut pools: Vec<Pool> = (0..slots).map(|_| Pool::default()).collect();
+    for worker in per_worker {
+        for (total, part) in pools.iter_mut().zip(worker?) {
+            total.merge(&part);
         }
     }
     let mut candidates = Vec::new();
@@ -179,16 +213,26 @@ pub fn tune(
                 let scores: Vec<Scores> = (0..sets.len()).map(|s| pools[index(ti, mi, zi, s)].scores()).collect();
                 let valid: Vec<f64> = scores.iter().map(|s| s.seg).filter(|s| s.is_finite()).collect();
                 let mean_seg = if valid.is_empty() { f64::NAN } else { valid.iter().sum::<f64>() / valid.len() as f64 };
+                let mean_iou = scores.iter().map(|s| s.iou).sum::<f64>() / scores.len().max(1) as f64;
                 candidates.push(Candidate {
                     postprocessing: PostProcessing { method, threshold: Some(t), min_size },
                     scores,
                     mean_seg,
+                    mean_iou,
                 });
             }
         }
     }
-    // Stable sort: among equal scores the earlier (simpler) candidate wins.
-    candidates.sort_by(|a, b| b.mean_seg.partial_cmp(&a.mean_seg).unwrap_or(std::cmp::Ordering::Equal));
+    // Best SEG first; equal SEG (to 1e-9) is decided by IoU; the sort is stable, so the earlier (simpler) candidate
+    // wins what remains.
+    candidates.sort_by(|a, b| {
+        let by_seg = if (a.mean_seg - b.mean_seg).abs() < 1e-9 {
+            std::cmp::Ordering::Equal
+        } else {
+            b.mean_seg.partial_cmp(&a.mean_seg).unwrap_or(std::cmp::Ordering::Equal)
+        };
+        by_seg.then(b.mean_iou.partial_cmp(&a.mean_iou).unwrap_or(std::cmp::Ordering::Equal))
+    });
     Ok(Tuning { candidates })
 }
 

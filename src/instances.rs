@@ -59,7 +59,8 @@ pub struct PostProcessing {
 
 impl PostProcessing {
     /// Today's behaviour for models that recommend nothing.
-    pub const PLAIN: PostProcessing = PostProcessing { method: InstanceMethod::Components, threshold: None, min_size: 0 };
+    pub const PLAIN: PostProcessing =
+        PostProcessing { method: InstanceMethod::Components, threshold: None, min_size: 0 };
 
     /// The metadata form, e.g. `watershed h=2 smoothing=1 threshold=0.5 min_size=20`.
     pub fn to_meta(&self) -> String {
@@ -286,7 +287,8 @@ fn neighbour_offsets(connectivity: Connectivity) -> &'static [(isize, isize)] {
 fn distance_to_background(mask: &[u32], width: usize, height: usize, out: &mut [u32]) {
     let far = ((width * width + height * height) as f64).max(1.0); // squared diagonal
     let longest = width.max(height);
-    let (mut f, mut d, mut v, mut z) = (vec![0f64; longest], vec![0f64; longest], vec![0usize; longest], vec![0f64; longest + 1]);
+    let (mut f, mut d, mut v, mut z) =
+        (vec![0f64; longest], vec![0f64; longest], vec![0usize; longest], vec![0f64; longest + 1]);
     // Columns: squared distances along y, stored as f32 bits.
     for x in 0..width {
         for y in 0..height {
@@ -378,7 +380,17 @@ mod tests {
                 let l = ws[y * w + x];
                 assert_eq!(l == 0, mask[y * w + x] == 0, "foreground is kept");
                 if l != 0 {
-                    assert_eq!(l, if x <= 35 { a } else if x >= 40 { b } else { l }, "({x}, {y})");
+                    assert_eq!(
+                        l,
+                        if x <= 35 {
+                            a
+                        } else if x >= 40 {
+                            b
+                        } else {
+                            l
+                        },
+                        "({x}, {y})"
+                    );
                 }
             }
         }
@@ -411,8 +423,9 @@ mod tests {
     #[test]
     fn equals_components_on_separate_convex_cells() {
         let (w, h) = (120, 90);
-        let discs: Vec<(f32, f32, f32)> =
-            (0..12).map(|i| (12.0 + (i % 4) as f32 * 30.0, 14.0 + (i / 4) as f32 * 30.0, 6.0 + (i % 3) as f32 * 2.0)).collect();
+        let discs: Vec<(f32, f32, f32)> = (0..12)
+            .map(|i| (12.0 + (i % 4) as f32 * 30.0, 14.0 + (i / 4) as f32 * 30.0, 6.0 + (i % 3) as f32 * 2.0))
+            .collect();
         let mask = disc_mask(w, h, &discs);
         for conn in [Connectivity::Four, Connectivity::Eight] {
             for min_size in [0, 120, 200] {
@@ -445,7 +458,7 @@ mod tests {
         let mask: Vec<u32> = (0..w * h)
             .map(|_| {
                 s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                if (s >> 40) % 5 == 0 { 0 } else { FOREGROUND }
+                if (s >> 40).is_multiple_of(5) { 0 } else { FOREGROUND }
             })
             .collect();
         let mut out = vec![0u32; w * h];

@@ -205,7 +205,8 @@ mod tests {
         let mut meta = ModelMetadata::new(Architecture::PAPER, "test");
         let map: HashMap<String, String> = meta.to_props().into_iter().collect();
         assert_eq!(ModelMetadata::from_lookup(|k| map.get(k).cloned()).unwrap(), meta);
-        meta.postprocessing = Some(PostProcessing::parse("watershed h=3 smoothing=0.5 threshold=0.6 min_size=9").unwrap());
+        meta.postprocessing =
+            Some(PostProcessing::parse("watershed h=3 smoothing=0.5 threshold=0.6 min_size=9").unwrap());
         let with_pp: HashMap<String, String> = meta.to_props().into_iter().collect();
         assert_eq!(ModelMetadata::from_lookup(|k| with_pp.get(k).cloned()).unwrap(), meta);
         let mut bad_pp = with_pp.clone();

@@ -203,7 +203,8 @@ impl Model {
         }
         let mut label_count = 0;
         if let Some(labels) = labels {
-            label_count = label_instances(&mut labels[..area], image.width, image.height, method, connectivity, min_size)?;
+            label_count =
+                label_instances(&mut labels[..area], image.width, image.height, method, connectivity, min_size)?;
             report(total)?;
         }
         Ok(SegmentReport { label_count, tiles: plan.len(), tile_shape: plan.output_shape(), tiles_per_run: batch })

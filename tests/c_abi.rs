@@ -65,6 +65,10 @@ fn prepare_models(dir: &Path) {
 }
 
 fn compile(out: &Path) {
+    compile_file("tests/c/test_abi.c", out)
+}
+
+fn compile_file(source: &str, out: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let lib = lib_dir();
@@ -72,7 +76,7 @@ fn compile(out: &Path) {
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-D_GNU_SOURCE"])
         .arg("-I")
         .arg(root.join("include"))
-        .arg(root.join("tests/c/test_abi.c"))
+        .arg(root.join(source))
         .arg("-o")
         .arg(out)
         .arg(format!("-L{}", lib.display()))
@@ -80,7 +84,7 @@ fn compile(out: &Path) {
         .args(["-lunet", "-lpthread", "-lm"])
         .status()
         .unwrap_or_else(|e| panic!("cannot run the C compiler {cc}: {e}"));
-    assert!(status.success(), "compiling tests/c/test_abi.c failed");
+    assert!(status.success(), "compiling {source} failed");
 }
 
 #[test]
@@ -118,5 +122,23 @@ fn c_program_against_header_and_library() {
     assert!(output.status.success(), "{stdout}");
     let expected = format!("ort_library={}", bundle.join("libonnxruntime.so.1.31.1").display());
     assert!(stdout.contains(&expected), "expected {expected}, got {stdout}");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+/// A caller compiled against the v0.1 structs, and one with structs larger than today's, both work (and the
+/// instance methods behave from C).
+#[test]
+fn old_and_newer_struct_versions() {
+    let tmp = std::env::temp_dir().join(format!("unet-c-versions-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(tmp.join("baseline.onnx"), unet::baseline::onnx_bytes()).unwrap();
+    let exe = tmp.join("test_struct_versions");
+    compile_file("tests/c/test_struct_versions.c", &exe);
+    let output = Command::new(&exe).arg(&tmp).env("UNET_ORT_LIB", common::ort_lib()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the struct-version program failed");
+    let summary = stdout.lines().find(|l| l.starts_with("struct versions:")).expect("summary line");
+    assert!(summary.ends_with(" 0 failed") && !summary.contains(": 0 passed"), "{summary}");
     std::fs::remove_dir_all(&tmp).unwrap();
 }

@@ -236,7 +236,7 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
-    /// Write the intensity-baseline model (the embedded default until a trained one ships).
+    /// Write the untrained intensity-baseline model (bright objects on dark background; the tests' exact reference).
     ExportBaseline { output: PathBuf },
     /// Write an untrained U-Net with He-normal weights (for benchmarks, or as a training start).
     InitModel {
@@ -345,7 +345,7 @@ struct TrainArgs {
 fn run_train(a: TrainArgs) -> unet::Result<()> {
     use unet::{
         augment::Augmentation,
-        dataset::{Layout, Split, Truth, load},
+        dataset::{Layout, Split, Truth, load_with},
         train::{
             TrainBackend,
             trainer::{OptimizerKind, RunDir, Schedule, TrainConfig, export_checkpoint, train},
@@ -356,7 +356,9 @@ fn run_train(a: TrainArgs) -> unet::Result<()> {
     let arch = match &init {
         Some((w, _)) => {
             let from = w.arch;
-            for (flag, given, has) in [("--base-width", a.base_width, from.base_width), ("--depth", a.depth, from.depth)] {
+            for (flag, given, has) in
+                [("--base-width", a.base_width, from.base_width), ("--depth", a.depth, from.depth)]
+            {
                 if let Some(g) = given.filter(|&g| g != has) {
                     return Err(unet::Error::new(
                         unet::UnetStatus::InvalidArgument,
@@ -391,7 +393,7 @@ fn run_train(a: TrainArgs) -> unet::Result<()> {
         let layout = Layout::detect(dir).ok_or_else(|| {
             unet::Error::new(unet::UnetStatus::InvalidArgument, format!("cannot tell the layout of {}", dir.display()))
         })?;
-        let s = load(dir, layout, truth, a.val_fraction)?;
+        let s = load_with(dir, layout, truth, Truth::Silver, a.val_fraction)?;
         eprintln!("{}: {:?}, {} training and {} validation images", dir.display(), layout, s.train.len(), s.val.len());
         split.train.extend(s.train);
         split.val.extend(s.val);
@@ -618,7 +620,8 @@ fn run(cli: Cli) -> unet::Result<()> {
             }
             let method = instances.method(&model)?;
             let connectivity = instances.connectivity();
-            let options = || SegmentOptions { threshold, min_size, instances: method, connectivity, ..Default::default() };
+            let options =
+                || SegmentOptions { threshold, min_size, instances: method, connectivity, ..Default::default() };
             for (dir, truth_name, samples) in &sets {
                 let started = Instant::now();
                 let s = unet::evaluate::evaluate_with(&model, samples, &options)?;
@@ -652,9 +655,21 @@ fn run(cli: Cli) -> unet::Result<()> {
                 bar.finish_and_clear();
                 let line = |c: &unet::evaluate::Candidate| {
                     let per: Vec<String> = c.scores.iter().map(|s| format!("{:.4}/{:.4}", s.seg, s.iou)).collect();
-                    format!("mean SEG {:.4}  SEG/IoU per dataset {}  {}", c.mean_seg, per.join(" "), c.postprocessing.to_meta())
+                    format!(
+                        "mean SEG {:.4}  SEG/IoU per dataset {}  {}",
+                        c.mean_seg,
+                        per.join(" "),
+                        c.postprocessing.to_meta()
+                    )
                 };
-                println!("tuned on {} in {:.0} s; datasets: {}", chosen.iter().map(|c| format!("{} ({} frames)", c.name, c.samples.len())).collect::<Vec<_>>().join(", "), started.elapsed().as_secs_f64(), "");
+                let names: Vec<String> =
+                    chosen.iter().map(|c| format!("{} ({} frames)", c.name, c.samples.len())).collect();
+                println!(
+                    "tuned {} candidates on {} in {:.0} s; the best:",
+                    tuning.candidates.len(),
+                    names.join(", "),
+                    started.elapsed().as_secs_f64()
+                );
                 for c in tuning.candidates.iter().take(5) {
                     println!("  {}", line(c));
                 }

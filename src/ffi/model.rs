@@ -5,7 +5,9 @@ use std::{
     mem::size_of,
 };
 
-use super::{Versioned, cstr_to_path, ffi_entry, frozen_v1_size, null, opt_cstr, read_versioned, try_ref, write_versioned};
+use super::{
+    Versioned, cstr_to_path, ffi_entry, frozen_v1_size, null, opt_cstr, read_versioned, try_ref, write_versioned,
+};
 use crate::{
     error::{Error, UnetStatus},
     model::{Model, ModelOptions},

@@ -14,15 +14,15 @@ use crate::{
 pub fn read_unet(bytes: &[u8]) -> Result<(UNetWeights, ModelMetadata)> {
     let invalid = |msg: String| Error::new(UnetStatus::ModelInvalid, msg);
     let model = ModelProto::decode(bytes).map_err(|e| invalid(format!("not an ONNX model: {e}")))?;
-    let metadata = ModelMetadata::from_lookup(|k| {
-        model.metadata_props.iter().find(|p| p.key == k).map(|p| p.value.clone())
-    })?;
+    let metadata =
+        ModelMetadata::from_lookup(|k| model.metadata_props.iter().find(|p| p.key == k).map(|p| p.value.clone()))?;
     let graph = model.graph.as_ref().ok_or_else(|| invalid("the ONNX model has no graph".into()))?;
     let mut tensors = Vec::new();
     for (name, kind) in parameter_layout(&metadata.arch) {
-        let t = graph.initializer.iter().find(|t| t.name == name).ok_or_else(|| {
-            invalid(format!("the model lacks the weight '{name}' of a {:?} U-Net", metadata.arch))
-        })?;
+        let t =
+            graph.initializer.iter().find(|t| t.name == name).ok_or_else(|| {
+                invalid(format!("the model lacks the weight '{name}' of a {:?} U-Net", metadata.arch))
+            })?;
         let shape = kind.shape();
         let dims: Vec<usize> = t.dims.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
         let n: usize = shape.iter().product();
@@ -61,7 +61,8 @@ mod tests {
         let arch = Architecture { in_channels: 2, classes: 3, base_width: 4, depth: 2 };
         let weights = UNetWeights::he_normal(arch, 5);
         let mut meta = ModelMetadata::new(arch, "round trip");
-        meta.postprocessing = Some(crate::instances::PostProcessing::parse("watershed h=1 smoothing=0 min_size=3").unwrap());
+        meta.postprocessing =
+            Some(crate::instances::PostProcessing::parse("watershed h=1 smoothing=0 min_size=3").unwrap());
         let bytes = super::super::encode_unet(&weights, &meta).unwrap();
         let (w, m) = read_unet(&bytes).unwrap();
         assert_eq!((w, m), (weights.clone(), meta.clone()));

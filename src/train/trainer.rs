@@ -31,6 +31,7 @@ use crate::{
     fsutil::write_atomic,
     geometry::Architecture,
     image::Pixels,
+    instances::{InstanceMethod, PostProcessing, Watershed},
     metadata::{ModelMetadata, Normalization},
     model::{Model, ModelOptions},
     normalize::Normalizer,
@@ -455,8 +456,15 @@ fn train_with<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
         let val = if split.val.is_empty() {
             None
         } else {
-            let bytes = crate::onnx::encode_unet(&weights, &ModelMetadata::new(config.arch, "validation"))?;
-            Some(evaluate(&Model::from_bytes(&bytes, &ort)?, &split.val, config.min_size)?)
+            // Instances as users get them by default: the watershed with its default parameters.
+            let mut meta = ModelMetadata::new(config.arch, "validation");
+            meta.postprocessing = Some(PostProcessing {
+                method: InstanceMethod::Watershed(Watershed::DEFAULT),
+                threshold: None,
+                min_size: config.min_size,
+            });
+            let bytes = crate::onnx::encode_unet(&weights, &meta)?;
+            Some(evaluate(&Model::from_bytes(&bytes, &ort)?, &split.val, 0)?)
         };
         let record = EpochRecord {
             epoch: epoch + 1,

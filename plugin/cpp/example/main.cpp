@@ -51,6 +51,12 @@ int main() {
     CHECK(result.labels[40 * w + 40] != 0 && result.labels[5 * w + 5] == 0);
     CHECK(result.probabilities.size() == w * h && result.mask[40 * w + 40] == 1);
 
+    // The watershed leaves separate convex cells as they are (it splits only touching ones).
+    unet::SegmentOptions watershed;
+    watershed.instances = UNET_INSTANCES_WATERSHED;
+    auto split = model.segment(unet::ImageView::gray(pixels.data(), w, h), watershed);
+    CHECK(split.label_count == 3 && split.labels == result.labels);
+
     // Threads share the model.
     std::vector<std::thread> threads;
     std::vector<uint32_t> counts(4);

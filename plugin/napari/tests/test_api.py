@@ -69,3 +69,23 @@ def test_dask_helper_equals_one_pass(shape, chunk):
     result = lazy.compute(scheduler="threads")
     assert result.shape == direct.shape
     assert np.abs(result - direct).max() <= 1e-5
+
+
+def test_instances_equal_the_cli_and_split_touching_cells():
+    """The CLI's watershed labels of the same image and model (written by scripts/test-napari.sh) equal ours."""
+    import os
+
+    import tifffile
+
+    image = tifffile.imread(os.environ["UNET_TEST_SAMPLE"])
+    cli = tifffile.imread(os.environ["UNET_TEST_SAMPLE_LABELS"])
+    ws = un.segment(image, BASELINE, outputs=("labels",), instances="watershed")
+    assert ws["label_count"] > 1
+    assert (ws["labels"] == cli).all(), f"{(ws['labels'] != cli).sum()} pixels differ from the CLI"
+    cc = un.segment(image, BASELINE, outputs=("labels",), instances="components")
+    assert cc["label_count"] < ws["label_count"]  # the sample has touching cells
+    assert (ws["labels"] > 0).sum() == (cc["labels"] > 0).sum()  # same foreground, split differently
+    merged = un.segment(image, BASELINE, outputs=("labels",), instances="watershed", watershed_h=1000)
+    assert merged["label_count"] == cc["label_count"]
+    with pytest.raises(ValueError):
+        un.segment(image, BASELINE, instances="blobs")

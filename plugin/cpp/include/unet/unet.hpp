@@ -72,9 +72,13 @@ struct Want {
 };
 
 struct SegmentOptions {
-    float threshold = 0.0f;  // 0 = argmax
+    float threshold = 0.0f;  // 0 = the model's recommendation, else argmax
     unsigned connectivity = 4;
-    uint64_t min_size = 0;
+    uint64_t min_size = 0;  // 0 = the model's recommendation, else none
+    /// UNET_INSTANCES_MODEL (what the model recommends), UNET_INSTANCES_COMPONENTS or UNET_INSTANCES_WATERSHED.
+    uint32_t instances = UNET_INSTANCES_MODEL;
+    float watershed_h = -1.0f;          // < 0 = the model's recommendation, else 2
+    float watershed_smoothing = -1.0f;  // < 0 = the model's recommendation, else 1
     uint64_t memory_budget_bytes = 0;  // 0 = default
     uint32_t max_tile = 0;
     /// Called with (done, total); return false to cancel (segment then throws Error with UNET_STATUS_CANCELLED).
@@ -149,6 +153,9 @@ public:
         o.threshold = options.threshold;
         o.connectivity = options.connectivity;
         o.min_size = options.min_size;
+        o.instances = options.instances;
+        o.watershed_h = options.watershed_h;
+        o.watershed_smoothing = options.watershed_smoothing;
         o.memory_budget_bytes = options.memory_budget_bytes;
         o.max_tile = options.max_tile;
         if (options.progress) {

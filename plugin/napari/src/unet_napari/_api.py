@@ -74,9 +74,13 @@ class Model:
     __del__ = close
 
     def segment(self, image, *, outputs=("labels", "mask", "probabilities"), threshold=None, min_size=0,
-                connectivity=4, memory_mb=None, max_tile=None, normalization="model", progress=None):
+                connectivity=4, memory_mb=None, max_tile=None, normalization="model", progress=None,
+                instances="model", watershed_h=None, watershed_smoothing=None):
         """Segments `image`; returns a dict with the requested outputs. `normalization`: "model", "none" or
-        (low, high) percentiles. `progress(done, total)` may return False to cancel (raises UnetError)."""
+        (low, high) percentiles. `instances`: "model" (what the model recommends), "components" or "watershed"
+        (splits touching cells; `watershed_h`, `watershed_smoothing` in pixels, None = the model's). `threshold`
+        None and `min_size` 0 take the model's recommendation. `progress(done, total)` may return False to cancel
+        (raises UnetError)."""
         img, keep = _image_struct(image)
         h, w = keep.shape[:2]
         result = {}
@@ -100,6 +104,11 @@ class Model:
         opts.connectivity = connectivity
         opts.memory_budget_bytes = int(memory_mb * 2**20) if memory_mb else 0
         opts.max_tile = max_tile or 0
+        if instances not in N.INSTANCES:
+            raise ValueError(f"instances must be one of {sorted(N.INSTANCES)}, not {instances!r}")
+        opts.instances = N.INSTANCES[instances]
+        opts.watershed_h = -1.0 if watershed_h is None else watershed_h
+        opts.watershed_smoothing = -1.0 if watershed_smoothing is None else watershed_smoothing
         callback = None
         if progress is not None:
             callback = N.PROGRESS(lambda _user, done, total: 0 if progress(done, total) is not False else 1)

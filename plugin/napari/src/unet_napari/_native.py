@@ -36,7 +36,12 @@ class SegmentOptions(C.Structure):
     _fields_ = [("struct_size", C.c_uint32), ("normalization", C.c_uint32), ("percentile_low", C.c_float),
                 ("percentile_high", C.c_float), ("threshold", C.c_float), ("connectivity", C.c_uint32),
                 ("min_size", C.c_uint64), ("memory_budget_bytes", C.c_uint64), ("max_tile", C.c_uint32),
-                ("tiles_per_run", C.c_uint32), ("progress", PROGRESS), ("progress_user_data", C.c_void_p)]
+                ("tiles_per_run", C.c_uint32), ("progress", PROGRESS), ("progress_user_data", C.c_void_p),
+                # since 0.2
+                ("instances", C.c_uint32), ("watershed_h", C.c_float), ("watershed_smoothing", C.c_float)]
+
+
+INSTANCES = {"model": 0, "components": 1, "watershed": 2}
 
 
 class Outputs(C.Structure):

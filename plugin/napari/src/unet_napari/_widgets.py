@@ -60,6 +60,7 @@ def _run_with_progress(work, description):
     call_button="Run",
     model={"label": "model (.onnx, empty = default)", "mode": "r", "filter": "*.onnx"},
     provider={"choices": ["auto", "cpu", "cuda"]},
+    instances={"choices": ["model", "components", "watershed"], "label": "instances"},
     memory_mb={"min": 64, "max": 1 << 20, "label": "memory budget (MiB)"},
 )
 def segment_widget(
@@ -67,6 +68,7 @@ def segment_widget(
     image: "napari.layers.Image",
     model: Path = Path(""),
     provider: str = "auto",
+    instances: str = "model",
     min_size: int = 0,
     memory_mb: int = 1024,
     probabilities: bool = False,
@@ -86,7 +88,7 @@ def segment_widget(
     def work(progress):
         labels, probs = [], []
         for i, frame in enumerate(frames):
-            r = m.segment(frame, outputs=outputs, min_size=min_size, memory_mb=memory_mb,
+            r = m.segment(frame, outputs=outputs, min_size=min_size, memory_mb=memory_mb, instances=instances,
                           progress=lambda d, t, i=i: progress(i * t + d, len(frames) * t))
             labels.append(r["labels"])
             if probabilities:

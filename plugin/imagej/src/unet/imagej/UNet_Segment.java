@@ -15,11 +15,14 @@ import ij.process.ShortProcessor;
 /**
  * Plugins > U-Net > U-Net Segment: segments the current image (stacks frame by frame) into instance labels
  * (16-bit, or 32-bit when there are more than 65535 instances), a mask and optionally probabilities.
- * Macro: run("U-Net Segment", "model=[] provider=auto memory=1024 min_size=0 labels mask");
+ * Macro: run("U-Net Segment", "model=[] provider=auto instances=model memory=1024 min_size=0 labels mask");
+ * instances: model (what the model recommends), components, or watershed (splits touching cells).
  * headless: call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "provider=cpu labels mask").
  */
 public class UNet_Segment implements PlugIn {
     private static final String[] PROVIDERS = {"auto", "cpu", "cuda"};
+    // Index = UnetInstances value.
+    private static final String[] INSTANCES = {"model", "components", "watershed"};
 
     @Override
     public void run(String arg) {
@@ -28,13 +31,14 @@ public class UNet_Segment implements PlugIn {
             Unet.error("no image is open");
             return;
         }
-        String model, provider;
+        String model, provider, instances;
         int memory, minSize;
         boolean wantLabels, wantMask, wantProbs;
         String opts = Unet.options(arg);
         if (Unet.headless()) {
             model = Unet.value(opts, "model", "");
             provider = Unet.value(opts, "provider", "auto");
+            instances = Unet.value(opts, "instances", "model");
             memory = (int) Double.parseDouble(Unet.value(opts, "memory", "1024"));
             minSize = (int) Double.parseDouble(Unet.value(opts, "min_size", "0"));
             wantLabels = Unet.flag(opts, "labels", true);
@@ -45,6 +49,7 @@ public class UNet_Segment implements PlugIn {
             gd.addStringField("model", "", 30);
             gd.addMessage("(an .onnx file; empty = the embedded default model)");
             gd.addChoice("provider", PROVIDERS, "auto");
+            gd.addChoice("instances", INSTANCES, "model");
             gd.addNumericField("memory", 1024, 0, 6, "MiB (decides the tile size)");
             gd.addNumericField("min_size", 0, 0, 6, "pixels");
             gd.addCheckbox("labels", true);
@@ -54,6 +59,7 @@ public class UNet_Segment implements PlugIn {
             if (gd.wasCanceled()) return;
             model = gd.getNextString().trim();
             provider = gd.getNextChoice();
+            instances = gd.getNextChoice();
             memory = (int) gd.getNextNumber();
             minSize = (int) gd.getNextNumber();
             wantLabels = gd.getNextBoolean();
@@ -65,12 +71,17 @@ public class UNet_Segment implements PlugIn {
             Unet.error("provider must be auto, cpu or cuda, not '" + provider + "'");
             return;
         }
+        int instanceCode = java.util.Arrays.asList(INSTANCES).indexOf(instances);
+        if (instanceCode < 0) {
+            Unet.error("instances must be model, components or watershed, not '" + instances + "'");
+            return;
+        }
         if (!(wantLabels || wantMask || wantProbs)) {
             Unet.error("choose at least one output");
             return;
         }
         try {
-            segment(imp, model, providerCode, memory, minSize, wantLabels, wantMask, wantProbs);
+            segment(imp, model, providerCode, instanceCode, memory, minSize, wantLabels, wantMask, wantProbs);
         } catch (Unet.UnetException e) {
             Unet.error(e.getMessage());
         } catch (UnsatisfiedLinkError e) {
@@ -80,8 +91,8 @@ public class UNet_Segment implements PlugIn {
         }
     }
 
-    private void segment(ImagePlus imp, String modelPath, int provider, int memoryMb, int minSize, boolean wantLabels,
-                         boolean wantMask, boolean wantProbs) {
+    private void segment(ImagePlus imp, String modelPath, int provider, int instances, int memoryMb, int minSize,
+                         boolean wantLabels, boolean wantMask, boolean wantProbs) {
         Pointer model = Unet.model(modelPath, provider);
         int channels = Unet.info(model).in_channels;
         int w = imp.getWidth(), h = imp.getHeight(), n = w * h;
@@ -103,6 +114,7 @@ public class UNet_Segment implements PlugIn {
             Unet.check(UnetLibrary.INSTANCE.unet_segment_options_init(o));
             o.read();
             o.min_size = minSize;
+            o.instances = instances;
             o.memory_budget_bytes = (long) memoryMb << 20;
             o.progress = progress;
             UnetLibrary.UnetOutputs out = new UnetLibrary.UnetOutputs();

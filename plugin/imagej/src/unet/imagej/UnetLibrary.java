@@ -54,7 +54,7 @@ public interface UnetLibrary extends Library {
 
     @Structure.FieldOrder({"struct_size", "normalization", "percentile_low", "percentile_high", "threshold",
             "connectivity", "min_size", "memory_budget_bytes", "max_tile", "tiles_per_run", "progress",
-            "progress_user_data"})
+            "progress_user_data", "instances", "watershed_h", "watershed_smoothing"})
     class UnetSegmentOptions extends Structure {
         public int struct_size, normalization;
         public float percentile_low, percentile_high, threshold;
@@ -63,6 +63,9 @@ public interface UnetLibrary extends Library {
         public int max_tile, tiles_per_run;
         public ProgressCallback progress;
         public Pointer progress_user_data;
+        /** Since 0.2: 0 = the model's recommendation, 1 = connected components, 2 = watershed. */
+        public int instances;
+        public float watershed_h, watershed_smoothing;
     }
 
     @Structure.FieldOrder({"struct_size", "probabilities", "probabilities_len", "mask", "mask_len", "labels",

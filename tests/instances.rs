@@ -1,0 +1,186 @@
+//! Instance separation through the whole pipeline: the watershed splits touching cells that connected components
+//! merge, a tiled run gives exactly the labels of a single pass, and a model's recommended post-processing (its
+//! metadata) is what callers get by default, field by field overridable.
+
+mod common;
+
+use unet::{
+    Connectivity, ImageView, InstanceMethod, Model, Pixels, PostProcessing, SegmentOptions, SegmentOutputs, Watershed,
+    metrics::seg,
+};
+
+fn labels(model: &Model, view: &ImageView, options: SegmentOptions) -> (Vec<u32>, u32, usize) {
+    let mut l = vec![0u32; view.area()];
+    let r = model.segment(view, options, SegmentOutputs { labels: Some(&mut l), ..Default::default() }).unwrap();
+    (l, r.label_count, r.tiles)
+}
+
+fn baseline_with(pp: Option<PostProcessing>) -> Model {
+    let mut meta = unet::baseline::metadata();
+    meta.postprocessing = pp;
+    common::load(&unet::onnx::encode_unet(&unet::baseline::weights(), &meta).unwrap())
+}
+
+#[test]
+fn watershed_splits_touching_cells_and_scores_higher() {
+    // Synthetic cells with many touching pairs; the intensity baseline finds their union.
+    let img = unet::synthetic::cells(300, 220, 70, (9.0, 16.0), 5);
+    let view = ImageView::new(Pixels::U16(&img.pixels), 300, 220, 1, 300).unwrap();
+    let model = common::baseline_model();
+    let components = SegmentOptions { instances: Some(InstanceMethod::Components), ..Default::default() };
+    let (cc, n_cc, _) = labels(&model, &view, components);
+    let ws_opts =
+        || SegmentOptions { instances: Some(InstanceMethod::Watershed(Watershed::DEFAULT)), ..Default::default() };
+    let (ws, n_ws, _) = labels(&model, &view, ws_opts());
+    assert!(n_ws > n_cc + 5, "watershed {n_ws} instances, components {n_cc}");
+    assert_eq!(cc.iter().map(|&l| l != 0).collect::<Vec<_>>(), ws.iter().map(|&l| l != 0).collect::<Vec<_>>());
+    let (seg_cc, seg_ws) = (seg(&img.labels, &cc).unwrap(), seg(&img.labels, &ws).unwrap());
+    assert!(seg_ws > seg_cc + 0.1, "SEG watershed {seg_ws:.3} vs components {seg_cc:.3}");
+    // Numbered 1..=n in raster order of first pixels.
+    let mut next = 1;
+    for &l in &ws {
+        if l == next {
+            next += 1;
+        }
+        assert!(l < next, "label {l} appears before {next}");
+    }
+    assert_eq!(next - 1, n_ws);
+}
+
+#[test]
+fn tiled_watershed_labels_equal_a_single_pass() {
+    let img = unet::synthetic::cells(230, 170, 45, (8.0, 14.0), 9);
+    let view = ImageView::new(Pixels::U16(&img.pixels), 230, 170, 1, 230).unwrap();
+    let model = common::baseline_model();
+    for method in
+        [InstanceMethod::Watershed(Watershed::DEFAULT), InstanceMethod::Watershed(Watershed { h: 0.5, smoothing: 0.0 })]
+    {
+        for connectivity in [Connectivity::Four, Connectivity::Eight] {
+            let opts = |max_tile| SegmentOptions {
+                instances: Some(method),
+                connectivity,
+                max_tile,
+                min_size: 20,
+                ..Default::default()
+            };
+            let (single, n, tiles) = labels(&model, &view, opts(Some(4096)));
+            assert_eq!(tiles, 1);
+            for tile in [16, 40, 100] {
+                let (tiled, m, tiles) = labels(&model, &view, opts(Some(tile)));
+                assert!(tiles > 1, "tile {tile} gave one tile");
+                assert_eq!((m, &tiled), (n, &single), "{method:?} {connectivity:?} tile {tile}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_models_recommendation_is_the_default_and_each_field_can_be_overridden() {
+    let img = unet::synthetic::cells(200, 160, 40, (8.0, 14.0), 2);
+    let view = ImageView::new(Pixels::U16(&img.pixels), 200, 160, 1, 200).unwrap();
+    let plain = baseline_with(None);
+    let ws = Watershed { h: 1.5, smoothing: 0.5 };
+    let recommending = baseline_with(Some(PostProcessing {
+        method: InstanceMethod::Watershed(ws),
+        threshold: Some(0.3),
+        min_size: 30,
+    }));
+    // A model without a recommendation keeps the old behaviour: components of the argmax.
+    let (old, _, _) = labels(&plain, &view, SegmentOptions::default());
+    let (explicit_old, _, _) = labels(
+        &plain,
+        &view,
+        SegmentOptions { instances: Some(InstanceMethod::Components), threshold: None, ..Default::default() },
+    );
+    assert_eq!(old, explicit_old);
+    // The recommending model applies its whole recipe by default ...
+    let (default, n_default, _) = labels(&recommending, &view, SegmentOptions::default());
+    let (spelled_out, n_spelled, _) = labels(
+        &plain,
+        &view,
+        SegmentOptions {
+            instances: Some(InstanceMethod::Watershed(ws)),
+            threshold: Some(0.3),
+            min_size: 30,
+            ..Default::default()
+        },
+    );
+    assert_eq!((n_default, &default), (n_spelled, &spelled_out));
+    assert_ne!(default, old);
+    // ... and any field the caller sets wins.
+    let (overridden, _, _) = labels(
+        &recommending,
+        &view,
+        SegmentOptions {
+            instances: Some(InstanceMethod::Components),
+            threshold: Some(0.5),
+            min_size: 1,
+            ..Default::default()
+        },
+    );
+    assert_eq!(overridden, explicit_old);
+    // Invalid watershed parameters are an error, not a silent fallback.
+    let mut l = vec![0u32; view.area()];
+    let err = plain
+        .segment(
+            &view,
+            SegmentOptions {
+                instances: Some(InstanceMethod::Watershed(Watershed { h: -1.0, smoothing: 0.0 })),
+                ..Default::default()
+            },
+            SegmentOutputs { labels: Some(&mut l), ..Default::default() },
+        )
+        .unwrap_err();
+    assert_eq!(err.status(), unet::UnetStatus::InvalidArgument);
+}
+
+#[test]
+fn tuning_finds_that_the_watershed_separates_touching_cells() {
+    use unet::{
+        dataset::Sample,
+        evaluate::{TuneGrid, ValidationSet, tune},
+        imageio::{OwnedImage, PixelBuffer},
+    };
+    let sample = |seed| {
+        let img = unet::synthetic::cells(160, 120, 30, (8.0, 13.0), seed);
+        Sample {
+            name: format!("synthetic {seed}"),
+            image: OwnedImage { width: 160, height: 120, channels: 1, pixels: PixelBuffer::U16(img.pixels) },
+            labels: img.labels,
+            ignore: None,
+        }
+    };
+    let sets = vec![
+        ValidationSet { name: "a".into(), samples: vec![sample(1), sample(2)] },
+        ValidationSet { name: "b".into(), samples: vec![sample(3)] },
+    ];
+    let grid = TuneGrid {
+        thresholds: vec![0.5],
+        methods: vec![InstanceMethod::Components, InstanceMethod::Watershed(Watershed::DEFAULT)],
+        min_sizes: vec![0, 10],
+    };
+    let model = common::baseline_model();
+    let mut calls = 0;
+    let tuning = tune(&model, &sets, &grid, Connectivity::Four, |_, _| calls += 1).unwrap();
+    assert_eq!(calls, 3);
+    assert_eq!(tuning.candidates.len(), 4);
+    let best = tuning.best();
+    assert!(matches!(best.postprocessing.method, InstanceMethod::Watershed(_)), "{:?}", best.postprocessing);
+    let cc = tuning.best_of_kind(false).unwrap();
+    assert!(best.mean_seg > cc.mean_seg + 0.05, "{} vs {}", best.mean_seg, cc.mean_seg);
+    // Each set's score is what evaluating that set alone with the chosen recipe gives.
+    let pp = best.postprocessing;
+    for (set, scores) in sets.iter().zip(&best.scores) {
+        let direct = unet::evaluate::evaluate_with(&model, &set.samples, &|| SegmentOptions {
+            instances: Some(pp.method),
+            threshold: pp.threshold,
+            min_size: pp.min_size.max(1),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            (direct.seg - scores.seg).abs() < 1e-9 && (direct.iou - scores.iou).abs() < 1e-9,
+            "{direct:?} vs {scores:?}"
+        );
+    }
+}
