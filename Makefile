@@ -1,5 +1,5 @@
 # unet: the two commands the README promises, and the developer chores.
-#   make demo   segment a sample image with the embedded default model (main job)
+#   make demo   segment a real image with the embedded default model and score it (main job)
 #   make test   the whole test suite (fetches ONNX Runtime first)
 SHELL := /bin/bash
 ORT_DIR := $(CURDIR)/.onnxruntime
@@ -11,12 +11,15 @@ OUT := out
 ort:
 	@scripts/fetch-onnxruntime.sh >/dev/null
 
+# A real fluorescence image (fetched, pinned, never trained on): instance count, SEG against its ground truth and a
+# picture with the outlines.
 demo: ort
 	cargo build --release --quiet
 	mkdir -p $(OUT)
-	./target/release/unet sample-image $(OUT)/sample.tif --labels $(OUT)/sample-truth.tif
-	./target/release/unet segment $(OUT)/sample.tif -o $(OUT)/mask.png --labels $(OUT)/labels.tif --probabilities $(OUT)/probabilities.tif
-	@echo "wrote $(OUT)/mask.png, $(OUT)/labels.tif, $(OUT)/probabilities.tif"
+	demo=$$(scripts/fetch-demo-image.sh) && ./target/release/unet segment $$demo/images/dsb2018-nuclei.tif \
+	  -o $(OUT)/mask.png --labels $(OUT)/labels.tif --probabilities $(OUT)/probabilities.tif \
+	  --overlay $(OUT)/overlay.png --truth $$demo/labels/dsb2018-nuclei.tif
+	@echo "wrote $(OUT)/overlay.png (open it), $(OUT)/mask.png, $(OUT)/labels.tif, $(OUT)/probabilities.tif"
 
 # `cargo test` does not build the cdylib that the C test links: build it first. Then each host, for real.
 test: ort

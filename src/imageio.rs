@@ -189,6 +189,49 @@ pub fn write_preview(path: &Path, values: &[f32], width: usize, height: usize) -
     write_atomic(path, &buf.into_inner()).map_err(|e| io_err(path, e))
 }
 
+/// A picture a person can check a segmentation with: the image in gray (first channel, stretched between its 1st
+/// and 99.8th percentile) with every instance's outline drawn in its own colour, as a PNG.
+pub fn write_overlay(path: &Path, image: &ImageView, labels: &[u32]) -> Result<()> {
+    let (w, h) = (image.width, image.height);
+    if labels.len() != w * h {
+        return Err(io_err(path, "overlay: labels do not match the image size"));
+    }
+    let norm = crate::normalize::Normalizer::for_image(image, crate::metadata::Normalization::DEFAULT)?;
+    let gray = |x: usize, y: usize| -> u8 {
+        let i = y * image.row_stride + x * image.channels;
+        let v = match image.pixels {
+            Pixels::U8(p) => p[i] as f32,
+            Pixels::U16(p) => p[i] as f32,
+            Pixels::U32(p) => p[i] as f32,
+            Pixels::F32(p) => p[i],
+        };
+        (norm.apply(0, v).clamp(0.0, 1.0) * 255.0).round() as u8
+    };
+    let mut rgb = Vec::with_capacity(3 * w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let l = labels[y * w + x];
+            // An outline pixel has a 4-neighbour (or the image edge) with another label.
+            let edge = l != 0
+                && [(x.wrapping_sub(1), y), (x + 1, y), (x, y.wrapping_sub(1)), (x, y + 1)]
+                    .iter()
+                    .any(|&(nx, ny)| nx >= w || ny >= h || labels[ny * w + nx] != l);
+            if edge {
+                // Golden-angle hues keep neighbouring labels apart.
+                let hue = (l as f32 * 0.618_034).fract();
+                rgb.extend(jet(0.15 + 0.85 * hue));
+            } else {
+                let g = gray(x, y);
+                rgb.extend([g, g, g]);
+            }
+        }
+    }
+    let img = image::RgbImage::from_raw(w as u32, h as u32, rgb).ok_or_else(|| io_err(path, "overlay size"))?;
+    let mut buf = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img).write_to(&mut buf, image::ImageFormat::Png).map_err(|e| io_err(path, e))?;
+    write_atomic(path, &buf.into_inner()).map_err(|e| io_err(path, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

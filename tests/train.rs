@@ -242,6 +242,70 @@ mod training {
         std::fs::remove_dir_all(&run.0).unwrap();
     }
 
+    /// Tiny CLI dataset for the run-level tests: `n` synthetic images in the folders layout.
+    fn cli_dataset(name: &str, n: u64) -> std::path::PathBuf {
+        let data = std::env::temp_dir().join(format!("unet-train-{name}-data-{}", std::process::id()));
+        for sub in ["images", "labels"] {
+            std::fs::create_dir_all(data.join(sub)).unwrap();
+        }
+        for k in 0..n {
+            let s = unet::synthetic::cells(96, 96, 13, (7.0, 12.0), 40 + k);
+            let file = format!("{k}.tif");
+            unet::imageio::write_plane(&data.join("images").join(&file), unet::imageio::Plane::U16(&s.pixels), 96, 96)
+                .unwrap();
+            unet::imageio::write_plane(&data.join("labels").join(&file), unet::imageio::Plane::U32(&s.labels), 96, 96)
+                .unwrap();
+        }
+        data
+    }
+
+    /// `--init` starts from a model's weights: a zero-step run re-exports them bit for bit; flags that contradict
+    /// the model's architecture are refused naming both values; `--resume` refuses changed settings.
+    #[test]
+    fn fine_tuning_starts_from_the_given_model_and_resume_checks_settings() {
+        use std::process::Command;
+        let data = cli_dataset("init", 2);
+        let arch = Architecture { in_channels: 1, classes: 2, base_width: 4, depth: 2 };
+        let start = data.join("start.onnx");
+        let weights = unet::UNetWeights::he_normal(arch, 17);
+        unet::onnx::write_unet(&start, &weights, &unet::ModelMetadata::new(arch, "start")).unwrap();
+        let tile = (arch.geometry().min_input + 4 * arch.geometry().size_step).to_string();
+        let run = run_dir("init");
+        let train = |extra: &[&str]| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_unet"));
+            c.arg("train").arg(&data).arg("--out").arg(&run.0).arg("--init").arg(&start);
+            c.args(["--tile", &tile, "--steps-per-epoch", "2", "--val-fraction", "0", "--quiet"]);
+            c.arg("--ort-lib").arg(common::ort_lib()).args(extra);
+            c.output().unwrap()
+        };
+        let out = train(&["--epochs", "0"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (exported, meta) = unet::onnx::read_unet_file(run.model_onnx().to_str().unwrap()).unwrap();
+        assert_eq!(exported, weights, "a zero-step fine-tune must give back the initial weights");
+        assert!(meta.provenance.contains("from ") && meta.provenance.contains("start.onnx"), "{}", meta.provenance);
+
+        let out = train(&["--epochs", "1", "--base-width", "8"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("--base-width 8") && err.contains("4"), "{err}");
+
+        let _ = std::fs::remove_dir_all(&run.0);
+        let out = train(&["--epochs", "2", "--lr", "0.001"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(std::fs::read_to_string(run.0.join("config.txt")).unwrap().contains("learning_rate: 0.001"));
+        let (trained, _) = unet::onnx::read_unet_file(run.model_onnx().to_str().unwrap()).unwrap();
+        assert_ne!(trained, weights, "two steps change the weights");
+        let out = train(&["--epochs", "2", "--lr", "0.002", "--resume"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("learning_rate: 0.001") && err.contains("learning_rate: 0.002"),
+            "{err}"
+        );
+        let out = train(&["--epochs", "2", "--lr", "0.001", "--resume"]);
+        assert!(out.status.success(), "the same settings resume: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::remove_dir_all(&run.0).unwrap();
+        std::fs::remove_dir_all(&data).unwrap();
+    }
+
     /// `unet train` killed (SIGKILL) after its first checkpoint and resumed ends with exactly the weights of an
     /// uninterrupted run: tiles and dropout masks are drawn per step from the seed, the optimizer state is saved.
     #[test]

@@ -143,6 +143,12 @@ enum Command {
         /// Instance label output (.tif: 32-bit; .png: 16-bit when the count allows).
         #[arg(long)]
         labels: Option<PathBuf>,
+        /// A PNG of the image with each instance's outline drawn in colour.
+        #[arg(long)]
+        overlay: Option<PathBuf>,
+        /// Ground-truth instance labels: print SEG and foreground IoU of the result against them.
+        #[arg(long)]
+        truth: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
         /// Foreground when P(foreground) >= THRESHOLD (default: the model's recommendation, else the most probable class).
@@ -339,6 +345,9 @@ struct TrainArgs {
     ort_lib: Option<PathBuf>,
     #[arg(long, short)]
     quiet: bool,
+    /// Skip choosing the post-processing on the held-out frames at the end (it is written into the model).
+    #[arg(long)]
+    no_tune: bool,
 }
 
 #[cfg(feature = "train")]
@@ -389,12 +398,14 @@ fn run_train(a: TrainArgs) -> unet::Result<()> {
         _ => Truth::Silver,
     };
     let mut split = Split::default();
+    let mut val_ranges = Vec::new();
     for dir in &a.data {
         let layout = Layout::detect(dir).ok_or_else(|| {
             unet::Error::new(unet::UnetStatus::InvalidArgument, format!("cannot tell the layout of {}", dir.display()))
         })?;
         let s = load_with(dir, layout, truth, Truth::Silver, a.val_fraction)?;
         eprintln!("{}: {:?}, {} training and {} validation images", dir.display(), layout, s.train.len(), s.val.len());
+        val_ranges.push((dir.display().to_string(), split.val.len()..split.val.len() + s.val.len()));
         split.train.extend(s.train);
         split.val.extend(s.val);
     }
@@ -430,6 +441,23 @@ fn run_train(a: TrainArgs) -> unet::Result<()> {
     };
     let summary = train::<TrainBackend>(&config, &split, &run, a.resume, &device)?;
     println!("wrote {} and {}", summary.onnx.display(), run.metrics_csv().display());
+    // Post-processing chosen on the held-out frames of each dataset, written into the model's metadata.
+    let sets: Vec<unet::evaluate::ValidationSet> = val_ranges
+        .into_iter()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(name, r)| unet::evaluate::ValidationSet { name, samples: split.val[r].to_vec() })
+        .collect();
+    if !a.no_tune && !sets.is_empty() {
+        let options = ModelOptions {
+            provider: Provider::Cpu,
+            threads: 0,
+            ort_library: config.ort_library.clone(),
+            cuda_device: 0,
+        };
+        let model = Model::load(&summary.onnx, &options)?;
+        let path = summary.onnx.display().to_string();
+        tune_post_processing(&model, &path, &sets, Connectivity::Four, Some(&summary.onnx))?;
+    }
     if let Some(path) = a.export {
         std::fs::copy(&summary.onnx, &path)
             .map_err(|e| unet::Error::new(unet::UnetStatus::Io, format!("{}: {e}", path.display())))?;
@@ -446,6 +474,60 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Searches the post-processing on `sets` (see `unet eval --tune`), prints the ranking, and with `write` writes the
+/// model (read from `model_path`, or "default") with the winner in its metadata.
+fn tune_post_processing(
+    model: &Model,
+    model_path: &str,
+    sets: &[unet::evaluate::ValidationSet],
+    connectivity: Connectivity,
+    write: Option<&std::path::Path>,
+) -> unet::Result<unet::PostProcessing> {
+    use unet::evaluate::{Candidate, TuneGrid, tune};
+    let started = Instant::now();
+    let bar = ProgressBar::new(0);
+    let tuning = tune(model, sets, &TuneGrid::default(), connectivity, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    let line = |c: &Candidate| {
+        let per: Vec<String> = c.scores.iter().map(|s| format!("{:.4}/{:.4}", s.seg, s.iou)).collect();
+        format!("mean SEG {:.4}  SEG/IoU per dataset {}  {}", c.mean_seg, per.join(" "), c.postprocessing.to_meta())
+    };
+    let names: Vec<String> = sets.iter().map(|c| format!("{} ({} frames)", c.name, c.samples.len())).collect();
+    println!(
+        "tuned {} candidates on {} in {:.0} s; the best:",
+        tuning.candidates.len(),
+        names.join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    for c in tuning.candidates.iter().take(5) {
+        println!("  {}", line(c));
+    }
+    for (kind, ws) in [("components", false), ("watershed", true)] {
+        if let Some(c) = tuning.best_of_kind(ws) {
+            println!("best {kind}: {}", line(c));
+        }
+    }
+    let best = tuning.best();
+    println!("chosen: {}", best.postprocessing.to_meta());
+    if let Some(out) = write {
+        let (weights, mut meta) = unet::onnx::read_unet_file(model_path)?;
+        meta.postprocessing = Some(best.postprocessing);
+        let per: Vec<String> =
+            sets.iter().zip(&best.scores).map(|(c, s)| format!("{} SEG {:.4}", data_name(&c.name), s.seg)).collect();
+        meta.provenance += &format!(
+            "; post-processing '{}' chosen by unet eval --tune on held-out frames ({})",
+            best.postprocessing.to_meta(),
+            per.join(", ")
+        );
+        unet::onnx::write_unet(out, &weights, &meta)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(best.postprocessing)
 }
 
 /// The last two components of a data path (e.g. `ctc/DIC-C2DH-HeLa`), so metadata never embeds a machine's paths.
@@ -636,7 +718,7 @@ fn run(cli: Cli) -> unet::Result<()> {
                 );
             }
             if tune {
-                use unet::evaluate::{TuneGrid, ValidationSet, tune};
+                use unet::evaluate::ValidationSet;
                 // Tune on the complete (silver) truth where there is a choice.
                 let mut chosen: Vec<ValidationSet> = Vec::new();
                 for (dir, truth_name, samples) in sets {
@@ -646,56 +728,7 @@ fn run(cli: Cli) -> unet::Result<()> {
                     }
                     chosen.push(ValidationSet { name, samples });
                 }
-                let started = Instant::now();
-                let bar = ProgressBar::new(0);
-                let tuning = tune(&model, &chosen, &TuneGrid::default(), connectivity, |done, total| {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                })?;
-                bar.finish_and_clear();
-                let line = |c: &unet::evaluate::Candidate| {
-                    let per: Vec<String> = c.scores.iter().map(|s| format!("{:.4}/{:.4}", s.seg, s.iou)).collect();
-                    format!(
-                        "mean SEG {:.4}  SEG/IoU per dataset {}  {}",
-                        c.mean_seg,
-                        per.join(" "),
-                        c.postprocessing.to_meta()
-                    )
-                };
-                let names: Vec<String> =
-                    chosen.iter().map(|c| format!("{} ({} frames)", c.name, c.samples.len())).collect();
-                println!(
-                    "tuned {} candidates on {} in {:.0} s; the best:",
-                    tuning.candidates.len(),
-                    names.join(", "),
-                    started.elapsed().as_secs_f64()
-                );
-                for c in tuning.candidates.iter().take(5) {
-                    println!("  {}", line(c));
-                }
-                for (kind, ws) in [("components", false), ("watershed", true)] {
-                    if let Some(c) = tuning.best_of_kind(ws) {
-                        println!("best {kind}: {}", line(c));
-                    }
-                }
-                let best = tuning.best();
-                println!("chosen: {}", best.postprocessing.to_meta());
-                if let Some(out) = write {
-                    let (weights, mut meta) = unet::onnx::read_unet_file(&model_path)?;
-                    meta.postprocessing = Some(best.postprocessing);
-                    let per: Vec<String> = chosen
-                        .iter()
-                        .zip(&best.scores)
-                        .map(|(c, s)| format!("{} SEG {:.4}", data_name(&c.name), s.seg))
-                        .collect();
-                    meta.provenance += &format!(
-                        "; post-processing '{}' chosen by unet eval --tune on held-out frames ({})",
-                        best.postprocessing.to_meta(),
-                        per.join(", ")
-                    );
-                    unet::onnx::write_unet(&out, &weights, &meta)?;
-                    println!("wrote {}", out.display());
-                }
+                tune_post_processing(&model, &model_path, &chosen, connectivity, write.as_deref())?;
             }
             Ok(())
         }
@@ -731,6 +764,8 @@ fn run(cli: Cli) -> unet::Result<()> {
             output,
             probabilities,
             labels,
+            overlay,
+            truth,
             model,
             threshold,
             min_size,
@@ -741,10 +776,10 @@ fn run(cli: Cli) -> unet::Result<()> {
             normalize,
             quiet,
         } => {
-            if output.is_none() && probabilities.is_none() && labels.is_none() {
+            if output.is_none() && probabilities.is_none() && labels.is_none() && overlay.is_none() && truth.is_none() {
                 return Err(unet::Error::new(
                     unet::UnetStatus::InvalidArgument,
-                    "nothing to write: give --output, --probabilities and/or --labels",
+                    "nothing to write: give --output, --probabilities, --labels, --overlay and/or --truth",
                 ));
             }
             let normalization = normalize.as_deref().map(parse_normalization).transpose()?;
@@ -759,7 +794,8 @@ fn run(cli: Cli) -> unet::Result<()> {
             let area = view.area();
             let mut mask_buf = output.as_ref().map(|_| vec![0u8; area]);
             let mut prob_buf = probabilities.as_ref().map(|_| vec![0f32; area]);
-            let mut label_buf = labels.as_ref().map(|_| vec![0u32; area]);
+            let need_labels = labels.is_some() || overlay.is_some() || truth.is_some();
+            let mut label_buf = need_labels.then(|| vec![0u32; area]);
             let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
             bar.set_style(
                 ProgressStyle::with_template(
@@ -803,8 +839,28 @@ fn run(cli: Cli) -> unet::Result<()> {
             if let (Some(path), Some(p)) = (probabilities, prob_buf) {
                 write_plane(&path, Plane::F32(&p), w, h)?;
             }
-            if let (Some(path), Some(l)) = (labels, label_buf) {
-                write_plane(&path, Plane::U32(&l), w, h)?;
+            if let (Some(path), Some(l)) = (labels, &label_buf) {
+                write_plane(&path, Plane::U32(l), w, h)?;
+            }
+            if let (Some(path), Some(l)) = (&overlay, &label_buf) {
+                unet::imageio::write_overlay(path, &view, l)?;
+                eprintln!("wrote {} (instance outlines over the image)", path.display());
+            }
+            if let (Some(path), Some(l)) = (truth, &label_buf) {
+                let (gt, tw, th) = unet::imageio::read_labels(&path)?;
+                if (tw, th) != (w, h) {
+                    return Err(unet::Error::new(
+                        unet::UnetStatus::InvalidSize,
+                        format!("{} is {tw}x{th}, the image {w}x{h}", path.display()),
+                    ));
+                }
+                let seg = unet::metrics::seg(&gt, l).unwrap_or(f64::NAN);
+                let objects = gt.iter().copied().collect::<std::collections::HashSet<u32>>().len().saturating_sub(1);
+                println!(
+                    "against {} ({objects} objects): SEG {seg:.4}, foreground IoU {:.4}",
+                    path.display(),
+                    unet::metrics::foreground_iou(&gt, l)
+                );
             }
             eprintln!(
                 "segmented {} ({w}x{h}) in {:.2} s: {} tile(s) of {}x{}, {} instance(s)",
