@@ -5,4 +5,27 @@ checkSegmentation();
 checkWeightMap();
 run("U-Net Weight Map", "w0=10 sigma=5 balance=inverse border_width=2 target");
 checkWeights();
+// Every host gives the same labels (tested here, where ImageJ can open files): the CLI's watershed labels of a
+// sample image with touching cells (written by scripts/test-imagej.sh, same model) equal the plugin's, pixel for pixel.
+open("@SAMPLE@");
+rename("sample");
+run("U-Net Segment", "model=[@BASELINE@] provider=cpu instances=watershed memory=512 min_size=0 labels");
+selectImage("sample-labels");
+w = getWidth(); h = getHeight();
+mine = newArray(w * h);
+for (y = 0; y < h; y++) for (x = 0; x < w; x++) mine[y * w + x] = getPixel(x, y);
+getStatistics(area, mean, min, maxMine);
+open("@SAMPLE_LABELS@");
+differ = 0;
+for (y = 0; y < h; y++) for (x = 0; x < w; x++) if (getPixel(x, y) != mine[y * w + x]) differ++;
+getStatistics(area, mean, min, maxCli);
+ok = differ == 0 && maxMine == maxCli && maxCli > 1;
+check("watershed labels equal the CLI labels (" + maxMine + " vs " + maxCli + " instances, " + differ + " pixels differ)", ok);
+close("sample-labels");
+selectImage("sample");
+run("U-Net Segment", "model=[@BASELINE@] provider=cpu instances=components memory=512 min_size=0 labels");
+selectImage("sample-labels");
+getStatistics(area, mean, min, maxComponents);
+ok = maxComponents < maxCli;
+check("components give fewer instances than the watershed (" + maxComponents + " < " + maxCli + ")", ok);
 print("DONE");
