@@ -269,6 +269,9 @@ enum Command {
         cells: u32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// cells: bright uniform ellipses (the tests' data); nuclei: varied, realistic fluorescence nuclei (training).
+        #[arg(long, default_value = "cells", value_parser = ["cells", "nuclei"])]
+        style: String,
         /// Ground-truth label image to write too.
         #[arg(long)]
         labels: Option<PathBuf>,
@@ -750,8 +753,12 @@ fn run(cli: Cli) -> unet::Result<()> {
             println!("wrote {} ({} parameters)", output.display(), arch.parameter_count());
             Ok(())
         }
-        Command::SampleImage { output, width, height, cells, seed, labels } => {
-            let img = unet::synthetic::cells(width, height, cells, (10.0, 22.0), seed);
+        Command::SampleImage { output, width, height, cells, seed, style, labels } => {
+            let img = if style == "nuclei" {
+                unet::synthetic::nuclei(width, height, seed)
+            } else {
+                unet::synthetic::cells(width, height, cells, (10.0, 22.0), seed)
+            };
             write_plane(&output, Plane::U16(&img.pixels), width, height)?;
             if let Some(l) = labels {
                 write_plane(&l, Plane::U32(&img.labels), width, height)?;
