@@ -8,11 +8,12 @@ use crate::{
     metadata::Normalization,
 };
 
-/// Per-channel affine map x -> (x - offset) * scale applied to every pixel before the network.
+/// Per-channel affine map x -> (x - offset) * scale applied to every pixel before the network, computed in f64:
+/// finite f32 images near ±f32::MAX would overflow `x - offset` in f32 (and give NaN probabilities).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Normalizer {
-    pub offset: Vec<f32>,
-    pub scale: Vec<f32>,
+    pub offset: Vec<f64>,
+    pub scale: Vec<f64>,
 }
 
 impl Normalizer {
@@ -30,9 +31,9 @@ impl Normalizer {
                 for c in 0..image.channels {
                     let p = percentiles(image, c, &[low as f64, high as f64]);
                     let (lo, hi) = (p[0], p[1]);
-                    n.offset[c] = lo as f32;
+                    n.offset[c] = lo;
                     // CSBDeep's eps keeps a constant image finite (it maps to 0).
-                    n.scale[c] = (1.0 / (hi - lo + 1e-20)) as f32;
+                    n.scale[c] = 1.0 / (hi - lo + 1e-20);
                 }
                 Ok(n)
             }
@@ -41,7 +42,7 @@ impl Normalizer {
 
     #[inline]
     pub fn apply(&self, channel: usize, v: f32) -> f32 {
-        (v - self.offset[channel]) * self.scale[channel]
+        ((v as f64 - self.offset[channel]) * self.scale[channel]) as f32
     }
 }
 

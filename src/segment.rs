@@ -194,6 +194,17 @@ impl Model {
                         ),
                     ));
                 }
+                // NaN never leaves with status OK: pixels far outside the trained range (e.g. raw values near
+                // f32::MAX with normalisation none) can overflow inside the network.
+                if let Some(bad) = probs.iter().position(|p| !p.is_finite()) {
+                    return Err(Error::new(
+                        UnetStatus::RuntimeError,
+                        format!(
+                            "the network produced a non-finite probability (element {bad} of batch {b}): the input values \
+                             are too large for it; normalise the image (percentile normalisation) first"
+                        ),
+                    ));
+                }
                 for (i, tile) in chunk.iter().enumerate() {
                     writer.write(probs.index_axis(ndarray::Axis(0), i), tile, &mut probabilities, &mut mask, &mut labels);
                 }

@@ -227,3 +227,34 @@ fn rejects_bad_input_with_named_causes() {
     assert_eq!(ImageView::new(Pixels::F32(&data), 0, 5, 1, 5).unwrap_err().status(), UnetStatus::InvalidSize);
     assert_eq!(ImageView::new(Pixels::F32(&data), 7, 5, 1, 7).unwrap_err().status(), UnetStatus::BufferTooSmall);
 }
+
+/// Finite f32 images near ±f32::MAX: percentile normalisation stays finite (computed in f64) and gives the same
+/// result as the image scaled down; with normalisation none the network overflows, which is an error, never NaN
+/// with status OK.
+#[test]
+fn extreme_finite_values_never_give_nan() {
+    let model = common::baseline_model();
+    let (w, h) = (40, 30);
+    let small: Vec<f32> = (0..w * h).map(|i| if (i % w) / 10 % 2 == 0 { -1.0 } else { 1.0 }).collect();
+    let huge: Vec<f32> = small.iter().map(|v| v * 3.0e38).collect();
+    let run = |data: &[f32], normalization| {
+        let view = ImageView::new(Pixels::F32(data), w, h, 1, w).unwrap();
+        let mut p = vec![0f32; w * h];
+        model
+            .segment(
+                &view,
+                SegmentOptions { normalization, ..Default::default() },
+                SegmentOutputs { probabilities: Some(&mut p), ..Default::default() },
+            )
+            .map(|_| p)
+    };
+    let scaled = run(&small, None).unwrap();
+    let extreme = run(&huge, None).unwrap();
+    assert!(extreme.iter().all(|p| p.is_finite()));
+    let diff = scaled.iter().zip(&extreme).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "max difference {diff}");
+    match run(&huge, Some(Normalization::None)) {
+        Ok(p) => assert!(p.iter().all(|v| v.is_finite()), "NaN with status OK"),
+        Err(e) => assert_eq!(e.status(), UnetStatus::RuntimeError, "{e}"),
+    }
+}
