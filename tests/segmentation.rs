@@ -194,19 +194,30 @@ fn cancel_stops_early_and_threshold_changes_the_mask() {
     assert_eq!(err.status(), UnetStatus::Cancelled);
     assert_eq!(calls, 2);
 
-    let count = |threshold| {
-        let mut m = vec![0u8; 200 * 200];
+    // With percentile normalisation the baseline's probabilities spread over (0, 1) at the object edges: the mask
+    // must be exactly P >= threshold for every pixel, and a low threshold must mark strictly more pixels.
+    let run = |threshold| {
+        let (mut m, mut p) = (vec![0u8; 200 * 200], vec![0f32; 200 * 200]);
         model
             .segment(
                 &view,
-                SegmentOptions { threshold, normalization: Some(Normalization::None), ..Default::default() },
-                SegmentOutputs { mask: Some(&mut m), ..Default::default() },
+                SegmentOptions { threshold, ..Default::default() },
+                SegmentOutputs { mask: Some(&mut m), probabilities: Some(&mut p), ..Default::default() },
             )
             .unwrap();
-        m.iter().filter(|&&v| v == 1).count()
+        (m, p)
     };
-    let (low, high) = (count(Some(0.01)), count(Some(0.99)));
-    assert!(low >= high, "{low} < {high}");
+    let mut counts = Vec::new();
+    for t in [0.05f32, 0.5, 0.95] {
+        let (m, p) = run(Some(t));
+        let middle = p.iter().filter(|&&v| v > 0.05 && v < 0.95).count();
+        assert!(middle > 20, "only {middle} pixels with intermediate probability: the test needs a spread");
+        for (i, (&mv, &pv)) in m.iter().zip(&p).enumerate() {
+            assert_eq!(mv == 1, pv >= t, "pixel {i}: p {pv}, threshold {t}, mask {mv}");
+        }
+        counts.push(m.iter().filter(|&&v| v == 1).count());
+    }
+    assert!(counts[0] > counts[1] && counts[1] > counts[2], "{counts:?}");
 }
 
 #[test]
