@@ -16,6 +16,11 @@ fn check_against_reference(arch: Architecture, seed: u64, extra_steps: usize) {
     let mut input = Map::new(arch.in_channels, h, w);
     input.v.iter_mut().for_each(|v| *v = rng.unit() * 2.0 - 0.5);
     let want = reference_forward(&weights, &input);
+    // A dead random net (constant output) would agree with anything: the reference must vary across pixels.
+    let fg: Vec<f64> =
+        (0..want.h).flat_map(|y| (0..want.w).map(move |x| (y, x))).map(|(y, x)| want.at(1, y, x)).collect();
+    let (lo, hi) = fg.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    assert!(hi - lo > 1e-4, "{arch:?} seed {seed}: reference output nearly constant ({lo}..{hi})");
     let tensor =
         Array4::from_shape_vec((1, arch.in_channels, h, w), input.v.iter().map(|&v| v as f32).collect()).unwrap();
     let max_diff = model

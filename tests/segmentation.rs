@@ -42,15 +42,24 @@ fn baseline_reference(values: &[f64], w: usize, h: usize) -> Vec<f64> {
 }
 
 fn probabilities(model: &unet::Model, view: &ImageView, max_tile: Option<usize>, tiles_per_run: usize) -> Vec<f32> {
+    probabilities_and_tiles(model, view, max_tile, tiles_per_run).0
+}
+
+fn probabilities_and_tiles(
+    model: &unet::Model,
+    view: &ImageView,
+    max_tile: Option<usize>,
+    tiles_per_run: usize,
+) -> (Vec<f32>, usize) {
     let mut p = vec![0f32; view.area()];
-    model
+    let report = model
         .segment(
             view,
             SegmentOptions { max_tile, tiles_per_run, ..Default::default() },
             SegmentOutputs { probabilities: Some(&mut p), ..Default::default() },
         )
         .unwrap();
-    p
+    (p, report.tiles)
 }
 
 #[test]
@@ -91,7 +100,7 @@ fn tiled_output_equals_single_pass_on_random_images() {
         Architecture { in_channels: 2, classes: 3, base_width: 3, depth: 3 },
         Architecture { in_channels: 1, classes: 2, base_width: 2, depth: 4 },
     ];
-    let mut cases = 0;
+    let (mut cases, mut spread_checked, mut multi_tile) = (0, 0, 0);
     for (i, arch) in archs.iter().enumerate() {
         let model = load(&random_model_bytes(*arch, 100 + i as u64));
         let mut sizes = vec![(1, 1), (1, 97), (83, 2), (33, 47)];
@@ -100,11 +109,22 @@ fn tiled_output_equals_single_pass_on_random_images() {
             let c = arch.in_channels;
             let data: Vec<f32> = (0..w * h * c).map(|_| rng.unit() as f32 * 100.0 - 20.0).collect();
             let view = ImageView::new(Pixels::F32(&data), w, h, c, w * c).unwrap();
-            let single = probabilities(&model, &view, Some(100_000), 1);
+            let (single, one) = probabilities_and_tiles(&model, &view, Some(100_000), 1);
+            assert_eq!(one, 1);
+            // A random net could be dead (constant output), which would make any tiling agree: demand a spread.
+            if w * h >= 100 {
+                let (lo, hi) = single.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+                assert!(hi - lo > 1e-3, "{arch:?} {w}x{h}: output nearly constant ({lo}..{hi})");
+                spread_checked += 1;
+            }
             for _ in 0..2 {
                 let max_tile = 4 + rng.below(120);
                 let per_run = 1 + rng.below(3);
-                let tiled = probabilities(&model, &view, Some(max_tile), per_run);
+                let (tiled, tiles) = probabilities_and_tiles(&model, &view, Some(max_tile), per_run);
+                if w.max(h) > max_tile.next_multiple_of(16) {
+                    assert!(tiles > 1, "{w}x{h} with tile {max_tile} ran as one tile");
+                    multi_tile += 1;
+                }
                 let diff = single.iter().zip(&tiled).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
                 assert!(diff <= 1e-5, "{arch:?} {w}x{h} tile {max_tile} x{per_run}: max diff {diff:e}");
                 cases += 1;
@@ -112,6 +132,7 @@ fn tiled_output_equals_single_pass_on_random_images() {
         }
     }
     assert_eq!(cases, 48);
+    assert!(spread_checked >= 15 && multi_tile >= 20, "{spread_checked} spread checks, {multi_tile} multi-tile runs");
 }
 
 /// Well-separated bright squares: the baseline must find each as one instance with the right area.
