@@ -73,7 +73,35 @@ fn sample_segment_and_outputs() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.tif"));
     let out = unet().arg("segment").arg(&img).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to write"));
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("nothing to write"));
+    for bad in ["5", "6", "7", "0"] {
+        let out = unet().arg("segment").arg(&img).arg("-o").arg(&mask).args(["--connectivity", bad]).output().unwrap();
+        assert!(!out.status.success(), "--connectivity {bad} was accepted");
+    }
+    // --overlay and --truth: a picture and a score against the ground truth (the watershed splits what touches).
+    let overlay = dir.join("overlay.png");
+    let out = unet()
+        .arg("segment")
+        .arg(&img)
+        .arg("--model")
+        .arg(&baseline)
+        .arg("--overlay")
+        .arg(&overlay)
+        .arg("--truth")
+        .arg(&truth)
+        .args(["--instances", "watershed", "--quiet"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seg: f64 =
+        stdout.split("SEG ").nth(1).and_then(|s| s.split(',').next()).and_then(|s| s.parse().ok()).expect(&stdout);
+    assert!(seg > 0.7, "{stdout}");
+    let picture = unet::imageio::read_image(&overlay).unwrap();
+    assert_eq!((picture.width, picture.height, picture.channels), (300, 200, 3));
+    let unet::imageio::PixelBuffer::U8(rgb) = picture.pixels else { panic!("overlay is not 8-bit") };
+    let coloured = rgb.chunks(3).filter(|p| p[0] != p[1] || p[1] != p[2]).count();
+    assert!(coloured > 100, "{coloured} outline pixels");
     let out = unet().arg("info").args(["--provider", "cuda"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CUDA was requested"));

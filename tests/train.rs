@@ -211,7 +211,7 @@ mod training {
     }
 
     /// A small U-Net learns synthetic touching cells: the loss falls, the foreground IoU reaches 0.9 and touching
-    /// cells come out as separate instances (SEG, which a merge of two cells ruins, reaches 0.7).
+    /// cells come out as separate instances (SEG, which a merge of two cells ruins, reaches 0.6).
     #[test]
     fn a_small_unet_learns_touching_cells() {
         let split =
