@@ -558,10 +558,16 @@ pub fn export_checkpoint<B: Backend>(
         .map_err(|e| io_err(&dir, e))?;
     let records = parse_csv(&std::fs::read_to_string(dir.join("metrics.csv")).unwrap_or_default());
     let last = records.iter().rev().find_map(|r| r.val);
+    // The run folder's name only: metadata never carries a machine's absolute paths.
     let provenance = format!(
-        "exported from checkpoint epoch {epoch} of {}{}",
-        run.0.display(),
+        "exported from checkpoint epoch {epoch} of training run '{}'{}",
+        run.0.file_name().map_or_else(|| run.0.display().to_string(), |n| n.to_string_lossy().into_owned()),
         last.map_or(String::new(), |v| format!("; validation SEG {:.4}, IoU {:.4}", v.seg, v.iou))
     );
+    // The run's saved settings (data relative to the data root, initial model, recipe) travel with the weights.
+    let settings = std::fs::read_to_string(run.0.join("config.txt")).unwrap_or_default();
+    let settings: Vec<&str> = settings.lines().filter(|l| !l.starts_with("architecture")).collect();
+    let provenance =
+        if settings.is_empty() { provenance } else { format!("{provenance}; run settings: {}", settings.join("; ")) };
     crate::onnx::write_unet(output, &model.to_weights(), &ModelMetadata::new(arch, provenance))
 }
