@@ -108,7 +108,7 @@ pub fn cells(width: usize, height: usize, cells: u32, radius: (f32, f32), seed: 
 /// a darker seam, an optical blur of 0.5-2 px, a background offset with a gradient, and shot plus read noise in a
 /// random 16-bit range. Labels are the nuclei before blur, touching nuclei split at the nearest centre.
 pub fn nuclei(width: usize, height: usize, seed: u64) -> SyntheticImage {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_0F_4E_C1E1);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_0F4E_C1E1);
     let radius = rng.random_range(4.0f32..16.0);
     let spread = rng.random_range(0.1f32..0.35);
     let coverage = rng.random_range(0.08f32..0.4);
