@@ -314,35 +314,78 @@ fn distance_to_background(mask: &[u32], width: usize, height: usize, out: &mut [
 
 /// Separable Gaussian blur of an f32-bits image, mirrored at the borders.
 fn gaussian_smooth(image: &mut [u32], width: usize, height: usize, sigma: f32) {
-    let radius = (3.0 * sigma).ceil() as isize;
-    let kernel: Vec<f32> = (-radius..=radius).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let radius = (3.0 * sigma).ceil() as usize;
+    let kernel: Vec<f32> =
+        (-(radius as isize)..=radius as isize).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
     let total: f32 = kernel.iter().sum();
     let kernel: Vec<f32> = kernel.iter().map(|k| k / total).collect();
     let mirror = |i: isize, n: usize| crate::tiling::mirror(i, n);
-    let mut line = vec![0f32; width.max(height)];
+    // Rows: each row mirrored into a padded line once, then a plain convolution (no index arithmetic per tap).
+    let mut padded = vec![0f32; width + 2 * radius];
     for y in 0..height {
         let row = &mut image[y * width..(y + 1) * width];
-        for (x, l) in line[..width].iter_mut().enumerate() {
-            *l = f32::from_bits(row[x]);
+        for (i, p) in padded.iter_mut().enumerate() {
+            *p = f32::from_bits(row[mirror(i as isize - radius as isize, width)]);
         }
-        for x in 0..width {
-            let mut acc = 0.0;
-            for (k, &w) in kernel.iter().enumerate() {
-                acc += w * line[mirror(x as isize + k as isize - radius, width)];
-            }
-            row[x] = acc.to_bits();
+        for (x, out) in row.iter_mut().enumerate() {
+            let window = &padded[x..x + kernel.len()];
+            *out = window.iter().zip(&kernel).map(|(v, w)| v * w).sum::<f32>().to_bits();
         }
     }
-    for x in 0..width {
-        for (y, l) in line[..height].iter_mut().enumerate() {
-            *l = f32::from_bits(image[y * width + x]);
-        }
-        for y in 0..height {
-            let mut acc = 0.0;
-            for (k, &w) in kernel.iter().enumerate() {
-                acc += w * line[mirror(y as isize + k as isize - radius, height)];
+    let taps = kernel.len();
+    if height <= 2 * taps {
+        // Short images: mirroring may fold many times; a column at a time is simple and cheap here.
+        let mut column = vec![0f32; height];
+        for x in 0..width {
+            for (y, c) in column.iter_mut().enumerate() {
+                *c = f32::from_bits(image[y * width + x]);
             }
-            image[y * width + x] = acc.to_bits();
+            for y in 0..height {
+                let acc: f32 = (0..taps)
+                    .map(|k| kernel[k] * column[mirror(y as isize + k as isize - radius as isize, height)])
+                    .sum();
+                image[y * width + x] = acc.to_bits();
+            }
+        }
+        return;
+    }
+    // Columns, a whole row at a time (cache-friendly): a ring of the 2r+1 original rows the output row needs.
+    let mut ring = vec![0f32; taps * width];
+    let source = |ring: &mut [f32], slot: usize, y: isize, image: &[u32]| {
+        let from = mirror(y, height) * width;
+        for (d, s) in ring[slot * width..(slot + 1) * width].iter_mut().zip(&image[from..from + width]) {
+            *d = f32::from_bits(*s);
+        }
+    };
+    for k in 0..taps {
+        source(&mut ring, k, k as isize - radius as isize, image);
+    }
+    let mut acc = vec![0f32; width];
+    for y in 0..height {
+        acc.iter_mut().for_each(|a| *a = 0.0);
+        for (k, &w) in kernel.iter().enumerate() {
+            // Ring slot of source row y + k - r.
+            let slot = (y + k) % taps;
+            for (a, v) in acc.iter_mut().zip(&ring[slot * width..(slot + 1) * width]) {
+                *a += w * v;
+            }
+        }
+        // Source row y + r + 1 takes the slot of row y - r, read from `image` before row y is overwritten.
+        let next = y as isize + radius as isize + 1;
+        if next < height as isize {
+            source(&mut ring, y % taps, next, image);
+        } else {
+            // Past the bottom the mirror points back at rows already overwritten; the ring still holds the
+            // original (for height > 2 taps the mirrored row m = 2h - 1 - next lies within y - r + 1 ..= y + r).
+            let m = mirror(next, height) as isize;
+            let back_slot = ((m + radius as isize) as usize) % taps;
+            if back_slot != y % taps {
+                let (src, dst) = (back_slot * width, (y % taps) * width);
+                ring.copy_within(src..src + width, dst);
+            }
+        }
+        for (out, a) in image[y * width..(y + 1) * width].iter_mut().zip(&acc) {
+            *out = a.to_bits();
         }
     }
 }
@@ -475,6 +518,39 @@ mod tests {
                 }
                 let got = f32::from_bits(out[y * w + x]) as f64;
                 assert!((got - best).abs() < 1e-4, "({x},{y}) {got} vs {best}");
+            }
+        }
+    }
+
+    #[test]
+    fn smoothing_matches_a_direct_mirrored_convolution() {
+        let mut s = 3u64;
+        for (w, h, sigma) in [(1, 1, 1.0), (5, 3, 1.0), (9, 17, 2.0), (31, 40, 1.0), (23, 64, 3.0), (64, 23, 0.7)] {
+            let values: Vec<f32> = (0..w * h)
+                .map(|_| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (s >> 40) as f32 / (1u64 << 24) as f32 * 10.0
+                })
+                .collect();
+            let mut got: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
+            gaussian_smooth(&mut got, w, h, sigma);
+            let r = (3.0 * sigma).ceil() as isize;
+            let k: Vec<f64> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * (sigma as f64).powi(2))).exp()).collect();
+            let total: f64 = k.iter().sum();
+            let m = crate::tiling::mirror;
+            for y in 0..h {
+                for x in 0..w {
+                    let mut want = 0.0;
+                    for (j, ky) in k.iter().enumerate() {
+                        for (i, kx) in k.iter().enumerate() {
+                            let (yy, xx) = (m(y as isize + j as isize - r, h), m(x as isize + i as isize - r, w));
+                            want += ky * kx * values[yy * w + xx] as f64;
+                        }
+                    }
+                    want /= total * total;
+                    let g = f32::from_bits(got[y * w + x]) as f64;
+                    assert!((g - want).abs() < 1e-4, "{w}x{h} sigma {sigma} at ({x},{y}): {g} vs {want}");
+                }
             }
         }
     }
