@@ -204,7 +204,8 @@ typedef struct UnetModelOptions {
   // CUDA device ordinal.
   int32_t cuda_device;
   // ONNX Runtime library (file or folder); NULL searches: UNET_ORT_LIB, the folder of libunet.so, an installed
-  // Python onnxruntime package, the system loader.
+  // Python onnxruntime package (found by where the interpreters on PATH live; no program is ever run), the
+  // system loader. The search stops at the first library that loads.
   const char *ort_library_path;
 } UnetModelOptions;
 

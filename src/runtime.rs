@@ -93,31 +93,36 @@ struct Candidate {
     source: &'static str,
 }
 
-fn candidates(explicit: Option<&Path>) -> Vec<Candidate> {
-    let mut out = Vec::new();
-    let mut push = |path: PathBuf, source: &'static str| out.push(Candidate { path, source });
+/// The places to try, in the documented order, produced lazily: a later place (e.g. the Python package folders) is
+/// not even looked at once an earlier one has loaded.
+fn candidates(explicit: Option<&Path>) -> Box<dyn Iterator<Item = Candidate>> {
     if let Some(p) = explicit {
-        push(resolve_library(p).unwrap_or_else(|| p.to_path_buf()), "explicit path");
-        return out;
+        let path = resolve_library(p).unwrap_or_else(|| p.to_path_buf());
+        return Box::new(std::iter::once(Candidate { path, source: "explicit path" }));
     }
-    if let Some(p) = std::env::var_os(ORT_LIB_ENV).filter(|v| !v.is_empty()) {
-        let p = PathBuf::from(p);
-        push(resolve_library(&p).unwrap_or(p), ORT_LIB_ENV);
-    }
-    if let Some(dir) = own_binary_dir() {
-        match resolve_library(&dir) {
-            Some(lib) => push(lib, "folder of the unet library"),
-            None => push(dir.join("libonnxruntime.so"), "folder of the unet library"),
-        }
-    }
-    for dir in python_package_dirs() {
-        if let Some(lib) = resolve_library(&dir) {
-            push(lib, "Python onnxruntime package");
-        }
-    }
+    let from_env = std::iter::once_with(|| {
+        std::env::var_os(ORT_LIB_ENV).filter(|v| !v.is_empty()).map(|p| {
+            let p = PathBuf::from(p);
+            Candidate { path: resolve_library(&p).unwrap_or(p), source: ORT_LIB_ENV }
+        })
+    })
+    .flatten();
+    let beside_us = std::iter::once_with(|| {
+        own_binary_dir().map(|dir| Candidate {
+            path: resolve_library(&dir).unwrap_or_else(|| dir.join("libonnxruntime.so")),
+            source: "folder of the unet library",
+        })
+    })
+    .flatten();
+    let python = std::iter::once_with(python_package_dirs).flat_map(|dirs| {
+        dirs.into_iter()
+            .filter_map(|dir| resolve_library(&dir))
+            .map(|path| Candidate { path, source: "Python onnxruntime package" })
+    });
     // A bare name lets the system loader search LD_LIBRARY_PATH, the ld.so cache and the default folders.
-    push(PathBuf::from("libonnxruntime.so"), "system loader");
-    out
+    let system =
+        std::iter::once_with(|| Candidate { path: PathBuf::from("libonnxruntime.so"), source: "system loader" });
+    Box::new(from_env.chain(beside_us).chain(python).chain(system))
 }
 
 fn try_load(path: &Path) -> std::result::Result<Runtime, String> {
@@ -204,6 +209,22 @@ fn python_package_dirs() -> Vec<PathBuf> {
     if let Some(home) = std::env::var_os("HOME") {
         prefixes.push(PathBuf::from(home).join(".local"));
     }
+    // Every `python3` on PATH, by where it lives, never by running it: inside Fiji or a microscope program,
+    // executing whatever comes first on PATH would be a hazard. A venv's bin/python3 is a symlink, so both the
+    // folder above its bin/ and that of the resolved interpreter count.
+    if let Some(path) = std::env::var_os("PATH") {
+        for bin in std::env::split_paths(&path) {
+            let exe = bin.join("python3");
+            if exe.is_file() {
+                prefixes.extend(bin.parent().map(Path::to_path_buf));
+                if let Some(real) =
+                    std::fs::canonicalize(&exe).ok().and_then(|r| r.parent()?.parent().map(Path::to_path_buf))
+                {
+                    prefixes.push(real);
+                }
+            }
+        }
+    }
     prefixes.extend(["/usr/local", "/usr"].map(PathBuf::from));
     let mut dirs = Vec::new();
     for prefix in prefixes {
@@ -217,17 +238,6 @@ fn python_package_dirs() -> Vec<PathBuf> {
         }
     }
     dirs.push(PathBuf::from("/usr/lib/python3/dist-packages/onnxruntime/capi"));
-    // Last, ask the `python3` on PATH where its package is (find_spec does not import the package).
-    if let Ok(out) = std::process::Command::new("python3")
-        .args(["-c", "import importlib.util as u, os; s = u.find_spec('onnxruntime'); print(os.path.dirname(s.origin) if s and s.origin else '')"])
-        .stderr(std::process::Stdio::null())
-        .output()
-    {
-        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !dir.is_empty() {
-            dirs.push(PathBuf::from(dir).join("capi"));
-        }
-    }
     dirs.retain(|d| d.is_dir());
     dirs.dedup();
     dirs

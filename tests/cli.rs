@@ -107,3 +107,45 @@ fn sample_segment_and_outputs() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("CUDA was requested"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Looking for ONNX Runtime never runs a program: a `python3` first on PATH (inside Fiji or a microscope program it
+/// could be anything) is not executed, neither when UNET_ORT_LIB points at the library nor when the search has to
+/// find the Python package, which it then does by the interpreter's location alone.
+#[test]
+fn runtime_search_never_executes_python_from_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("unet-cli-path-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (bin, capi) = (dir.join("env/bin"), dir.join("env/lib/python3.11/site-packages/onnxruntime/capi"));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&capi).unwrap();
+    let marker = dir.join("python3-was-run");
+    let fake = bin.join("python3");
+    std::fs::write(&fake, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let real = std::fs::canonicalize(common::ort_lib().join("libonnxruntime.so")).unwrap();
+    std::os::unix::fs::symlink(&real, capi.join("libonnxruntime.so.1.31.1")).unwrap();
+    let baseline = dir.join("baseline.onnx");
+    std::fs::write(&baseline, unet::baseline::onnx_bytes()).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let info = |ort: Option<&std::path::Path>| {
+        let mut c = unet();
+        c.arg("info").arg("--model").arg(&baseline).args(["--provider", "cpu"]).env("PATH", &path).env("HOME", &dir);
+        for v in ["UNET_ORT_LIB", "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH"] {
+            c.env_remove(v);
+        }
+        if let Some(p) = ort {
+            c.env("UNET_ORT_LIB", p);
+        }
+        c.output().unwrap()
+    };
+    let out = info(Some(&common::ort_lib()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!marker.exists(), "python3 from PATH was executed although UNET_ORT_LIB was set");
+    let out = info(None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&capi.display().to_string()), "expected the library beside the PATH python3: {stdout}");
+    assert!(!marker.exists(), "python3 from PATH was executed while searching for ONNX Runtime");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -57,7 +57,8 @@ pub struct UnetModelOptions {
     /// CUDA device ordinal.
     pub cuda_device: i32,
     /// ONNX Runtime library (file or folder); NULL searches: UNET_ORT_LIB, the folder of libunet.so, an installed
-    /// Python onnxruntime package, the system loader.
+    /// Python onnxruntime package (found by where the interpreters on PATH live; no program is ever run), the
+    /// system loader. The search stops at the first library that loads.
     pub ort_library_path: *const c_char,
 }
 
