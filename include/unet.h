@@ -44,7 +44,7 @@ enum UnetStatus
   UNET_STATUS_SIZE_OVERFLOW = 4,
   // A row stride is smaller than a row, or not a multiple of the pixel size.
   UNET_STATUS_INVALID_STRIDE = 5,
-  // The pixel type is not u8, u16 or f32.
+  // The pixel type is not one this call takes (u8, u16, u32 or f32 images; u8, u16 or u32 labels).
   UNET_STATUS_UNSUPPORTED_DTYPE = 6,
   // The image contains NaN or infinite pixels (they are rejected, never silently replaced).
   UNET_STATUS_NON_FINITE_PIXEL = 7,
@@ -116,7 +116,7 @@ enum UnetDtype
   UNET_DTYPE_U8 = 1,
   UNET_DTYPE_U16 = 2,
   UNET_DTYPE_F32 = 3,
-  // Mostly for label images (unet_weight_map).
+  // Label images for unet_weight_map; unet_segment accepts it too (values are used as f32, exact below 2^24).
   UNET_DTYPE_U32 = 4,
 };
 #ifndef __cplusplus
@@ -314,9 +314,9 @@ typedef struct UnetOutputs {
 typedef struct UnetWeightMapOptions {
   // sizeof(UnetWeightMapOptions).
   uint32_t struct_size;
-  // Border term amplitude (paper: 10).
+  // Border term amplitude (paper: 10); 0 <= w0 <= 1e6.
   float w0;
-  // Border term width in pixels (paper: about 5).
+  // Border term width in pixels (paper: about 5); 0 < sigma <= 1e4.
   float sigma;
   // A UnetClassBalance value (default: inverse frequency).
   uint32_t balance;
@@ -411,7 +411,8 @@ UnetStatus unet_image_init(struct UnetImage *image,
                            size_t height,
                            size_t channels);
 
-// Segments `image` with `model` (overlap-tile, seamless) into the non-NULL buffers of `outputs`.
+// Segments `image` (u8, u16, u32 or f32) with `model` (overlap-tile, seamless) into the non-NULL buffers of
+// `outputs`: at least one is required, and none may overlap the image or another (UNET_STATUS_INVALID_ARGUMENT).
 // `options` may be NULL (defaults). Many threads may call this with the same model at once.
 //
 // # Safety

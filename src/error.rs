@@ -19,7 +19,7 @@ pub enum UnetStatus {
     SizeOverflow = 4,
     /// A row stride is smaller than a row, or not a multiple of the pixel size.
     InvalidStride = 5,
-    /// The pixel type is not u8, u16 or f32.
+    /// The pixel type is not one this call takes (u8, u16, u32 or f32 images; u8, u16 or u32 labels).
     UnsupportedDtype = 6,
     /// The image contains NaN or infinite pixels (they are rejected, never silently replaced).
     NonFinitePixel = 7,

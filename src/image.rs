@@ -1,4 +1,4 @@
-//! A borrowed, strided view of an image: u8, u16 or f32 pixels, channels interleaved, rows `row_stride`
+//! A borrowed, strided view of an image: u8, u16, u32 or f32 pixels, channels interleaved, rows `row_stride`
 //! elements apart. Checked once at construction so the hot loops can index without surprises.
 
 use crate::error::{Error, Result, UnetStatus};

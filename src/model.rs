@@ -56,12 +56,43 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// The largest model file read: protobuf (hence ONNX with weights inside) cannot exceed 2 GiB.
+pub const MAX_MODEL_BYTES: u64 = 2 << 30;
+
+/// Reads a model file: only a regular file (not a device such as /dev/zero or a FIFO), at most MAX_MODEL_BYTES.
+fn read_model_file(path: &Path) -> Result<Vec<u8>> {
+    let not_found = |e: std::io::Error| {
+        Error::new(UnetStatus::ModelNotFound, format!("cannot read model file {}: {e}", path.display()))
+    };
+    let meta = std::fs::metadata(path).map_err(not_found)?;
+    if !meta.is_file() {
+        return Err(Error::new(
+            UnetStatus::ModelInvalid,
+            format!("{} is not a regular file (a device, folder or pipe cannot hold a model)", path.display()),
+        ));
+    }
+    if meta.len() > MAX_MODEL_BYTES {
+        return Err(Error::new(
+            UnetStatus::ModelInvalid,
+            format!("{} has {} bytes; an ONNX model holds at most 2 GiB", path.display(), meta.len()),
+        ));
+    }
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(meta.len() as usize).map_err(|_| {
+        Error::new(UnetStatus::OutOfMemory, format!("cannot allocate {} bytes for {}", meta.len(), path.display()))
+    })?;
+    use std::io::Read;
+    std::fs::File::open(path).and_then(|f| f.take(MAX_MODEL_BYTES + 1).read_to_end(&mut bytes)).map_err(not_found)?;
+    if bytes.len() as u64 > MAX_MODEL_BYTES {
+        return Err(Error::new(UnetStatus::ModelInvalid, format!("{} grew past 2 GiB while read", path.display())));
+    }
+    Ok(bytes)
+}
+
 impl Model {
     /// Loads an ONNX file written by unet's ONNX writer.
     pub fn load(path: &Path, options: &ModelOptions) -> Result<Model> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            Error::new(UnetStatus::ModelNotFound, format!("cannot read model file {}: {e}", path.display()))
-        })?;
+        let bytes = read_model_file(path)?;
         Model::from_bytes_named(&bytes, options, path.display().to_string())
     }
 

@@ -53,11 +53,12 @@ impl Default for WeightMapOptions {
 impl WeightMapOptions {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::invalid_argument(m));
-        if !(self.w0.is_finite() && self.w0 >= 0.0) {
-            return bad(format!("w0 {} must be finite and >= 0", self.w0));
+        // Documented ranges: beyond them f32 arithmetic loses the border term (sigma ~1e20 made it vanish).
+        if !(self.w0.is_finite() && (0.0..=1e6).contains(&self.w0)) {
+            return bad(format!("w0 {} must be in [0, 1e6]", self.w0));
         }
-        if !(self.sigma.is_finite() && self.sigma > 0.0) {
-            return bad(format!("sigma {} must be finite and > 0", self.sigma));
+        if !(self.sigma.is_finite() && self.sigma > 0.0 && self.sigma <= 1e4) {
+            return bad(format!("sigma {} must be in (0, 1e4] pixels", self.sigma));
         }
         if let ClassBalance::Explicit { background, foreground } = self.balance
             && !(background.is_finite() && foreground.is_finite() && background > 0.0 && foreground > 0.0)

@@ -20,7 +20,7 @@ pub enum UnetDtype {
     U8 = 1,
     U16 = 2,
     F32 = 3,
-    /// Mostly for label images (unet_weight_map).
+    /// Label images for unet_weight_map; unet_segment accepts it too (values are used as f32, exact below 2^24).
     U32 = 4,
 }
 
@@ -364,7 +364,8 @@ fn segment_options<'p>(o: &UnetSegmentOptions, model: &crate::model::Model) -> R
     })
 }
 
-/// Segments `image` with `model` (overlap-tile, seamless) into the non-NULL buffers of `outputs`.
+/// Segments `image` (u8, u16, u32 or f32) with `model` (overlap-tile, seamless) into the non-NULL buffers of
+/// `outputs`: at least one is required, and none may overlap the image or another (UNET_STATUS_INVALID_ARGUMENT).
 /// `options` may be NULL (defaults). Many threads may call this with the same model at once.
 ///
 /// # Safety
@@ -389,6 +390,17 @@ pub unsafe extern "C" fn unet_segment(
         let probabilities = unsafe { output(outs.probabilities, outs.probabilities_len, area, "probabilities") }?;
         let mask = unsafe { output(outs.mask, outs.mask_len, area, "mask") }?;
         let labels = unsafe { output(outs.labels, outs.labels_len, area, "labels") }?;
+        if probabilities.is_none() && mask.is_none() && labels.is_none() {
+            return Err(Error::invalid_argument(
+                "no output requested: set at least one of outputs->probabilities, mask, labels",
+            ));
+        }
+        check_no_overlap(&[
+            ("image->data", pixels_range(&view.pixels)),
+            ("outputs->probabilities", probabilities.as_deref().map(byte_range)),
+            ("outputs->mask", mask.as_deref().map(byte_range)),
+            ("outputs->labels", labels.as_deref().map(byte_range)),
+        ])?;
         let mut segment_opts = segment_options(&opts, &model.model)?;
         let mut callback = |p: Progress| match opts.progress {
             // SAFETY: the caller supplied this function and its user data together.
@@ -401,6 +413,37 @@ pub unsafe extern "C" fn unet_segment(
         unsafe { (*outputs).label_count = report.label_count };
         Ok(())
     })
+}
+
+/// The bytes a slice covers, as addresses [start, end).
+fn byte_range<T>(s: &[T]) -> (usize, usize) {
+    let start = s.as_ptr() as usize;
+    (start, start + std::mem::size_of_val(s))
+}
+
+fn pixels_range(p: &Pixels) -> Option<(usize, usize)> {
+    Some(match p {
+        Pixels::U8(s) => byte_range(s),
+        Pixels::U16(s) => byte_range(s),
+        Pixels::U32(s) => byte_range(s),
+        Pixels::F32(s) => byte_range(s),
+    })
+}
+
+/// Outputs must not overlap the image or each other: writes would corrupt the input while it is being read, or one
+/// result would overwrite another.
+fn check_no_overlap(buffers: &[(&str, Option<(usize, usize)>)]) -> Result<()> {
+    for (i, (a, ra)) in buffers.iter().enumerate() {
+        for (b, rb) in &buffers[i + 1..] {
+            if let (Some((s1, e1)), Some((s2, e2))) = (ra, rb)
+                && s1 < e2
+                && s2 < e1
+            {
+                return Err(Error::invalid_argument(format!("{a} and {b} overlap in memory: give separate buffers")));
+            }
+        }
+    }
+    Ok(())
 }
 
 unsafe fn read_outputs(outputs: *mut UnetOutputs) -> Result<UnetOutputs> {

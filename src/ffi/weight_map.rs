@@ -30,9 +30,9 @@ pub enum UnetClassBalance {
 pub struct UnetWeightMapOptions {
     /// sizeof(UnetWeightMapOptions).
     pub struct_size: u32,
-    /// Border term amplitude (paper: 10).
+    /// Border term amplitude (paper: 10); 0 <= w0 <= 1e6.
     pub w0: f32,
-    /// Border term width in pixels (paper: about 5).
+    /// Border term width in pixels (paper: about 5); 0 < sigma <= 1e4.
     pub sigma: f32,
     /// A UnetClassBalance value (default: inverse frequency).
     pub balance: u32,

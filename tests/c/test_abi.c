@@ -158,6 +158,8 @@ int main(int argc, char **argv) {
     expect_message_contains("  message names the file", "missing.onnx");
     expect_status("load: empty path", unet_model_load("", &opts, &model), UNET_STATUS_MODEL_NOT_FOUND);
     expect_status("load: not ONNX", unet_model_load(path_in(dir, "garbage.onnx"), &opts, &model), UNET_STATUS_MODEL_INVALID);
+    expect_status("load: a device, not a file", unet_model_load("/dev/zero", &opts, &model), UNET_STATUS_MODEL_INVALID);
+    expect_status("load: a folder, not a file", unet_model_load(dir, &opts, &model), UNET_STATUS_MODEL_INVALID);
     expect_status("load: truncated ONNX", unet_model_load(path_in(dir, "truncated.onnx"), &opts, &model), UNET_STATUS_MODEL_INVALID);
     expect_status("load: empty file", unet_model_load(path_in(dir, "empty.onnx"), &opts, &model), UNET_STATUS_MODEL_INVALID);
     expect_status("load: no unet metadata", unet_model_load(path_in(dir, "nometa.onnx"), &opts, &model), UNET_STATUS_MODEL_INCOMPATIBLE);
@@ -328,6 +330,16 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < n * 3; i++) rgb_pixels[i] = image_f32[i / 3];
     UnetImage rgb_img;
     unet_image_init(&rgb_img, UNET_DTYPE_F32, rgb_pixels, W, H, 3);
+    /* Aliased or missing outputs are refused (writing one would corrupt the input or another output). */
+    out = outputs_for(NULL, NULL, NULL, n);
+    expect_status("outputs: none requested", unet_segment(model, &img, NULL, &out), UNET_STATUS_INVALID_ARGUMENT);
+    out = outputs_for(prob, NULL, (uint32_t *)prob, n);
+    expect_status("outputs: labels alias probabilities", unet_segment(model, &img, NULL, &out), UNET_STATUS_INVALID_ARGUMENT);
+    expect_message_contains("outputs: alias message names both", "overlap");
+    out = outputs_for((float *)img.data, NULL, NULL, n);
+    expect_status("outputs: probabilities alias the image", unet_segment(model, &img, NULL, &out), UNET_STATUS_INVALID_ARGUMENT);
+    out = outputs_for(prob, (uint8_t *)prob + 4, NULL, n);
+    expect_status("outputs: mask inside probabilities", unet_segment(model, &img, NULL, &out), UNET_STATUS_INVALID_ARGUMENT);
     out = outputs_for(prob, NULL, NULL, n);
     expect_status("segment: RGB on 3-channel model", unet_segment(rgb, &rgb_img, NULL, &out), UNET_STATUS_OK);
     unet_model_free(rgb);
@@ -414,6 +426,8 @@ int main(int argc, char **argv) {
     BAD_WMAP("weight_map: unknown balance", o2.balance = 7, UNET_STATUS_INVALID_ARGUMENT);
     BAD_WMAP("weight_map: explicit weight -1", (o2.balance = UNET_CLASS_BALANCE_EXPLICIT, o2.foreground_weight = -1.0f), UNET_STATUS_INVALID_ARGUMENT);
     BAD_WMAP("weight_map: options struct_size 1", o2.struct_size = 1, UNET_STATUS_STRUCT_VERSION);
+    BAD_WMAP("weight_map: sigma 1e20 (border term would vanish)", o2.sigma = 1e20f, UNET_STATUS_INVALID_ARGUMENT);
+    BAD_WMAP("weight_map: w0 1e30", o2.w0 = 1e30f, UNET_STATUS_INVALID_ARGUMENT);
     BAD_WMAP("weight_map: weights buffer too small", w2.weights_len = 7, UNET_STATUS_BUFFER_TOO_SMALL);
     BAD_WMAP("weight_map: misaligned weights", w2.weights = (float *)((char *)weights + 1), UNET_STATUS_MISALIGNED);
     BAD_WMAP("weight_map: outputs struct_size 0", w2.struct_size = 0, UNET_STATUS_STRUCT_VERSION);
