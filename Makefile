@@ -6,10 +6,13 @@ ORT_DIR := $(CURDIR)/.onnxruntime
 export UNET_ORT_LIB := $(ORT_DIR)
 OUT := out
 
-.PHONY: demo test lint ort header baseline-model bench clean package train-default-model check-cuda
+.PHONY: demo test lint ort demo-image header baseline-model bench clean package train-default-model check-cuda
 
 ort:
 	@scripts/fetch-onnxruntime.sh >/dev/null
+
+demo-image:
+	@scripts/fetch-demo-image.sh >/dev/null
 
 # A real fluorescence image (fetched, pinned, never trained on): instance count, SEG against its ground truth and a
 # picture with the outlines.
@@ -22,7 +25,7 @@ demo: ort
 	@echo "wrote $(OUT)/overlay.png (open it), $(OUT)/mask.png, $(OUT)/labels.tif, $(OUT)/probabilities.tif"
 
 # `cargo test` does not build the cdylib that the C test links: build it first. Then each host, for real.
-test: ort
+test: ort demo-image
 	cargo build --lib --features train
 	cargo test --all-targets --features train
 	scripts/setup-hosts.sh

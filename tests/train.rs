@@ -200,6 +200,7 @@ mod training {
             ort_library: Some(common::ort_lib()),
             init: None,
             init_source: None,
+            stop_after: None,
             progress: false,
         }
     }

@@ -351,6 +351,9 @@ struct TrainArgs {
     /// Skip choosing the post-processing on the held-out frames at the end (it is written into the model).
     #[arg(long)]
     no_tune: bool,
+    /// Stop and export after this many epochs of the --epochs schedule (--resume can continue it later).
+    #[arg(long)]
+    stop_after: Option<usize>,
 }
 
 #[cfg(feature = "train")]
@@ -440,6 +443,7 @@ fn run_train(a: TrainArgs) -> unet::Result<()> {
         ort_library: a.ort_lib,
         progress: !a.quiet,
         init_source: a.init.as_deref().map(data_name),
+        stop_after: a.stop_after,
         init: init.map(|(w, _)| w),
     };
     let summary = train::<TrainBackend>(&config, &split, &run, a.resume, &device)?;

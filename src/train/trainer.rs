@@ -87,6 +87,9 @@ pub struct TrainConfig {
     pub init: Option<UNetWeights>,
     /// Where `init` came from, for the saved configuration and the provenance.
     pub init_source: Option<String>,
+    /// Stop (and export) after this many epochs of the `epochs`-long schedule; a later `--resume` can go on. Not
+    /// part of the saved settings, since it does not change what each step does.
+    pub stop_after: Option<usize>,
 }
 
 impl TrainConfig {
@@ -406,7 +409,8 @@ fn train_with<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
     let (tile, out, c) = (config.tile, config.tile - 2 * g.halo, config.arch.in_channels);
     let ort =
         ModelOptions { provider: Provider::Cpu, threads: 0, ort_library: config.ort_library.clone(), cuda_device: 0 };
-    for epoch in start_epoch..config.epochs {
+    let last_epoch = config.stop_after.map_or(config.epochs, |s| s.min(config.epochs));
+    for epoch in start_epoch..last_epoch {
         let started = Instant::now();
         let bar = if config.progress {
             indicatif::ProgressBar::new(config.steps_per_epoch as u64)
