@@ -394,11 +394,22 @@ void unet_model_free(struct UnetModel *model);
 UnetStatus unet_model_info(const struct UnetModel *model,
                            struct UnetModelInfo *info);
 
-// Fills `options` with defaults.
+// Fills the first v0.1 fields (64 bytes) of `options` with defaults and sets `struct_size` to that: the symbol
+// programs built against the 0.1 header call, whose struct is that small. Code compiled against this header
+// calls unet_segment_options_init_sized() through the macro of the same name below, which fills the whole struct.
 //
 // # Safety
 // Every pointer must be NULL or valid for what its type and the documentation above describe.
 UnetStatus unet_segment_options_init(struct UnetSegmentOptions *options);
+
+// Fills `options`, a struct of `struct_size` bytes (sizeof as the caller's header has it, at least the v0.1
+// size), with defaults: only the fields the caller's version has are written, and `struct_size` becomes the size
+// this library understands of it.
+//
+// # Safety
+// `options` must be NULL or point to `struct_size` writable bytes.
+UnetStatus unet_segment_options_init_sized(struct UnetSegmentOptions *options,
+                                           size_t struct_size);
 
 // Describes a packed image (row stride = width * channels * element size).
 //
@@ -444,3 +455,7 @@ UnetStatus unet_weight_map(const struct UnetImage *labels,
 #endif  // __cplusplus
 
 #endif  /* UNET_H */
+
+/* Code compiled against this header initialises the whole struct it knows; the plain symbol (what 0.1 binaries
+ * call) fills only the 0.1 fields. */
+#define unet_segment_options_init(options) unet_segment_options_init_sized((options), sizeof *(options))

@@ -44,7 +44,11 @@ fn segments_synthetic_nuclei_it_never_saw() {
         let view = ImageView::new(Pixels::U16(&img.pixels), 384, 384, 1, 384).unwrap();
         let mut labels = vec![0u32; view.area()];
         model
-            .segment(&view, SegmentOptions::default(), SegmentOutputs { labels: Some(&mut labels), ..Default::default() })
+            .segment(
+                &view,
+                SegmentOptions::default(),
+                SegmentOutputs { labels: Some(&mut labels), ..Default::default() },
+            )
             .unwrap();
         let (sum, n) = metrics::seg_sum(&img.labels, &labels);
         seg_sum += sum;

@@ -179,21 +179,58 @@ impl Versioned for UnetOutputs {
     }
 }
 
-/// Fills `options` with defaults.
+/// Fills the first v0.1 fields (64 bytes) of `options` with defaults and sets `struct_size` to that: the symbol
+/// programs built against the 0.1 header call, whose struct is that small. Code compiled against this header
+/// calls unet_segment_options_init_sized() through the macro of the same name below, which fills the whole struct.
 ///
 /// # Safety
 /// Every pointer must be NULL or valid for what its type and the documentation above describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unet_segment_options_init(options: *mut UnetSegmentOptions) -> UnetStatus {
-    ffi_entry!("unet_segment_options_init", {
+    // SAFETY: forwarded contract; a v0.1 caller's struct has V1_SIZE bytes.
+    ffi_entry!("unet_segment_options_init", { unsafe { init_sized(options, UnetSegmentOptions::V1_SIZE) } })
+}
+
+/// Fills `options`, a struct of `struct_size` bytes (sizeof as the caller's header has it, at least the v0.1
+/// size), with defaults: only the fields the caller's version has are written, and `struct_size` becomes the size
+/// this library understands of it.
+///
+/// # Safety
+/// `options` must be NULL or point to `struct_size` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unet_segment_options_init_sized(
+    options: *mut UnetSegmentOptions,
+    struct_size: usize,
+) -> UnetStatus {
+    // SAFETY: forwarded contract.
+    ffi_entry!("unet_segment_options_init_sized", { unsafe { init_sized(options, struct_size) } })
+}
+
+/// # Safety
+/// `options` must be NULL or point to `struct_size` writable bytes.
+unsafe fn init_sized(options: *mut UnetSegmentOptions, struct_size: usize) -> Result<()> {
+    {
         if options.is_null() {
             return Err(null("options"));
         }
         check_aligned(options, "options")?;
-        // SAFETY: non-NULL and aligned.
-        unsafe { options.write(UnetSegmentOptions::defaults()) };
+        if struct_size < UnetSegmentOptions::V1_SIZE {
+            return Err(Error::new(
+                UnetStatus::StructVersion,
+                format!(
+                    "struct size {struct_size} is smaller than the first version's {}",
+                    UnetSegmentOptions::V1_SIZE
+                ),
+            ));
+        }
+        let n = struct_size.min(size_of::<UnetSegmentOptions>());
+        let value = UnetSegmentOptions { struct_size: n as u32, ..UnetSegmentOptions::defaults() };
+        // SAFETY: non-NULL, aligned, and the caller vouches for `struct_size` >= n bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(&value as *const UnetSegmentOptions as *const u8, options as *mut u8, n)
+        };
         Ok(())
-    })
+    }
 }
 
 /// Describes a packed image (row stride = width * channels * element size).

@@ -98,7 +98,19 @@ int main(int argc, char **argv) {
     check("v0.1 model info: nothing written past the caller's struct", canary_intact);
 
     UnetImageV01 img = {sizeof img, UNET_DTYPE_F32, image, W, H, 1, 0};
-    UnetSegmentOptionsV01 so = {sizeof so, UNET_NORMALIZATION_MODEL, 1.0f, 99.8f, 0.0f, 4, 0, 0, 0, 0, NULL, NULL};
+    /* A 0.1 binary calls the plain initialiser symbol (no macro then) on its 64-byte struct. */
+    struct {
+        UnetSegmentOptionsV01 o;
+        unsigned char canary[32];
+    } old_opts;
+    memset(&old_opts, 0xAB, sizeof old_opts);
+    check("v0.1 options init", (unet_segment_options_init)((UnetSegmentOptions *)&old_opts.o) == UNET_STATUS_OK);
+    canary_intact = 1;
+    for (size_t i = 0; i < sizeof old_opts.canary; i++) canary_intact &= old_opts.canary[i] == 0xAB;
+    check("v0.1 options init writes nothing past the 0.1 struct", canary_intact);
+    check("v0.1 options init: size and defaults", old_opts.o.struct_size == 64 && old_opts.o.connectivity == 4 &&
+                                                      old_opts.o.percentile_high == 99.8f);
+    UnetSegmentOptionsV01 so = old_opts.o;
     UnetOutputsV01 out = {sizeof out, NULL, 0, NULL, 0, labels_old, H * W, 0};
     check("v0.1 segment", unet_segment(model, (const UnetImage *)&img, (const UnetSegmentOptions *)&so,
                                        (UnetOutputs *)&out) == UNET_STATUS_OK);
@@ -108,7 +120,10 @@ int main(int argc, char **argv) {
     /* ---- today's header ---- */
     UnetSegmentOptions opts;
     unet_segment_options_init(&opts);
-    check("init gives today's size", opts.struct_size == sizeof(UnetSegmentOptions) && opts.struct_size > 64);
+    check("init (the header's macro) gives today's size", opts.struct_size == sizeof(UnetSegmentOptions) && opts.struct_size > 64);
+    check("init_sized refuses a size below the 0.1 struct",
+          unet_segment_options_init_sized(&opts, 63) == UNET_STATUS_STRUCT_VERSION);
+    unet_segment_options_init(&opts);
     check("init: instances from the model", opts.instances == UNET_INSTANCES_MODEL);
     UnetImage img2;
     unet_image_init(&img2, UNET_DTYPE_F32, image, W, H, 1);

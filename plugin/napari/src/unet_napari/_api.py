@@ -93,7 +93,8 @@ class Model:
                 setattr(out, field, result[name].ctypes.data)
                 setattr(out, field + "_len", h * w)
         opts = N.SegmentOptions()
-        _check(N.lib().unet_segment_options_init(C.byref(opts)))
+        # The sized initialiser fills every field this package's struct has (the plain symbol fills only 0.1's).
+        _check(N.lib().unet_segment_options_init_sized(C.byref(opts), C.c_size_t(C.sizeof(opts))))
         if normalization == "none":
             opts.normalization = N.NORMALIZATION_NONE
         elif normalization != "model":

@@ -111,7 +111,7 @@ public class UNet_Segment implements PlugIn {
             Memory[] keep = new Memory[1];
             UnetLibrary.UnetImage img = Unet.image(stack.getProcessor(f + 1), channels, keep);
             UnetLibrary.UnetSegmentOptions o = new UnetLibrary.UnetSegmentOptions();
-            Unet.check(UnetLibrary.INSTANCE.unet_segment_options_init(o));
+            Unet.check(UnetLibrary.INSTANCE.unet_segment_options_init_sized(o, new UnetLibrary.SizeT(o.size())));
             o.read();
             o.min_size = minSize;
             o.instances = instances;

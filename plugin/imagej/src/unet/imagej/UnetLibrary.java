@@ -114,6 +114,8 @@ public interface UnetLibrary extends Library {
     void unet_model_free(Pointer model);
     int unet_model_info(Pointer model, UnetModelInfo info);
     int unet_segment_options_init(UnetSegmentOptions options);
+    /** Fills every field of a struct of `size` bytes (the plain initialiser fills only the 0.1 fields). */
+    int unet_segment_options_init_sized(UnetSegmentOptions options, SizeT size);
     int unet_segment(Pointer model, UnetImage image, UnetSegmentOptions options, UnetOutputs outputs);
     int unet_weight_map_options_init(UnetWeightMapOptions options);
     int unet_weight_map(UnetImage labels, UnetWeightMapOptions options, UnetWeightMapOutputs outputs);
