@@ -89,16 +89,7 @@ pub fn cells(width: usize, height: usize, cells: u32, radius: (f32, f32), seed: 
             pixels[y * width + x] = (value + noise.sample(&mut rng)).clamp(0.0, 4095.0) as u16;
         }
     }
-    // Renumber consecutively; a cell hidden entirely behind its neighbours has no pixels.
-    let mut map = vec![0u32; cells as usize + 1];
-    let mut count = 0;
-    for l in labels.iter_mut().filter(|l| **l != 0) {
-        if map[*l as usize] == 0 {
-            count += 1;
-            map[*l as usize] = count;
-        }
-        *l = map[*l as usize];
-    }
+    let count = renumber(&mut labels, cells as usize);
     SyntheticImage { width, height, pixels, labels, cells: count }
 }
 
@@ -222,7 +213,7 @@ pub fn nuclei(width: usize, height: usize, seed: u64) -> SyntheticImage {
     SyntheticImage { width, height, pixels, labels, cells }
 }
 
-/// Renumbers labels 1..=n in raster order; a nucleus hidden behind its neighbours or off the image has no pixels.
+/// Renumbers labels 1..=n in raster order; a cell hidden behind its neighbours or off the image has no pixels.
 fn renumber(labels: &mut [u32], count: usize) -> u32 {
     let mut map = vec![0u32; count + 1];
     let mut n = 0;
