@@ -6,7 +6,8 @@ ORT_DIR := $(CURDIR)/.onnxruntime
 export UNET_ORT_LIB := $(ORT_DIR)
 OUT := out
 
-.PHONY: demo test lint ort demo-image header baseline-model bench clean package train-default-model check-cuda
+.PHONY: demo test lint ort demo-image header baseline-model bench clean package train-default-model check-cuda \
+	gpu-prepare gpu-dry-run
 
 ort:
 	@scripts/fetch-onnxruntime.sh >/dev/null
@@ -59,6 +60,15 @@ train-default-model:
 # The CUDA training backend must build on machines without CUDA (it is loaded at run time).
 check-cuda:
 	cargo check --features cuda
+
+# The GPU check (scripts/gpu-check.sh): `gpu-prepare` builds and packs everything a GPU machine needs into .gpu/;
+# `gpu-dry-run` runs the same steps here on the CPU, small, to check the script before spending GPU time.
+gpu-prepare: ort
+	scripts/gpu-check.sh prepare
+
+gpu-dry-run: ort demo-image
+	cargo build --release --features cuda
+	scripts/gpu-check.sh run --dry-run info train-bench tests bench train
 
 # An installable folder: include/, lib/ (libunet.so and ONNX Runtime), lib/cmake/unet, lib/pkgconfig.
 package:

@@ -13,7 +13,6 @@ import sys
 import time
 
 import numpy as np
-import onnxruntime as ort
 
 
 # The C structs as the Python package declares them (one declaration of the ABI in Python, not two).
@@ -39,6 +38,10 @@ def axis_plan(n, max_tile, halo=92, step=16, residue=4, min_output=4):
 
 
 def main():
+    # Imported here, not at the top: bench_gpu.py imports axis_plan from this file and must not load a second
+    # ONNX Runtime library into its process (two in one process corrupt each other's heap).
+    import onnxruntime as ort
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", required=True)
     ap.add_argument("--models", required=True)

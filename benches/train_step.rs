@@ -2,6 +2,7 @@
 //!
 //! Seconds per training step (forward, backward, SGD update) of the paper's network at base width 16 and 64 on a
 //! 572x572 tile, and the forward pass alone in burn against ONNX Runtime on the exported network, in the same run.
+//! On a GPU (a build with `--features cuda`): `unet bench-train --device cuda`.
 //! Medians of a few repetitions; the machine is shared and noisy.
 
 use std::time::Instant;
@@ -9,24 +10,21 @@ use std::time::Instant;
 use burn::{
     backend::{Autodiff, Flex},
     module::AutodiffModule,
-    optim::{GradientsParams, Optimizer, SgdConfig, momentum::MomentumConfig},
-    tensor::{Int, Tensor, TensorData},
+    tensor::{Tensor, TensorData},
 };
 use unet::{
-    Architecture, Model, ModelMetadata, ModelOptions, Provider, UNetWeights,
-    train::{loss::weighted_cross_entropy, model::UNet},
+    Architecture, Model, ModelMetadata, ModelOptions, Provider,
+    train::benchmark::{median, time_steps},
 };
 
 type AD = Autodiff<Flex>;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn main() {
     // `cargo test` runs bench targets too: there, one base-16 step on a small tile only proves it still runs.
-    let full = std::env::args().any(|a| a == "--bench");
+    cpu(std::env::args().any(|a| a == "--bench"));
+}
+
+fn cpu(full: bool) {
     let device = Default::default();
     let ort = ModelOptions {
         provider: Provider::Cpu,
@@ -46,25 +44,8 @@ fn main() {
     let plan: &[(usize, usize)] = if full { &[(16, 5), (64, 3)] } else { &[(16, 1)] };
     for &(base_width, reps) in plan {
         let arch = Architecture { in_channels: 1, classes: 2, base_width, depth: 4 };
-        let out = tile - 2 * arch.geometry().halo;
-        let weights = UNetWeights::he_normal(arch, 1);
-        let mut model = UNet::<AD>::from_weights(&weights, 0.5, &device);
-        let mut optim = SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_momentum(0.99).with_dampening(0.0)))
-            .init::<AD, UNet<AD>>();
+        let (steps, model) = time_steps::<AD>(arch, tile, 0, reps, &device);
         let input: Vec<f32> = (0..tile * tile).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
-        let target: Vec<i64> = (0..out * out).map(|i| (i % 3 == 0) as i64).collect();
-        let mut steps = Vec::new();
-        for _ in 0..reps {
-            let t = Instant::now();
-            let x = Tensor::<AD, 4>::from_data(TensorData::new(input.clone(), [1, 1, tile, tile]), &device);
-            let y = Tensor::<AD, 3, Int>::from_data(TensorData::new(target.clone(), [1, out, out]), &device);
-            let w = Tensor::<AD, 3>::ones([1, out, out], &device);
-            let loss = weighted_cross_entropy(model.forward(x), y, w);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(1e-3, model, grads);
-            steps.push(t.elapsed().as_secs_f64());
-        }
         let inference = model.valid();
         let bytes = unet::onnx::encode_unet(&inference.to_weights(), &ModelMetadata::new(arch, "bench")).unwrap();
         let session = Model::from_bytes(&bytes, &ort).expect("ONNX Runtime (set UNET_ORT_LIB)");

@@ -48,6 +48,8 @@ pub struct Model {
     runtime: Runtime,
     source: String,
     input_name: String,
+    /// The CUDA device the session runs on (when it runs on CUDA).
+    cuda_device: i32,
 }
 
 impl std::fmt::Debug for Model {
@@ -123,7 +125,20 @@ impl Model {
             ModelMetadata::from_lookup(|k| meta.custom(k)).map_err(|e| e.context(&source))?
         };
         let input_name = check_signature(&session, &metadata).map_err(|e| e.context(&source))?;
-        Ok(Model { session: Mutex::new(session), metadata, provider, runtime, source, input_name })
+        Ok(Model {
+            session: Mutex::new(session),
+            metadata,
+            provider,
+            runtime,
+            source,
+            input_name,
+            cuda_device: options.cuda_device,
+        })
+    }
+
+    /// The CUDA device index the model runs on, when it runs on CUDA.
+    pub fn cuda_device(&self) -> Option<i32> {
+        (self.provider.used == Provider::Cuda).then_some(self.cuda_device)
     }
 
     pub fn metadata(&self) -> &ModelMetadata {
@@ -161,12 +176,23 @@ impl Model {
 
 fn classify_run_error(e: ort::Error, shape: &[usize]) -> Error {
     let msg = e.to_string();
-    let status = if msg.contains("Failed to allocate") || msg.to_ascii_lowercase().contains("out of memory") {
-        UnetStatus::OutOfMemory
-    } else {
-        UnetStatus::RuntimeError
-    };
+    let status = if is_out_of_memory(&msg) { UnetStatus::OutOfMemory } else { UnetStatus::RuntimeError };
     Error::new(status, format!("ONNX Runtime failed on a tile batch of shape {shape:?}: {msg}"))
+}
+
+/// Whether an ONNX Runtime error means memory ran out: its arena's words ("Failed to allocate", "Available memory
+/// of N is smaller than requested bytes of M", seen on an H200 with `gpu_mem_limit`), CUDA's and cuDNN's.
+fn is_out_of_memory(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    [
+        "failed to allocate",
+        "out of memory",
+        "smaller than requested bytes",
+        "cudnn_status_alloc_failed",
+        "cudaerrormemoryallocation",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
 }
 
 fn session_builder(runtime: &Runtime, options: &ModelOptions) -> ort::Result<ort::session::builder::SessionBuilder> {
@@ -185,7 +211,7 @@ fn create_session(runtime: &Runtime, bytes: &[u8], options: &ModelOptions) -> Re
             if !runtime.available_providers.iter().any(|p| p == ort::ep::CUDA::NAME) {
                 CudaAttempt::NotCompiledIn { library: runtime.library_path.display().to_string() }
             } else {
-                let cuda = ort::ep::CUDA::default().with_device_id(options.cuda_device).build().error_on_failure();
+                let cuda = cuda_provider(options.cuda_device).build().error_on_failure();
                 let attempt = session_builder(runtime, options)
                     .and_then(|b| b.with_execution_providers([cuda]).map_err(Into::into))
                     .and_then(|mut b| b.commit_from_memory(bytes));
@@ -209,6 +235,22 @@ fn create_session(runtime: &Runtime, bytes: &[u8], options: &ModelOptions) -> Re
     let decision = decide(options.provider, &cuda_attempt)?;
     let session = session_builder(runtime, options).and_then(|mut b| b.commit_from_memory(bytes)).map_err(invalid)?;
     Ok((session, decision))
+}
+
+/// Environment variable with extra CUDA execution provider options, `key=value,key=value` in ONNX Runtime's names
+/// (e.g. `prefer_nhwc=1,cudnn_conv_algo_search=HEURISTIC`): a tuning knob for benchmarks, read at each model load.
+pub const CUDA_OPTIONS_ENV: &str = "UNET_CUDA_OPTIONS";
+
+fn cuda_provider(device: i32) -> ort::ep::CUDA {
+    use ort::ep::ArbitrarilyConfigurableExecutionProvider;
+    let mut cuda = ort::ep::CUDA::default().with_device_id(device);
+    for pair in std::env::var(CUDA_OPTIONS_ENV).unwrap_or_default().split(',').filter(|p| !p.trim().is_empty()) {
+        match pair.split_once('=') {
+            Some((key, value)) => cuda = cuda.with_arbitrary_config(key.trim(), value.trim()),
+            None => log::warn!("{CUDA_OPTIONS_ENV}: '{pair}' is not key=value; ignored"),
+        }
+    }
+    cuda
 }
 
 /// A session that fails to load is either not ONNX at all (or truncated) or ONNX that ONNX Runtime rejects.
@@ -264,4 +306,23 @@ fn check_signature(session: &Session, meta: &ModelMetadata) -> Result<String> {
     check("input", inputs[0].dtype(), meta.arch.in_channels)?;
     check("output", outputs[0].dtype(), meta.arch.classes)?;
     Ok(inputs[0].name().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn out_of_memory_messages_are_recognised() {
+        for m in [
+            "Non-zero status code returned while running Relu node. Name:'relu_2' Status Message: \
+             /onnxruntime_src/onnxruntime/core/framework/bfc_arena.cc:360 void* \
+             onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, onnxruntime::Stream*) Available memory of 0 is \
+             smaller than requested bytes of 1173473536",
+            "Failed to allocate memory for requested buffer of size 123",
+            "CUDA failure 2: out of memory ; GPU=0",
+            "CUDNN failure 4: CUDNN_STATUS_ALLOC_FAILED",
+        ] {
+            assert!(super::is_out_of_memory(m), "{m}");
+        }
+        assert!(!super::is_out_of_memory("Invalid rank for input: image Got: 3 Expected: 4"));
+    }
 }

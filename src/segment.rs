@@ -1,6 +1,8 @@
 //! The segmentation pipeline, left to right: image view -> normalise -> plan tiles -> run ONNX -> stitch ->
 //! probabilities / mask / instance labels. Memory beyond the caller's buffers is one batch of tiles.
 
+use std::time::{Duration, Instant};
+
 use ndarray::{ArrayView4, ArrayViewMut4};
 
 use crate::{
@@ -82,6 +84,28 @@ pub struct SegmentReport {
     /// Output tile size (height, width).
     pub tile_shape: (usize, usize),
     pub tiles_per_run: usize,
+    /// How often the GPU ran out of memory and the run was retried with fewer or smaller tiles.
+    pub out_of_memory_retries: usize,
+    pub timings: SegmentTimings,
+}
+
+/// The caller's output buffers (probabilities, mask, labels), each optional.
+type OutputBuffers<'a, 'b> =
+    (&'a mut Option<&'b mut [f32]>, &'a mut Option<&'b mut [u8]>, &'a mut Option<&'b mut [u32]>);
+
+/// Where the time of one `segment` call went (wall clock, summed over tiles and attempts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegmentTimings {
+    /// Percentiles of the image.
+    pub normalize: Duration,
+    /// Mirroring and normalising the tiles' input.
+    pub fill_tiles: Duration,
+    /// ONNX Runtime: copies to and from the device included.
+    pub network: Duration,
+    /// Probabilities, mask and foreground written from each tile.
+    pub write_outputs: Duration,
+    /// Instance labels (components or watershed).
+    pub labels: Duration,
 }
 
 impl Model {
@@ -141,17 +165,100 @@ impl Model {
             return Err(Error::invalid_argument("memory budget is 0 bytes"));
         }
 
+        let mut timings = SegmentTimings::default();
+        let clock = Instant::now();
         let normalizer = Normalizer::for_image(image, normalization.unwrap_or(meta.normalization))?;
+        timings.normalize = clock.elapsed();
 
-        let batch = match tiles_per_run {
-            0 if self.provider().used == Provider::Cuda => 4,
+        let on_cuda = self.provider().used == Provider::Cuda;
+        let mut batch = match tiles_per_run {
+            0 if on_cuda => 4,
             0 => 1,
             n => n,
         };
-        let max_tile =
+        // On a GPU the default budget becomes a share of the GPU's free memory (bigger tiles, less halo work).
+        let memory_budget = match self.cuda_device().and_then(|d| crate::gpu_memory::free_bytes(d.max(0) as u32)) {
+            Some(free) if memory_budget == DEFAULT_MEMORY_BUDGET => crate::gpu_memory::budget_for(free),
+            _ => memory_budget,
+        };
+        let mut max_tile =
             max_tile.unwrap_or_else(|| max_tile_for_budget(&geometry, arch.base_width, batch, memory_budget));
-        let plan = TilePlan::new(&geometry, image.height, image.width, max_tile);
-        let batch = batch.min(plan.len());
+        let writer = OutputWriter { width: image.width, classes: arch.classes, threshold };
+        let mut out_of_memory_retries = 0;
+        // A GPU out of memory is retried with fewer tiles per run, then smaller tiles; every attempt rewrites
+        // every output pixel, so nothing of a failed attempt survives.
+        let (plan, batch) = loop {
+            let plan = TilePlan::new(&geometry, image.height, image.width, max_tile);
+            batch = batch.min(plan.len());
+            let attempt = self.run_tiles(
+                image,
+                &normalizer,
+                &plan,
+                batch,
+                &writer,
+                (&mut probabilities, &mut mask, &mut labels),
+                &mut progress,
+                &mut timings,
+            );
+            match attempt {
+                Ok(()) => break (plan, batch),
+                Err(e) if e.status() == UnetStatus::OutOfMemory && on_cuda => {
+                    let tile = plan.output_shape().0.max(plan.output_shape().1);
+                    let smaller = geometry.output_at_most(tile / 2);
+                    if batch == 1 && smaller >= tile {
+                        return Err(e.context("the GPU is out of memory even for the smallest tile"));
+                    }
+                    out_of_memory_retries += 1;
+                    if batch > 1 {
+                        batch /= 2;
+                    } else {
+                        max_tile = smaller;
+                    }
+                    log::warn!(
+                        "GPU out of memory with {tile}x{tile} tiles: retrying with {batch} tile(s) of at most \
+                         {max_tile} per run"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let mut label_count = 0;
+        if let Some(labels) = labels {
+            let clock = Instant::now();
+            label_count =
+                label_instances(&mut labels[..area], image.width, image.height, method, connectivity, min_size)?;
+            timings.labels = clock.elapsed();
+            let total = plan.len().div_ceil(batch) + 1;
+            let keep_going = progress.as_mut().is_none_or(|f| f(Progress { done: total, total }));
+            if !keep_going {
+                return Err(Error::new(UnetStatus::Cancelled, format!("cancelled after {total} of {total} steps")));
+            }
+        }
+        Ok(SegmentReport {
+            label_count,
+            tiles: plan.len(),
+            tile_shape: plan.output_shape(),
+            tiles_per_run: batch,
+            out_of_memory_retries,
+            timings,
+        })
+    }
+
+    /// Runs the network over every tile of `plan`, `batch` tiles per call, writing each tile's outputs.
+    #[allow(clippy::too_many_arguments)]
+    fn run_tiles(
+        &self,
+        image: &ImageView,
+        normalizer: &Normalizer,
+        plan: &TilePlan,
+        batch: usize,
+        writer: &OutputWriter,
+        outputs: OutputBuffers<'_, '_>,
+        progress: &mut Option<&mut ProgressFn<'_>>,
+        timings: &mut SegmentTimings,
+    ) -> Result<()> {
+        let (probabilities, mask, labels) = outputs;
+        let arch = self.metadata().arch;
         let (in_h, in_w) = plan.input_shape();
         let tile_len = arch.in_channels * in_h * in_w;
         let mut input: Vec<f32> = Vec::new();
@@ -171,15 +278,17 @@ impl Model {
             }
         };
         report(0)?;
-        let writer = OutputWriter { width: image.width, classes: arch.classes, threshold };
         let tiles: Vec<Tile> = (0..plan.len()).map(|i| plan.tile(i)).collect();
         for (b, chunk) in tiles.chunks(batch).enumerate() {
             let n = chunk.len();
             let mut view = ArrayViewMut4::from_shape((n, arch.in_channels, in_h, in_w), &mut input[..n * tile_len])
                 .expect("buffer sized for the batch");
+            let clock = Instant::now();
             for (i, tile) in chunk.iter().enumerate() {
-                fill_tile(image, &normalizer, &plan, tile, view.index_axis_mut(ndarray::Axis(0), i));
+                fill_tile(image, normalizer, plan, tile, view.index_axis_mut(ndarray::Axis(0), i));
             }
+            timings.fill_tiles += clock.elapsed();
+            let clock = Instant::now();
             let input_view = ArrayView4::from_shape((n, arch.in_channels, in_h, in_w), &input[..n * tile_len]).unwrap();
             self.run(input_view, |probs| {
                 let (_, k, out_h, out_w) = probs.dim();
@@ -205,20 +314,17 @@ impl Model {
                         ),
                     ));
                 }
+                timings.network += clock.elapsed();
+                let clock = Instant::now();
                 for (i, tile) in chunk.iter().enumerate() {
-                    writer.write(probs.index_axis(ndarray::Axis(0), i), tile, &mut probabilities, &mut mask, &mut labels);
+                    writer.write(probs.index_axis(ndarray::Axis(0), i), tile, probabilities, mask, labels);
                 }
+                timings.write_outputs += clock.elapsed();
                 Ok(())
             })?;
             report(b + 1)?;
         }
-        let mut label_count = 0;
-        if let Some(labels) = labels {
-            label_count =
-                label_instances(&mut labels[..area], image.width, image.height, method, connectivity, min_size)?;
-            report(total)?;
-        }
-        Ok(SegmentReport { label_count, tiles: plan.len(), tile_shape: plan.output_shape(), tiles_per_run: batch })
+        Ok(())
     }
 }
 

@@ -149,3 +149,61 @@ fn runtime_search_never_executes_python_from_path() {
     assert!(!marker.exists(), "python3 from PATH was executed while searching for ONNX Runtime");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `unet convert`: float16 and back, with the check against the original printed; the float16 file is about half.
+#[test]
+fn convert_to_float16_and_back() {
+    let dir = std::env::temp_dir().join(format!("unet-convert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (img, half, full) = (dir.join("nuclei.tif"), dir.join("half.onnx"), dir.join("full.onnx"));
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(unet()
+        .args(["sample-image", "--style", "nuclei", "--width", "256", "--height", "256"])
+        .arg(&img)
+        .output()
+        .unwrap());
+    let said = ok(unet()
+        .args(["convert", "default"])
+        .arg(&half)
+        .args(["--fp16", "--provider", "cpu", "--check"])
+        .arg(&img)
+        .output()
+        .unwrap());
+    assert!(said.contains("float16 weights") && said.contains("SEG"), "{said}");
+    let seg: f64 = said.split("SEG ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(seg > 0.97, "{said}");
+    ok(unet().arg("convert").arg(&half).arg(&full).arg("--fp32").output().unwrap());
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len() as f64;
+    let ratio = size(&half) / size(&full);
+    assert!((0.45..0.55).contains(&ratio), "float16 {} bytes, float32 {} bytes", size(&half), size(&full));
+    // Neither or both precisions is refused.
+    assert!(!unet().args(["convert", "default"]).arg(&full).output().unwrap().status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--device`: a bad name and, in a build without the `cuda` feature, CUDA are refused with the reason.
+#[cfg(feature = "train")]
+#[test]
+fn training_device_errors_name_the_cause() {
+    let out = unet().args(["bench-train", "--device", "tpu"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cpu, cuda or cuda:N"));
+    let out = unet().args(["train", ".", "--out", "/nonexistent/run", "--device", "cuda"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if cfg!(feature = "cuda") {
+        assert!(stderr.contains("cuda"), "{stderr}");
+    } else {
+        assert!(stderr.contains("--features cuda"), "{stderr}");
+    }
+    // On the CPU the benchmark runs and prints a row per width.
+    let out = unet()
+        .args(["bench-train", "--device", "cpu", "--base-width", "2", "--tile", "188", "--warmup", "0", "--reps", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim_start().starts_with("2 ")));
+}

@@ -1,6 +1,10 @@
 //! `unet`: the command-line face of the library (it calls the same Rust API the C ABI wraps).
 
-use std::{path::PathBuf, process::ExitCode, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Instant,
+};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -23,7 +27,7 @@ enum ProviderArg {
     Cuda,
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct ModelArgs {
     /// ONNX model written by unet (default: the embedded model).
     #[arg(long, short)]
@@ -37,6 +41,41 @@ struct ModelArgs {
     /// ONNX Runtime library (file or folder); default: UNET_ORT_LIB, beside the binary, Python package, system.
     #[arg(long)]
     ort_lib: Option<PathBuf>,
+}
+
+/// Segments `image` with the model `original` ("default" = embedded) and with `converted`, and prints how far the
+/// probabilities and instances of the second are from those of the first.
+fn compare_models(original: &str, converted: &Path, image: &Path, args: &ModelArgs) -> unet::Result<()> {
+    let load = |path: Option<PathBuf>| ModelArgs { model: path, ..args.clone() }.load();
+    let first = load((original != "default").then(|| PathBuf::from(original)))?;
+    let second = load(Some(converted.to_path_buf()))?;
+    let img = read_image(image)?;
+    let view = img.view()?;
+    let run = |model: &Model| -> unet::Result<(Vec<f32>, Vec<u32>, f64)> {
+        let (mut p, mut l) = (vec![0f32; view.area()], vec![0u32; view.area()]);
+        let t = Instant::now();
+        model.segment(
+            &view,
+            SegmentOptions::default(),
+            SegmentOutputs { probabilities: Some(&mut p), mask: None, labels: Some(&mut l) },
+        )?;
+        Ok((p, l, t.elapsed().as_secs_f64()))
+    };
+    let (p1, l1, t1) = run(&first)?;
+    let (p2, l2, t2) = run(&second)?;
+    let max_diff = p1.iter().zip(&p2).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let mean_diff = p1.iter().zip(&p2).map(|(a, b)| f64::from((a - b).abs())).sum::<f64>() / p1.len().max(1) as f64;
+    println!(
+        "on {} ({}): probabilities differ by at most {max_diff:.5} (mean {mean_diff:.2e}); instances: SEG {:.4} and \
+         foreground IoU {:.4} against the original's; {:.3} s vs {:.3} s",
+        image.display(),
+        second.provider().used,
+        unet::metrics::seg(&l1, &l2).unwrap_or(f64::NAN),
+        unet::metrics::foreground_iou(&l1, &l2),
+        t1,
+        t2
+    );
+    Ok(())
 }
 
 impl ModelArgs {
@@ -237,6 +276,22 @@ enum Command {
     /// Train a U-Net on annotated data with the paper's recipe and export it as ONNX (needs the `train` feature).
     #[cfg(feature = "train")]
     Train(TrainArgs),
+    /// Time the training step (forward, loss, backward, update; 572x572 tile, batch 1) on a device: medians.
+    #[cfg(feature = "train")]
+    BenchTrain {
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long, value_delimiter = ',', default_value = "16,64")]
+        base_width: Vec<usize>,
+        #[arg(long, default_value_t = 572)]
+        tile: usize,
+        /// Untimed steps first (kernel compilation and autotuning on a GPU).
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 10)]
+        reps: usize,
+    },
     /// Describe a model: architecture, normalisation, provenance, and the execution provider that runs it.
     Info {
         #[command(flatten)]
@@ -257,6 +312,27 @@ enum Command {
         classes: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Rewrite a unet model with float16 weights and arithmetic (half the size; on a GPU with tensor cores about
+    /// twice the speed), or back to float32. Input and output stay float32, metadata is kept. --check IMAGE compares
+    /// the two models' probabilities and instances on an image.
+    Convert {
+        /// ONNX model ("default" for the embedded one).
+        input: String,
+        output: PathBuf,
+        #[arg(long, conflicts_with = "fp32", required_unless_present = "fp32")]
+        fp16: bool,
+        #[arg(long)]
+        fp32: bool,
+        /// Segment this image with both models and print the largest probability difference and the SEG of the
+        /// converted model's instances against the original's.
+        #[arg(long)]
+        check: Option<PathBuf>,
+        /// Execution provider for --check.
+        #[arg(long, value_enum, default_value = "auto")]
+        provider: ProviderArg,
+        #[arg(long)]
+        ort_lib: Option<PathBuf>,
     },
     /// Write a synthetic fluorescence-like sample image (and its ground-truth labels).
     SampleImage {
@@ -354,6 +430,9 @@ struct TrainArgs {
     /// Stop and export after this many epochs of the --epochs schedule (--resume can continue it later).
     #[arg(long)]
     stop_after: Option<usize>,
+    /// Where the network trains: cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[cfg(feature = "train")]
@@ -363,9 +442,18 @@ fn run_train(a: TrainArgs) -> unet::Result<()> {
         dataset::{Layout, Split, Truth, load_with},
         train::{
             TrainBackend,
+            device::TrainDevice,
             trainer::{OptimizerKind, RunDir, Schedule, TrainConfig, export_checkpoint, train},
         },
         weight_map::{ClassBalance, WeightMapOptions},
+    };
+    let train_device = TrainDevice::parse(&a.device)?;
+    train_device.check_built()?;
+    // A missing GPU is found now, before minutes of data loading.
+    #[cfg(feature = "cuda")]
+    let cuda = match train_device {
+        TrainDevice::Cuda(index) => Some(unet::train::device::cuda_device(index)?),
+        TrainDevice::Cpu => None,
     };
     let init = a.init.as_deref().map(unet::onnx::read_unet_file).transpose()?;
     let arch = match &init {
@@ -446,7 +534,17 @@ fn run_train(a: TrainArgs) -> unet::Result<()> {
         stop_after: a.stop_after,
         init: init.map(|(w, _)| w),
     };
-    let summary = train::<TrainBackend>(&config, &split, &run, a.resume, &device)?;
+    let summary = match train_device {
+        TrainDevice::Cpu => train::<TrainBackend>(&config, &split, &run, a.resume, &device)?,
+        #[cfg(feature = "cuda")]
+        TrainDevice::Cuda(index) => {
+            eprintln!("training on cuda:{index}");
+            let cuda = cuda.expect("probed above");
+            train::<unet::train::device::CudaTrainBackend>(&config, &split, &run, a.resume, &cuda)?
+        }
+        #[cfg(not(feature = "cuda"))]
+        TrainDevice::Cuda(_) => unreachable!("check_built refused CUDA in this build"),
+    };
     println!("wrote {} and {}", summary.onnx.display(), run.metrics_csv().display());
     // Post-processing chosen on the held-out frames of each dataset, written into the model's metadata.
     let sets: Vec<unet::evaluate::ValidationSet> = val_ranges
@@ -757,6 +855,68 @@ fn run(cli: Cli) -> unet::Result<()> {
             println!("wrote {} ({} parameters)", output.display(), arch.parameter_count());
             Ok(())
         }
+        #[cfg(feature = "train")]
+        Command::BenchTrain { device, base_width, tile, warmup, reps } => {
+            use unet::train::device::TrainDevice;
+            let train_device = TrainDevice::parse(&device)?;
+            train_device.check_built()?;
+            println!(
+                "training step on {train_device}: {tile}x{tile} tile, batch 1, SGD, median of {reps} after {warmup}"
+            );
+            println!("{:>10} {:>14} {:>14} {:>12}", "base width", "median ms", "min ms", "total s");
+            for width in base_width {
+                let arch = unet::Architecture { in_channels: 1, classes: 2, base_width: width, depth: 4 };
+                if arch.geometry().output_for_input(tile).is_none() {
+                    return Err(unet::Error::new(
+                        unet::UnetStatus::InvalidArgument,
+                        format!("{tile} is not a valid input size (16k + 60 for depth 4, e.g. 572)"),
+                    ));
+                }
+                let started = Instant::now();
+                let steps = match train_device {
+                    TrainDevice::Cpu => {
+                        unet::train::benchmark::time_steps::<unet::train::TrainBackend>(
+                            arch,
+                            tile,
+                            warmup,
+                            reps,
+                            &Default::default(),
+                        )
+                        .0
+                    }
+                    #[cfg(feature = "cuda")]
+                    TrainDevice::Cuda(index) => {
+                        let cuda = unet::train::device::cuda_device(index)?;
+                        unet::train::benchmark::time_steps::<unet::train::device::CudaTrainBackend>(
+                            arch, tile, warmup, reps, &cuda,
+                        )
+                        .0
+                    }
+                    #[cfg(not(feature = "cuda"))]
+                    TrainDevice::Cuda(_) => unreachable!("check_built refused CUDA in this build"),
+                };
+                let min = steps.iter().copied().fold(f64::INFINITY, f64::min);
+                println!(
+                    "{width:>10} {:>14.2} {:>14.2} {:>12.1}",
+                    1e3 * unet::train::benchmark::median(steps),
+                    1e3 * min,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(())
+        }
+        Command::Convert { input, output, fp16, fp32: _, check, provider, ort_lib } => {
+            let precision = if fp16 { unet::onnx::Precision::F16 } else { unet::onnx::Precision::F32 };
+            let (weights, meta) = unet::onnx::read_unet_file(&input)?;
+            unet::onnx::write_unet_with(&output, &weights, &meta, precision)?;
+            let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
+            println!("wrote {} ({} weights, {:.1} MB)", output.display(), precision.name(), size as f64 / 1e6);
+            if let Some(image) = check {
+                let model = ModelArgs { model: None, provider, threads: 0, ort_lib };
+                compare_models(&input, &output, &image, &model)?;
+            }
+            Ok(())
+        }
         Command::SampleImage { output, width, height, cells, seed, style, labels } => {
             let img = if style == "nuclei" {
                 unet::synthetic::nuclei(width, height, seed)
@@ -874,13 +1034,27 @@ fn run(cli: Cli) -> unet::Result<()> {
                 );
             }
             eprintln!(
-                "segmented {} ({w}x{h}) in {:.2} s: {} tile(s) of {}x{}, {} instance(s)",
+                "segmented {} ({w}x{h}) in {:.2} s: {} tile(s) of {}x{}, {} instance(s){}",
                 image.display(),
                 started.elapsed().as_secs_f64(),
                 report.tiles,
                 report.tile_shape.0,
                 report.tile_shape.1,
-                report.label_count
+                report.label_count,
+                match report.out_of_memory_retries {
+                    0 => String::new(),
+                    n => format!(" (the GPU ran out of memory {n} time(s); retried with fewer or smaller tiles)"),
+                }
+            );
+            let t = report.timings;
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+            eprintln!(
+                "time: normalise {:.1} ms, tile input {:.1} ms, network {:.1} ms, outputs {:.1} ms, labels {:.1} ms",
+                ms(t.normalize),
+                ms(t.fill_tiles),
+                ms(t.network),
+                ms(t.write_outputs),
+                ms(t.labels)
             );
             Ok(())
         }

@@ -4,5 +4,5 @@ pub mod proto;
 mod read;
 mod unet_graph;
 
-pub use read::{read_unet, read_unet_file};
-pub use unet_graph::{encode_unet, write_unet};
+pub use read::{read_unet, read_unet_file, read_unet_with_precision};
+pub use unet_graph::{PRECISION_KEY, Precision, encode_unet, encode_unet_with, write_unet, write_unet_with};

@@ -3,21 +3,31 @@
 
 use prost::Message;
 
-use super::proto::{ModelProto, data_type};
+use super::{
+    Precision,
+    proto::{ModelProto, data_type},
+};
 use crate::{
     error::{Error, Result, UnetStatus},
     metadata::ModelMetadata,
     weights::{Tensor, UNetWeights, parameter_layout},
 };
 
-/// Weights and metadata of a unet ONNX model, checked against the architecture its metadata names.
+/// Weights and metadata of a unet ONNX model, checked against the architecture its metadata names. Float16
+/// weights (`unet convert --fp16`) are widened to float32 exactly.
 pub fn read_unet(bytes: &[u8]) -> Result<(UNetWeights, ModelMetadata)> {
+    read_unet_with_precision(bytes).map(|(w, m, _)| (w, m))
+}
+
+/// Like [`read_unet`], also saying in which precision the weights are stored.
+pub fn read_unet_with_precision(bytes: &[u8]) -> Result<(UNetWeights, ModelMetadata, Precision)> {
     let invalid = |msg: String| Error::new(UnetStatus::ModelInvalid, msg);
     let model = ModelProto::decode(bytes).map_err(|e| invalid(format!("not an ONNX model: {e}")))?;
     let metadata =
         ModelMetadata::from_lookup(|k| model.metadata_props.iter().find(|p| p.key == k).map(|p| p.value.clone()))?;
     let graph = model.graph.as_ref().ok_or_else(|| invalid("the ONNX model has no graph".into()))?;
     let mut tensors = Vec::new();
+    let mut precision = None;
     for (name, kind) in parameter_layout(&metadata.arch) {
         let t =
             graph.initializer.iter().find(|t| t.name == name).ok_or_else(|| {
@@ -26,17 +36,32 @@ pub fn read_unet(bytes: &[u8]) -> Result<(UNetWeights, ModelMetadata)> {
         let shape = kind.shape();
         let dims: Vec<usize> = t.dims.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
         let n: usize = shape.iter().product();
-        if dims != shape || t.data_type != data_type::FLOAT || t.raw_data.len() != 4 * n {
+        let (this, bytes_per) = match t.data_type {
+            data_type::FLOAT => (Precision::F32, 4),
+            data_type::FLOAT16 => (Precision::F16, 2),
+            _ => (Precision::F32, 0),
+        };
+        if dims != shape || bytes_per == 0 || t.raw_data.len() != bytes_per * n || precision.is_some_and(|p| p != this)
+        {
             return Err(invalid(format!(
-                "weight '{name}' is {dims:?} (type {}, {} bytes); the architecture needs f32 {shape:?}",
+                "weight '{name}' is {dims:?} (type {}, {} bytes); the architecture needs {shape:?} in float32 or \
+                 float16, all weights alike",
                 t.data_type,
                 t.raw_data.len()
             )));
         }
-        let data = t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        precision = Some(this);
+        let data = match this {
+            Precision::F32 => {
+                t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            }
+            Precision::F16 => {
+                t.raw_data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
+        };
         tensors.push(Tensor { name, shape, data });
     }
-    Ok((UNetWeights { arch: metadata.arch, tensors }, metadata))
+    Ok((UNetWeights { arch: metadata.arch, tensors }, metadata, precision.unwrap_or_default()))
 }
 
 /// Reads a model file, or the embedded default for `"default"`.

@@ -2,6 +2,8 @@
 //! feature; the network's parameters travel through [`crate::weights::UNetWeights`], so what it trains is exactly
 //! what the ONNX writer exports and the plugin runs.
 
+pub mod benchmark;
+pub mod device;
 pub mod loss;
 pub mod model;
 pub mod trainer;

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# The GPU check, in two halves: `prepare` on a build machine (no GPU needed), `run` on the GPU machine.
+#
+#   scripts/gpu-check.sh prepare [CTC_DIR]   build the CUDA CLI, libunet.so and the GPU test binary; fetch
+#       onnxruntime-gpu 1.31.1 (PyPI), keep only its Hopper (sm_90) kernels (the GPU machines here are H100/H200)
+#       and pack it in three parts; pack the training frames of CTC_DIR (Cell Tracking Challenge, sequence 01
+#       minus its held-out tail). Everything lands in .gpu/ (git-ignored), sized to travel in two calls.
+#   scripts/gpu-check.sh run STEP...           on the GPU machine, with .gpu/ beside it; steps, in order given:
+#       stash     copy the parts in .gpu/ to /tmp/unet-gpu (they survive between calls while the machine is warm)
+#       info      GPU, driver, PyTorch
+#       train-bench  burn CUDA training step (base 16 and 64) and PyTorch's same step
+#       ort       reassemble ONNX Runtime with the CUDA provider in /tmp/unet-gpu/ort
+#       tests     the GPU tests (tests/gpu.rs) and the CLI's errors for a missing device
+#       bench     inference: unet (C ABI) against PyTorch, float32 and float16, 512x512 latency, 4096x4096 MP/s
+#       train     fine-tune the default model on CUDA until $TRAIN_SECONDS (default 180) have passed, export it
+#   Results and logs go to $OUT (the device tool brings them back), else out/gpu.
+#   scripts/gpu-check.sh run --dry-run STEP... runs the same steps on this machine's CPU, small, to check the script.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+G=$root/.gpu
+STASH=/tmp/unet-gpu
+# The GPU machine has no zstd: the one from .gpu/ (stashed) is used there.
+export PATH=$PATH:$STASH
+mode=${1:-}; shift || true
+
+prepare() {
+  local ctc=${1:-../shared/data/ctc}
+  mkdir -p "$G" "$HOME/.cache/unet-gpu"
+  local cache=$HOME/.cache/unet-gpu
+  # Binaries: the CLI with CUDA training, the C library, the GPU tests, the training-step benchmark (stripped,
+  # compressed).
+  cargo build --release --features cuda --bins --lib || return 1
+  local tests
+  tests=$(cargo test --release --features cuda --test gpu --no-run --message-format=json 2>/dev/null |
+    python3 -c 'import sys,json;[print(m["executable"]) for l in sys.stdin for m in [json.loads(l)] if m.get("executable") and m["target"]["name"]=="gpu"]' | tail -1)
+  [ -x "$tests" ] || { echo "could not build the GPU test binary"; return 1; }
+  rm -rf "$cache/bin" && mkdir -p "$cache/bin"
+  cp target/release/unet target/release/libunet.so "$cache/bin/"
+  cp "$tests" "$cache/bin/gpu-tests"
+  strip "$cache"/bin/*
+  tar -C "$cache" -cf - bin | zstd -q -19 -T0 -f -o "$G/bin.tar.zst"
+  # ONNX Runtime with the CUDA provider, Hopper kernels only.
+  if [ ! -f "$cache/ort.tar.zst" ]; then
+    pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+      onnxruntime-gpu==1.31.1 -d "$cache" || return 1
+    rm -rf "$cache/ort" && mkdir -p "$cache/ort"
+    unzip -q -j -o "$cache"/onnxruntime_gpu-1.31.1-*.whl 'onnxruntime/capi/libonnxruntime.so.1.31.1' \
+      'onnxruntime/capi/libonnxruntime_providers_cuda.so' 'onnxruntime/capi/libonnxruntime_providers_shared.so' \
+      -d "$cache/ort" || return 1
+    python3 scripts/fatbin_keep.py "$cache/ort/libonnxruntime_providers_cuda.so" 90 || return 1
+    tar -C "$cache" -cf - ort | zstd -q -19 -T0 --long=27 -f -o "$cache/ort.tar.zst"
+  fi
+  rm -f "$G"/ort.part*
+  # Three parts: the first travels with the binaries, the other two with the training data.
+  split -n 3 -d "$cache/ort.tar.zst" "$G/ort.part"
+  # Training frames: every second frame of sequence 01 without its last 20 % (the frames every evaluation here
+  # holds out).
+  if [ -d "$ctc" ]; then
+    rm -rf "$cache/ctc"
+    python3 scripts/pack_ctc_train.py "$ctc" "$cache/ctc" 0.2 --every 2 && tar -C "$cache" -cf - ctc |
+      zstd -q -19 -T0 -f -o "$G/ctc.tar.zst"
+  fi
+  ls -la "$G"
+}
+
+log() { echo "== $* ($(date +%T))"; }
+
+run() {
+  local dry=0
+  if [ "${1:-}" = "--dry-run" ]; then dry=1; shift; fi
+  local out=${OUT:-$root/out/gpu}
+  mkdir -p "$out" "$STASH"
+  local bin=$STASH/bin ort=$STASH/ort
+  if [ $dry = 1 ]; then
+    bin=$STASH/dry-bin
+    mkdir -p "$bin"
+    cp target/release/unet target/release/libunet.so "$bin/" 2>/dev/null
+    ort=$root/.onnxruntime
+  fi
+  export UNET_ORT_LIB=$ort
+  if [ $dry = 0 ] && command -v python3 >/dev/null; then
+    # CUDA 13 / cuDNN 9 libraries of the PyTorch install (ONNX Runtime's CUDA provider and NVRTC for burn).
+    local nv
+    nv=$(python3 -c 'import nvidia, os; print(os.pathsep.join(nvidia.__path__))' 2>/dev/null)
+    local libs
+    libs=$(for d in ${nv//:/ }; do find "$d" -maxdepth 3 -type d -name lib; done | tr '\n' ':')
+    export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:-}"
+  fi
+  local step
+  for step in "$@"; do
+    case $step in
+      stash)
+        log stash
+        for f in "$G"/*; do [ -f "$f" ] && cp "$f" "$STASH/"; done
+        for a in bin ctc; do
+          [ -f "$STASH/$a.tar.zst" ] && [ ! -d "$STASH/$a" ] && zstd -q -d -c "$STASH/$a.tar.zst" | tar -C "$STASH" -xf -
+        done
+        ls -la "$STASH" ;;
+      info)
+        log info
+        if [ $dry = 0 ]; then
+          nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.max.sm --format=csv
+          python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), torch.cuda.get_device_name())'
+        fi
+        nproc; "$bin/unet" --version ;;
+      train-bench)
+        log train-bench
+        if [ $dry = 0 ]; then
+          timeout 300 "$bin/unet" bench-train --device cuda --reps 10 2>&1 | tee "$out/train-step-burn.txt"
+          timeout 120 python3 benches/bench_gpu.py --train-only --lib "$bin/libunet.so" --ort-lib none \
+            --model-dir /nonexistent --reps 20 --json "$out/train-step-torch.json" 2>&1 | tee "$out/train-step-torch.txt"
+        else
+          "$bin/unet" bench-train --device cpu --base-width 4 --tile 188 --warmup 1 --reps 1
+        fi ;;
+      ort)
+        log ort
+        if [ $dry = 0 ]; then
+          if [ ! -f "$ort/libonnxruntime_providers_cuda.so" ]; then
+            ls "$STASH"/ort.part* || { echo "ONNX Runtime parts missing"; continue; }
+            cat "$STASH"/ort.part* | zstd -q -d -c --long=27 | tar -C "$STASH" -xf - || echo "ONNX Runtime parts incomplete"
+          fi
+          ls -la "$ort"
+        fi ;;
+      tests)
+        log tests
+        if [ $dry = 0 ]; then
+          timeout 300 "$bin/gpu-tests" --ignored --test-threads 1 --nocapture 2>&1 | tee "$out/gpu-tests.txt"
+          # No such device: an error naming the cause, not a crash.
+          "$bin/unet" train "$STASH" --out /tmp/x --device cuda:7 --init default 2>&1 | tail -2
+          echo "exit status for a missing CUDA device: ${PIPESTATUS[0]}"
+        else
+          cargo test --features train --test gpu 2>&1 | grep "test result"
+        fi ;;
+      bench)
+        log bench
+        local models=$STASH/models
+        mkdir -p "$models"
+        "$bin/unet" convert default "$models/default-fp32.onnx" --fp32 >/dev/null
+        "$bin/unet" convert default "$models/default-fp16.onnx" --fp16 >/dev/null
+        if [ $dry = 0 ]; then
+          "$bin/unet" init-model --base-width 64 "$models/paper64-fp32.onnx" >/dev/null
+          "$bin/unet" convert "$models/paper64-fp32.onnx" "$models/paper64-fp16.onnx" --fp16 >/dev/null
+          timeout 400 python3 benches/bench_gpu.py --lib "$bin/libunet.so" --ort-lib "$ort/libonnxruntime.so.1.31.1" \
+            --model-dir "$models" --reps 20 --json "$out/bench-gpu.json" 2>&1 | tee "$out/bench-gpu.txt"
+          if [ -f .demo-image/images/dsb2018-nuclei.tif ]; then
+            "$bin/unet" convert default "$models/check-fp16.onnx" --fp16 --check .demo-image/images/dsb2018-nuclei.tif \
+              --provider cuda 2>&1 | tee "$out/fp16-check.txt"
+          fi
+        else
+          .venv/bin/python benches/bench_gpu.py --dry-run --lib "$bin/libunet.so" --ort-lib "$ort/libonnxruntime.so" \
+            --model-dir "$models" --models default --json "$out/bench-gpu.json"
+        fi ;;
+      train)
+        log train
+        local seconds=${TRAIN_SECONDS:-180} data=$STASH/ctc device=cuda steps=50
+        if [ $dry = 1 ]; then data=$STASH/dry-ctc; device=cpu; seconds=60; steps=2
+          python3 scripts/pack_ctc_train.py "${CTC:-../shared/data/ctc}" "$data" 0.2 --limit 3 >/dev/null || continue
+        fi
+        [ -d "$data" ] || { echo "no training data in $data"; continue; }
+        mkdir -p "$STASH/synth"
+        for s in $(seq 2001 2040); do
+          [ -f "$STASH/synth/images/n$s.tif" ] && continue
+          mkdir -p "$STASH/synth/images" "$STASH/synth/labels"
+          "$bin/unet" sample-image --style nuclei "$STASH/synth/images/n$s.tif" --labels "$STASH/synth/labels/n$s.tif" \
+            --seed "$s" >/dev/null
+        done
+        local run=$STASH/run
+        # Epochs of 50 steps: a checkpoint every few seconds, so the time limit loses little.
+        timeout "$seconds" "$bin/unet" train "$data"/DIC-C2DH-HeLa "$data"/PhC-C2DH-U373 "$STASH/synth" --out "$run" \
+          --device $device --init default --tile 572 --batch 1 --epochs 1000 --steps-per-epoch $steps --optimizer adam \
+          --lr 0.0002 --schedule constant --dropout 0.5 --truth silver --val-fraction 0 --no-tune --seed 5 --quiet \
+          $( [ -d "$run/checkpoints" ] && echo --resume ) 2>&1 | tail -5
+        "$bin/unet" train "$data"/DIC-C2DH-HeLa --out "$run" --export-only --init default --export "$out/gpu-trained.onnx"
+        cp "$run/metrics.csv" "$out/gpu-train-metrics.csv" 2>/dev/null
+        ls "$run/checkpoints" | tail -2 ;;
+      *) echo "unknown step $step"; return 2 ;;
+    esac
+  done
+  log done
+}
+
+case $mode in
+  prepare) prepare "$@" ;;
+  run) run "$@" ;;
+  *) sed -n '2,22p' "$0"; exit 2 ;;
+esac
