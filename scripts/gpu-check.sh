@@ -3,7 +3,7 @@
 #
 #   scripts/gpu-check.sh prepare [CTC_DIR]   build the CUDA CLI, libunet.so and the GPU test binary; fetch
 #       onnxruntime-gpu 1.31.1 (PyPI), keep only its Hopper (sm_90) kernels (the GPU machines here are H100/H200)
-#       and pack it in three parts; pack the training frames of CTC_DIR (Cell Tracking Challenge, sequence 01
+#       and pack it in four parts; pack the training frames of CTC_DIR (Cell Tracking Challenge, sequence 01
 #       minus its held-out tail). Everything lands in .gpu/ (git-ignored), sized to travel in two calls.
 #   scripts/gpu-check.sh run STEP...           on the GPU machine, with .gpu/ beside it; steps, in order given:
 #       stash     copy the parts in .gpu/ to /tmp/unet-gpu (they survive between calls while the machine is warm)
@@ -13,6 +13,7 @@
 #       tests     the GPU tests (tests/gpu.rs) and the CLI's errors for a missing device
 #       bench     inference: unet (C ABI) against PyTorch, float32 and float16, 512x512 latency, 4096x4096 MP/s
 #       train     fine-tune the default model on CUDA until $TRAIN_SECONDS (default 180) have passed, export it
+#       train-em  fine-tune the default on ISBI 2012 EM slices 0-14 for $EM_SECONDS (default 120), export it
 #   Results and logs go to $OUT (the device tool brings them back), else out/gpu.
 #   scripts/gpu-check.sh run --dry-run STEP... runs the same steps on this machine's CPU, small, to check the script.
 set -uo pipefail
@@ -52,8 +53,17 @@ prepare() {
     tar -C "$cache" -cf - ort | zstd -q -19 -T0 --long=27 -f -o "$cache/ort.tar.zst"
   fi
   rm -f "$G"/ort.part*
-  # Three parts: the first travels with the binaries, the other two with the training data.
-  split -n 3 -d "$cache/ort.tar.zst" "$G/ort.part"
+  # Four parts: the first travels with the binaries, the other three with the training data.
+  split -n 4 -d "$cache/ort.tar.zst" "$G/ort.part"
+  # EM slices 0-14 of ISBI 2012 (15-19 stay here for evaluation).
+  local isbi=${ctc%/ctc}/isbi2012
+  if [ -d "$isbi/train/image" ]; then
+    rm -rf "$cache/isbi" && mkdir -p "$cache/isbi/train/image" "$cache/isbi/train/label"
+    for i in $(seq 0 14); do
+      cp "$isbi/train/image/$i.png" "$cache/isbi/train/image/" && cp "$isbi/train/label/$i.png" "$cache/isbi/train/label/"
+    done
+    tar -C "$cache" -cf - isbi | zstd -q -19 -T0 -f -o "$G/isbi.tar.zst"
+  fi
   # Training frames: every second frame of sequence 01 without its last 20 % (the frames every evaluation here
   # holds out).
   if [ -d "$ctc" ]; then
@@ -93,7 +103,7 @@ run() {
       stash)
         log stash
         for f in "$G"/*; do [ -f "$f" ] && cp "$f" "$STASH/"; done
-        for a in bin ctc; do
+        for a in bin ctc isbi; do
           [ -f "$STASH/$a.tar.zst" ] && [ ! -d "$STASH/$a" ] && zstd -q -d -c "$STASH/$a.tar.zst" | tar -C "$STASH" -xf -
         done
         ls -la "$STASH" ;;
@@ -142,7 +152,7 @@ run() {
           "$bin/unet" init-model --base-width 64 "$models/paper64-fp32.onnx" >/dev/null
           "$bin/unet" convert "$models/paper64-fp32.onnx" "$models/paper64-fp16.onnx" --fp16 >/dev/null
           timeout 400 python3 benches/bench_gpu.py --lib "$bin/libunet.so" --ort-lib "$ort/libonnxruntime.so.1.31.1" \
-            --model-dir "$models" --reps 20 --json "$out/bench-gpu.json" 2>&1 | tee "$out/bench-gpu.txt"
+            --model-dir "$models" --reps ${BENCH_REPS:-20} --json "$out/bench-gpu.json" 2>&1 | tee "$out/bench-gpu.txt"
           if [ -f .demo-image/images/dsb2018-nuclei.tif ]; then
             "$bin/unet" convert default "$models/check-fp16.onnx" --fp16 --check .demo-image/images/dsb2018-nuclei.tif \
               --provider cuda 2>&1 | tee "$out/fp16-check.txt"
@@ -174,6 +184,17 @@ run() {
         "$bin/unet" train "$data"/DIC-C2DH-HeLa --out "$run" --export-only --init default --export "$out/gpu-trained.onnx"
         cp "$run/metrics.csv" "$out/gpu-train-metrics.csv" 2>/dev/null
         ls "$run/checkpoints" | tail -2 ;;
+      train-em)
+        # The paper's first experiment on the GPU: ISBI 2012 EM slices 0-14 (packed by `prepare`; 15-19 are held out
+        # for evaluation elsewhere), fine-tuned from the default for $EM_SECONDS (default 120).
+        log train-em
+        local data=$STASH/isbi run=$STASH/em-run
+        [ -d "$data" ] || { echo "no EM data in $data"; continue; }
+        timeout "${EM_SECONDS:-120}" "$bin/unet" train "$data" --out "$run" --device cuda --init default --tile 572 \
+          --batch 1 --epochs 1000 --steps-per-epoch 50 --optimizer adam --lr 0.0003 --schedule constant --dropout 0.5 \
+          --val-fraction 0 --no-tune --seed 7 --quiet $( [ -d "$run/checkpoints" ] && echo --resume ) 2>&1 | tail -3
+        "$bin/unet" train "$data" --out "$run" --export-only --init default --export "$out/em-gpu.onnx"
+        cp "$run/metrics.csv" "$out/em-gpu-metrics.csv" 2>/dev/null ;;
       *) echo "unknown step $step"; return 2 ;;
     esac
   done

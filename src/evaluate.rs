@@ -20,6 +20,10 @@ pub struct Scores {
     pub iou: f64,
     pub images: usize,
     pub objects: usize,
+    /// ISBI 2012 Rand error (1 - foreground-restricted Rand F-score), the mean over images.
+    pub rand_error: f64,
+    /// Fraction of pixels whose foreground/background differs from the truth, over all pixels.
+    pub pixel_error: f64,
 }
 
 /// Pools per-image SEG sums and foreground counts.
@@ -30,6 +34,10 @@ struct Pool {
     inter: u64,
     union: u64,
     images: usize,
+    rand_sum: f64,
+    rand_images: usize,
+    wrong_pixels: u64,
+    pixels: u64,
 }
 
 impl Pool {
@@ -41,6 +49,12 @@ impl Pool {
         self.inter += i;
         self.union += u;
         self.images += 1;
+        if let Some(e) = crate::metrics::rand_error(truth, predicted) {
+            self.rand_sum += e;
+            self.rand_images += 1;
+        }
+        self.wrong_pixels += (crate::metrics::pixel_error(truth, predicted) * truth.len() as f64).round() as u64;
+        self.pixels += truth.len() as u64;
     }
 
     fn merge(&mut self, other: &Pool) {
@@ -49,6 +63,10 @@ impl Pool {
         self.inter += other.inter;
         self.union += other.union;
         self.images += other.images;
+        self.rand_sum += other.rand_sum;
+        self.rand_images += other.rand_images;
+        self.wrong_pixels += other.wrong_pixels;
+        self.pixels += other.pixels;
     }
 
     fn scores(&self) -> Scores {
@@ -57,6 +75,8 @@ impl Pool {
             iou: if self.union > 0 { self.inter as f64 / self.union as f64 } else { 1.0 },
             images: self.images,
             objects: self.objects,
+            rand_error: if self.rand_images > 0 { self.rand_sum / self.rand_images as f64 } else { f64::NAN },
+            pixel_error: if self.pixels > 0 { self.wrong_pixels as f64 / self.pixels as f64 } else { f64::NAN },
         }
     }
 }

@@ -47,7 +47,7 @@ impl Normalizer {
 }
 
 /// Order-preserving map of a pixel value to u32, and back.
-trait RadixKey: Copy {
+trait RadixKey: Copy + Sync {
     fn key(self) -> u32;
     fn value(key: u32) -> f64;
 }
@@ -96,8 +96,14 @@ pub fn percentiles(image: &ImageView, channel: usize, qs: &[f64]) -> Vec<f64> {
     }
 }
 
-fn for_each_key<T: RadixKey>(data: &[T], image: &ImageView, channel: usize, mut f: impl FnMut(u32)) {
-    for y in 0..image.height {
+fn for_each_key<T: RadixKey>(
+    data: &[T],
+    image: &ImageView,
+    channel: usize,
+    rows: std::ops::Range<usize>,
+    f: &mut dyn FnMut(u32),
+) {
+    for y in rows {
         let row = &data[y * image.row_stride..];
         for x in 0..image.width {
             f(row[x * image.channels + channel].key());
@@ -114,7 +120,7 @@ fn percentiles_of<T: RadixKey>(data: &[T], image: &ImageView, channel: usize, qs
         ranks.push(pos.floor() as u64);
         ranks.push((pos.ceil() as u64).min(n - 1));
     }
-    let keys = select_keys(n, &ranks, |f| for_each_key(data, image, channel, f));
+    let keys = select_keys(n, &ranks, image.height, |rows, f| for_each_key(data, image, channel, rows, f));
     positions
         .iter()
         .enumerate()
@@ -125,11 +131,39 @@ fn percentiles_of<T: RadixKey>(data: &[T], image: &ImageView, channel: usize, qs
         .collect()
 }
 
-/// Keys of the given ranks among `n` keys produced by `scan` (called twice): a histogram of the high 16 bits finds
-/// each rank's bucket, a second of the low 16 bits within those buckets finds the key.
-fn select_keys(n: u64, ranks: &[u64], scan: impl Fn(&mut dyn FnMut(u32))) -> Vec<u32> {
-    let mut high = vec![0u64; 1 << 16];
-    scan(&mut |k| high[(k >> 16) as usize] += 1);
+/// Keys of the given ranks among `n` keys produced by `scan` (called twice over all `rows`, in parallel bands): a
+/// histogram of the high 16 bits finds each rank's bucket, a second of the low 16 bits within those buckets finds
+/// the key.
+fn select_keys(
+    n: u64,
+    ranks: &[u64],
+    rows: usize,
+    scan: impl Fn(std::ops::Range<usize>, &mut dyn FnMut(u32)) + Sync,
+) -> Vec<u32> {
+    use rayon::prelude::*;
+    // Bands of rows, each counted into its own histograms, summed at the end: memory grows with the bands, so
+    // few and large ones.
+    // Small images in one band: zeroing and summing 512 KiB histograms would cost more than the counting.
+    let band = if n < (1 << 21) { rows.max(1) } else { rows.div_ceil(rayon::current_num_threads().max(1)).max(64) };
+    let histograms = |buckets: usize, add: &(dyn Fn(&mut [Vec<u64>], u32) + Sync)| -> Vec<Vec<u64>> {
+        (0..rows.div_ceil(band))
+            .into_par_iter()
+            .map(|b| {
+                let mut h = vec![vec![0u64; 1 << 16]; buckets];
+                scan(b * band..((b + 1) * band).min(rows), &mut |k| add(&mut h, k));
+                h
+            })
+            .reduce(
+                || vec![vec![0u64; 1 << 16]; buckets],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        x.iter_mut().zip(y).for_each(|(u, v)| *u += v);
+                    }
+                    a
+                },
+            )
+    };
+    let high = histograms(1, &|h, k| h[0][(k >> 16) as usize] += 1).remove(0);
     debug_assert_eq!(high.iter().sum::<u64>(), n);
     // For each rank: its bucket and its rank inside the bucket.
     let locate = |hist: &[u64], rank: u64| -> (usize, u64) {
@@ -146,10 +180,9 @@ fn select_keys(n: u64, ranks: &[u64], scan: impl Fn(&mut dyn FnMut(u32))) -> Vec
     let mut buckets: Vec<usize> = located.iter().map(|l| l.0).collect();
     buckets.sort_unstable();
     buckets.dedup();
-    let mut low = vec![vec![0u64; 1 << 16]; buckets.len()];
-    scan(&mut |k| {
+    let low = histograms(buckets.len(), &|h, k| {
         if let Ok(i) = buckets.binary_search(&((k >> 16) as usize)) {
-            low[i][(k & 0xffff) as usize] += 1;
+            h[i][(k & 0xffff) as usize] += 1;
         }
     });
     located

@@ -348,19 +348,21 @@ fn fill_tile_typed<T: Pixel>(
     tile: &Tile,
     mut dst: ArrayViewMut4Slice,
 ) {
-    let (in_h, in_w) = plan.input_shape();
+    use rayon::prelude::*;
+    let (_, in_w) = plan.input_shape();
     let halo = plan.halo as isize;
     let xs: Vec<usize> = (0..in_w).map(|ix| mirror(tile.x0 as isize - halo + ix as isize, image.width)).collect();
     for c in 0..image.channels {
         let mut plane = dst.index_axis_mut(ndarray::Axis(0), c);
-        for iy in 0..in_h {
+        let rows = plane.as_slice_mut().expect("standard layout");
+        // Bands of at least 128 rows: below that, handing rows to threads costs more than filling them.
+        rows.par_chunks_mut(in_w).with_min_len(128).enumerate().for_each(|(iy, out)| {
             let y = mirror(tile.y0 as isize - halo + iy as isize, image.height);
             let row = &data[y * image.row_stride..];
-            let out = plane.row_mut(iy).into_slice().expect("standard layout");
             for (o, &x) in out.iter_mut().zip(&xs) {
                 *o = norm.apply(c, row[x * image.channels + c].to_f32());
             }
-        }
+        });
     }
 }
 
@@ -380,22 +382,51 @@ impl OutputWriter {
         mask: &mut Option<&mut [u8]>,
         labels: &mut Option<&mut [u32]>,
     ) {
-        for oy in 0..tile.own_height {
-            let base = (tile.y0 + oy) * self.width + tile.x0;
-            for ox in 0..tile.own_width {
-                let (foreground, class) = self.classify(|k| probs[[k, oy, ox]]);
-                let i = base + ox;
-                if let Some(p) = probabilities.as_deref_mut() {
-                    p[i] = foreground;
-                }
-                if let Some(m) = mask.as_deref_mut() {
-                    m[i] = class as u8;
-                }
-                if let Some(l) = labels.as_deref_mut() {
-                    l[i] = if class != 0 { FOREGROUND } else { 0 };
-                }
+        use rayon::prelude::*;
+        // Each output row of the tile is a disjoint slice of each buffer: rows are written in parallel.
+        struct Row<'a> {
+            p: Option<&'a mut [f32]>,
+            m: Option<&'a mut [u8]>,
+            l: Option<&'a mut [u32]>,
+        }
+        let (y0, x0, w, h) = (tile.y0, tile.x0, tile.own_width, tile.own_height);
+        fn rows_of<'a, T>(
+            buf: &'a mut Option<&mut [T]>,
+            width: usize,
+            y0: usize,
+            x0: usize,
+            w: usize,
+            h: usize,
+        ) -> Vec<Option<&'a mut [T]>> {
+            match buf.as_deref_mut() {
+                Some(b) => b.chunks_mut(width).skip(y0).take(h).map(|r| Some(&mut r[x0..x0 + w])).collect(),
+                None => (0..h).map(|_| None).collect(),
             }
         }
+        let rows: Vec<Row> = rows_of(probabilities, self.width, y0, x0, w, h)
+            .into_iter()
+            .zip(rows_of(mask, self.width, y0, x0, w, h))
+            .zip(rows_of(labels, self.width, y0, x0, w, h))
+            .map(|((p, m), l)| Row { p, m, l })
+            .collect();
+        rows.into_par_iter().with_min_len(128).enumerate().for_each(|(oy, mut row)| {
+            // Each class's probabilities of this row as a plain slice (the output is in standard layout).
+            let class_rows: Vec<ndarray::ArrayView1<f32>> = (0..self.classes)
+                .map(|k| probs.index_axis(ndarray::Axis(0), k).index_axis_move(ndarray::Axis(0), oy))
+                .collect();
+            for ox in 0..w {
+                let (foreground, class) = self.classify(|k| class_rows[k][ox]);
+                if let Some(p) = row.p.as_deref_mut() {
+                    p[ox] = foreground;
+                }
+                if let Some(m) = row.m.as_deref_mut() {
+                    m[ox] = class as u8;
+                }
+                if let Some(l) = row.l.as_deref_mut() {
+                    l[ox] = if class != 0 { FOREGROUND } else { 0 };
+                }
+            }
+        });
     }
 
     /// Foreground probability and class of one pixel.

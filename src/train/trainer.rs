@@ -286,7 +286,7 @@ fn parse_csv(text: &str) -> Vec<EpochRecord> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             let val = match (f.get(3)?.parse::<f64>(), f.get(4)?.parse::<f64>()) {
-                (Ok(seg), Ok(iou)) => Some(Scores { seg, iou, images: 0, objects: 0 }),
+                (Ok(seg), Ok(iou)) => Some(Scores { seg, iou, ..Default::default() }),
                 _ => None,
             };
             Some(EpochRecord {
