@@ -16,12 +16,17 @@ fn main() {
     println!("cargo:rerun-if-changed=src/error.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=onnx/default.onnx");
+    println!("cargo:rerun-if-changed=onnx/em.onnx");
     println!("cargo:rerun-if-env-changed=UNET_WRITE_HEADER");
 
     // The default model is embedded when the repository ships one.
     println!("cargo::rustc-check-cfg=cfg(unet_default_model)");
     if crate_dir.join("onnx/default.onnx").is_file() {
         println!("cargo:rustc-cfg=unet_default_model");
+    }
+    println!("cargo::rustc-check-cfg=cfg(unet_em_model)");
+    if crate_dir.join("onnx/em.onnx").is_file() {
+        println!("cargo:rustc-cfg=unet_em_model");
     }
 
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");

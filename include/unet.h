@@ -363,7 +363,8 @@ const char *unet_version(void);
 // Every pointer must be NULL or valid for what its type and the documentation above describe.
 UnetStatus unet_model_options_init(struct UnetModelOptions *options);
 
-// Loads a model from an ONNX file; `path` NULL loads the embedded default model. `options` may be NULL
+// Loads a model from an ONNX file; `path` NULL loads the embedded default model, and a path that names no file
+// but an embedded model ("default", "em" for the electron-microscopy membrane model) loads that one. `options` may be NULL
 // (defaults). On success `*out` receives a handle to free with unet_model_free; on failure `*out` is NULL.
 //
 // # Safety

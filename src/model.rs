@@ -41,6 +41,25 @@ pub const EMBEDDED_DEFAULT: Option<&[u8]> =
 #[cfg(not(unet_default_model))]
 pub const EMBEDDED_DEFAULT: Option<&[u8]> = None;
 
+/// The electron-microscopy membrane model (`onnx/em.onnx`, the paper's first experiment), if this build has one.
+#[cfg(unet_em_model)]
+pub const EMBEDDED_EM: Option<&[u8]> = Some(include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/onnx/em.onnx")));
+#[cfg(not(unet_em_model))]
+pub const EMBEDDED_EM: Option<&[u8]> = None;
+
+/// Names of the models compiled into the library; each loads with [`Model::named`] or in place of a path.
+pub const MODEL_NAMES: [&str; 2] = ["default", "em"];
+
+/// The bytes of the embedded model called `name` ("default" or "em"); `None` for an unknown name or a build
+/// without that model.
+pub fn embedded_model(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "default" => EMBEDDED_DEFAULT,
+        "em" => EMBEDDED_EM,
+        _ => None,
+    }
+}
+
 pub struct Model {
     session: Mutex<Session>,
     metadata: ModelMetadata,
@@ -96,6 +115,24 @@ impl Model {
     pub fn load(path: &Path, options: &ModelOptions) -> Result<Model> {
         let bytes = read_model_file(path)?;
         Model::from_bytes_named(&bytes, options, path.display().to_string())
+    }
+
+    /// Loads the embedded model called `name` (see [`MODEL_NAMES`]).
+    pub fn named(name: &str, options: &ModelOptions) -> Result<Model> {
+        let bytes = embedded_model(name).ok_or_else(|| {
+            let status = if name == "default" { UnetStatus::NoDefaultModel } else { UnetStatus::ModelNotFound };
+            Error::new(status, format!("this build has no embedded model '{name}' (names: {})", MODEL_NAMES.join(", ")))
+        })?;
+        Model::from_bytes_named(bytes, options, format!("<embedded {name} model>"))
+    }
+
+    /// Loads the file at `path`, or, when there is no such file and `path` is a model name ("default", "em"),
+    /// the embedded model of that name.
+    pub fn load_path_or_name(path: &Path, options: &ModelOptions) -> Result<Model> {
+        match path.to_str() {
+            Some(name) if MODEL_NAMES.contains(&name) && !path.exists() => Model::named(name, options),
+            _ => Model::load(path, options),
+        }
     }
 
     /// Loads a model from bytes in memory.

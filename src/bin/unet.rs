@@ -29,7 +29,7 @@ enum ProviderArg {
 
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
-    /// ONNX model written by unet (default: the embedded model).
+    /// ONNX model written by unet, or an embedded model by name: default, em (electron-microscopy membranes).
     #[arg(long, short)]
     model: Option<PathBuf>,
     /// Execution provider.
@@ -91,7 +91,7 @@ impl ModelArgs {
             cuda_device: 0,
         };
         match &self.model {
-            Some(path) => Model::load(path, &options),
+            Some(path) => Model::load_path_or_name(path, &options),
             None => Model::embedded_default(&options),
         }
     }

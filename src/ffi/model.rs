@@ -202,7 +202,8 @@ unsafe fn store(out: *mut *mut UnetModel, model: Model) {
     unsafe { *out = Box::into_raw(UnetModel::new(model)) };
 }
 
-/// Loads a model from an ONNX file; `path` NULL loads the embedded default model. `options` may be NULL
+/// Loads a model from an ONNX file; `path` NULL loads the embedded default model, and a path that names no file
+/// but an embedded model ("default", "em" for the electron-microscopy membrane model) loads that one. `options` may be NULL
 /// (defaults). On success `*out` receives a handle to free with unet_model_free; on failure `*out` is NULL.
 ///
 /// # Safety
@@ -224,7 +225,7 @@ pub unsafe extern "C" fn unet_model_load(
         let model = match unsafe { opt_cstr(path) } {
             None => Model::embedded_default(&opts)?,
             Some(p) if p.is_empty() => return Err(Error::new(UnetStatus::ModelNotFound, "model path is empty")),
-            Some(p) => Model::load(&cstr_to_path(p), &opts)?,
+            Some(p) => Model::load_path_or_name(&cstr_to_path(p), &opts)?,
         };
         unsafe { store(out, model) };
         Ok(())

@@ -64,16 +64,17 @@ pub fn read_unet_with_precision(bytes: &[u8]) -> Result<(UNetWeights, ModelMetad
     Ok((UNetWeights { arch: metadata.arch, tensors }, metadata, precision.unwrap_or_default()))
 }
 
-/// Reads a model file, or the embedded default for `"default"`.
-pub fn read_unet_file(path_or_default: &str) -> Result<(UNetWeights, ModelMetadata)> {
-    if path_or_default == "default" {
-        let bytes = crate::model::EMBEDDED_DEFAULT
-            .ok_or_else(|| Error::new(UnetStatus::NoDefaultModel, "this build has no embedded default model"))?;
+/// Reads a model file, or an embedded model by name ("default", "em") when no such file exists.
+pub fn read_unet_file(path_or_name: &str) -> Result<(UNetWeights, ModelMetadata)> {
+    if crate::model::MODEL_NAMES.contains(&path_or_name) && !std::path::Path::new(path_or_name).exists() {
+        let bytes = crate::model::embedded_model(path_or_name).ok_or_else(|| {
+            Error::new(UnetStatus::NoDefaultModel, format!("this build has no embedded model '{path_or_name}'"))
+        })?;
         return read_unet(bytes);
     }
-    let bytes = std::fs::read(path_or_default)
-        .map_err(|e| Error::new(UnetStatus::ModelNotFound, format!("cannot read model file {path_or_default}: {e}")))?;
-    read_unet(&bytes).map_err(|e| e.context(path_or_default))
+    let bytes = std::fs::read(path_or_name)
+        .map_err(|e| Error::new(UnetStatus::ModelNotFound, format!("cannot read model file {path_or_name}: {e}")))?;
+    read_unet(&bytes).map_err(|e| e.context(path_or_name))
 }
 
 #[cfg(test)]

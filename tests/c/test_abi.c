@@ -166,6 +166,11 @@ int main(int argc, char **argv) {
     expect_message_contains("  message names the key", "unet.format_version");
     expect_status("load: fixed input size", unet_model_load(path_in(dir, "fixed.onnx"), &opts, &model), UNET_STATUS_MODEL_INCOMPATIBLE);
     expect_message_contains("  message says why", "fixed size");
+    /* A name where no file of that name exists loads the embedded model of that name. */
+    expect_status("load: embedded default by name", unet_model_load("default", &opts, &model), UNET_STATUS_OK);
+    unet_model_free(model);
+    model = NULL;
+    expect_status("load: unknown name", unet_model_load("no-such-model", &opts, &model), UNET_STATUS_MODEL_NOT_FOUND);
     expect_status("load_from_memory: data NULL", unet_model_load_from_memory(NULL, 10, &opts, &model), UNET_STATUS_NULL_ARGUMENT);
     uint8_t byte = 0;
     expect_status("load_from_memory: len 0", unet_model_load_from_memory(&byte, 0, &opts, &model), UNET_STATUS_INVALID_SIZE);

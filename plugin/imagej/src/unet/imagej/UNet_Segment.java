@@ -47,7 +47,7 @@ public class UNet_Segment implements PlugIn {
         } else {
             GenericDialog gd = new GenericDialog("U-Net Segment");
             gd.addStringField("model", "", 30);
-            gd.addMessage("(an .onnx file; empty = the embedded default model)");
+            gd.addMessage("(an .onnx file, or em = the embedded electron-microscopy model; empty = the default)");
             gd.addChoice("provider", PROVIDERS, "auto");
             gd.addChoice("instances", INSTANCES, "model");
             gd.addNumericField("memory", 1024, 0, 6, "MiB (decides the tile size)");
