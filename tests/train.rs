@@ -370,7 +370,16 @@ mod training {
         assert!(!killed.model_onnx().exists(), "killed before the end");
         let resumed_from = killed.latest_epoch().unwrap();
         assert!(resumed_from < 4);
-        assert!(train_cmd(&killed.0).arg("--resume").status().unwrap().success());
+        let resumed = train_cmd(&killed.0).arg("--resume").output().unwrap();
+        assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+        // It continues after the checkpoint, not from scratch: it says so, and runs only the epochs after it (a
+        // resume that started over would print epoch 1 and, the seed being fixed, still end with equal weights).
+        let said = String::from_utf8_lossy(&resumed.stderr);
+        assert!(said.contains(&format!("resuming after epoch {resumed_from}")), "{said}");
+        for epoch in 1..=4 {
+            let ran = said.contains(&format!("epoch {epoch}/4:"));
+            assert_eq!(ran, epoch > resumed_from, "epoch {epoch} after a checkpoint at {resumed_from}: {said}");
+        }
         let weights = |p: &std::path::Path| {
             use prost::Message;
             let m = unet::onnx::proto::ModelProto::decode(std::fs::read(p).unwrap().as_slice()).unwrap();
