@@ -73,7 +73,8 @@ fn sample_segment_and_outputs() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.tif"));
     let out = unet().arg("segment").arg(&img).output().unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("nothing to write"));
+    assert_eq!(out.status.code(), Some(1), "nothing to write is an error exit");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to write"));
     for bad in ["5", "6", "7", "0"] {
         let out = unet().arg("segment").arg(&img).arg("-o").arg(&mask).args(["--connectivity", bad]).output().unwrap();
         assert!(!out.status.success(), "--connectivity {bad} was accepted");

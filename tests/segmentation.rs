@@ -68,24 +68,31 @@ fn baseline_pipeline_matches_closed_form_for_every_pixel_type_and_stride() {
     let mut rng = Rng(42);
     for &(w, h) in &[(1, 1), (5, 3), (64, 1), (1, 40), (77, 53), (200, 130)] {
         let values: Vec<f64> = (0..w * h).map(|_| rng.below(4096) as f64).collect();
-        let want = baseline_reference(&values, w, h);
+        let bytes: Vec<f64> = (0..w * h).map(|_| rng.below(256) as f64).collect(); // the u8 image's own values
+        let (want, want_u8) = (baseline_reference(&values, w, h), baseline_reference(&bytes, w, h));
         let pad = 3; // row padding: stride > row
         let stride = w + pad;
+        let mut u8s = vec![0u8; stride * h];
         let mut u16s = vec![0u16; stride * h];
+        let mut u32s = vec![0u32; stride * h];
         let mut f32s = vec![0f32; stride * h];
         for y in 0..h {
             for x in 0..w {
+                u8s[y * stride + x] = bytes[y * w + x] as u8;
                 u16s[y * stride + x] = values[y * w + x] as u16;
+                u32s[y * stride + x] = values[y * w + x] as u32;
                 f32s[y * stride + x] = values[y * w + x] as f32;
             }
         }
-        for (name, view) in [
-            ("u16", ImageView::new(Pixels::U16(&u16s), w, h, 1, stride).unwrap()),
-            ("f32", ImageView::new(Pixels::F32(&f32s), w, h, 1, stride).unwrap()),
+        for (name, view, want) in [
+            ("u8", ImageView::new(Pixels::U8(&u8s), w, h, 1, stride).unwrap(), &want_u8),
+            ("u16", ImageView::new(Pixels::U16(&u16s), w, h, 1, stride).unwrap(), &want),
+            ("u32", ImageView::new(Pixels::U32(&u32s), w, h, 1, stride).unwrap(), &want),
+            ("f32", ImageView::new(Pixels::F32(&f32s), w, h, 1, stride).unwrap(), &want),
         ] {
             for max_tile in [None, Some(20), Some(52)] {
                 let got = probabilities(&model, &view, max_tile, 1);
-                let diff = got.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+                let diff = got.iter().zip(want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
                 assert!(diff <= 1e-5, "{name} {w}x{h} tile {max_tile:?}: max diff {diff:e}");
             }
         }
