@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import unet_napari as un
-from conftest import BASELINE
+from conftest import BASELINE, RANDOM_DEPTH4
 
 
 def squares(h=180, w=240):
@@ -58,17 +58,37 @@ def test_weight_map_separates_touching_cells():
     assert weights[5, 10] == weights.max() > 5
 
 
-@pytest.mark.parametrize("shape,chunk", [((300, 260), 128), ((517, 403), 160), ((40, 70), 96)])
+@pytest.mark.parametrize("shape,chunk", [((300, 260), 128), ((517, 403), 160), ((40, 70), 96), ((700, 333), 224)])
 def test_dask_helper_equals_one_pass(shape, chunk):
-    da = pytest.importorskip("dask.array")
+    import dask.array as da  # a dependency of the test environment: missing it must fail, not skip
+
     rng = np.random.default_rng(1)
     img = (rng.random(shape) * 4000).astype(np.uint16)
-    img[50:90, 30:80] = 3900
-    direct = un.segment(img, BASELINE, outputs=("probabilities",))["probabilities"]
-    lazy = un.segment_dask(da.from_array(img, chunks=chunk), BASELINE, chunk=chunk)
-    result = lazy.compute(scheduler="threads")
-    assert result.shape == direct.shape
-    assert np.abs(result - direct).max() <= 1e-5
+    img[30:70, 30:80] = 3900
+    # The baseline sees only +-4 px; the random depth-4 net has the full 92-px halo and the 16-px pooling grid, so
+    # a halo or a chunk grid that is off changes its result (see the next test).
+    for model in (BASELINE, RANDOM_DEPTH4):
+        direct = un.segment(img, model, outputs=("probabilities",))["probabilities"]
+        lazy = un.segment_dask(da.from_array(img, chunks=chunk), model, chunk=chunk)
+        if min(shape) > 2 * chunk:
+            assert len(lazy.chunks[0]) > 1 and len(lazy.chunks[1]) > 1, lazy.chunks
+        result = lazy.compute(scheduler="threads")
+        assert result.shape == direct.shape
+        assert direct.max() - direct.min() > 1e-3, "a constant output would agree with anything"
+        assert np.abs(result - direct).max() <= 1e-5, model
+
+
+@pytest.mark.parametrize("field,value,chunk", [("halo", 40, 128), ("size_step", 4, 132)])
+def test_dask_helper_is_wrong_with_a_wrong_halo_or_grid(field, value, chunk):
+    """The equality above can fail: with too little context, or chunks off the pooling grid, results differ."""
+    import dask.array as da
+
+    img = (np.random.default_rng(2).random((400, 360)) * 4000).astype(np.uint16)
+    direct = un.segment(img, RANDOM_DEPTH4, outputs=("probabilities",))["probabilities"]
+    wrong = un.Model(RANDOM_DEPTH4)
+    wrong.info[field] = value
+    result = un.segment_dask(da.from_array(img, chunks=chunk), wrong, chunk=chunk).compute(scheduler="threads")
+    assert np.abs(result - direct).max() > 1e-3, f"a wrong {field} ({value}) went unnoticed"
 
 
 def test_instances_equal_the_cli_and_split_touching_cells():

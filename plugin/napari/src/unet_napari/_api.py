@@ -220,7 +220,10 @@ def segment_dask(image, model=None, *, chunk=1024, threshold=None, max_tile=None
     if info["in_channels"] != 1:
         raise ValueError("segment_dask handles single-channel images")
     step = info["size_step"]
-    depth = -(-info["halo"] // step) * step  # context, rounded up to the pooling grid
+    # Context: the halo plus the pooling grid's slack (an output pixel can see up to step - 1 pixels beyond the halo
+    # on one side), rounded up to the grid. With the halo alone, pixels near the image's far edges differed (their
+    # context ran past dask's mirrored border into a second mirroring).
+    depth = -(-(info["halo"] + step - 1) // step) * step
     image = da.asarray(image)
     if image.ndim != 2:
         raise ValueError(f"expected a 2-D image, got shape {image.shape}")
@@ -236,7 +239,10 @@ def segment_dask(image, model=None, *, chunk=1024, threshold=None, max_tile=None
     def axis_chunks(n):
         sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
         if len(sizes) > 1 and sizes[-1] < depth:  # dask needs chunks at least as large as the overlap
-            sizes[-2] += sizes.pop()
+            # The short last chunk joins the one before it (`sizes[-2] += sizes.pop()` would add it to the one
+            # before that, the index being taken before the pop, and shift every later chunk off the grid).
+            last = sizes.pop()
+            sizes[-1] += last
         return tuple(sizes)
 
     if min(image.shape) <= depth:
