@@ -347,6 +347,24 @@ int main(int argc, char **argv) {
     expect_status("outputs: mask inside probabilities", unet_segment(model, &img, NULL, &out), UNET_STATUS_INVALID_ARGUMENT);
     out = outputs_for(prob, NULL, NULL, n);
     expect_status("segment: RGB on 3-channel model", unet_segment(rgb, &rgb_img, NULL, &out), UNET_STATUS_OK);
+    {
+        float lo = 1.0f, hi = 0.0f;
+        int in_range = 1;
+        for (size_t i = 0; i < n; i++) {
+            if (!(prob[i] >= 0.0f && prob[i] <= 1.0f)) in_range = 0;
+            if (prob[i] < lo) lo = prob[i];
+            if (prob[i] > hi) hi = prob[i];
+        }
+        expect_true("  RGB probabilities in [0, 1] and not constant", in_range && hi - lo > 1e-4f);
+        /* Pixels are read as interleaved R, G, B: a different green channel changes the result. */
+        static float first[H * W];
+        memcpy(first, prob, sizeof first);
+        for (size_t i = 0; i < n; i++) rgb_pixels[i * 3 + 1] = (float)((i * 37) % 101);
+        expect_status("segment: RGB with another green", unet_segment(rgb, &rgb_img, NULL, &out), UNET_STATUS_OK);
+        size_t changed = 0;
+        for (size_t i = 0; i < n; i++) changed += fabsf(prob[i] - first[i]) > 1e-5f;
+        expect_true("  the green channel is used", changed > n / 10);
+    }
     unet_model_free(rgb);
 
     /* Several threads share one model and get identical results. */
