@@ -69,6 +69,10 @@ fn compile(out: &Path) {
 }
 
 fn compile_file(source: &str, out: &Path) {
+    compile_with(source, out, &[])
+}
+
+fn compile_with(source: &str, out: &Path, extra: &[&str]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let lib = lib_dir();
@@ -82,6 +86,7 @@ fn compile_file(source: &str, out: &Path) {
         .arg(format!("-L{}", lib.display()))
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .args(["-lunet", "-lpthread", "-lm"])
+        .args(extra)
         .status()
         .unwrap_or_else(|e| panic!("cannot run the C compiler {cc}: {e}"));
     assert!(status.success(), "compiling {source} failed");
@@ -103,6 +108,24 @@ fn c_program_against_header_and_library() {
     let passed: usize = summary.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(passed >= 80, "{summary}");
     assert!(summary.ends_with(" 0 failed"), "{summary}");
+
+    // The same program under AddressSanitizer and UndefinedBehaviorSanitizer (the C side: every buffer the tests
+    // hand the library, read and written through the ABI). Leak checking is off: ONNX Runtime and the Rust runtime
+    // keep process-lifetime allocations.
+    let asan = tmp.join("test_abi_asan");
+    compile_with("tests/c/test_abi.c", &asan, &["-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]);
+    let output = Command::new(&asan)
+        .arg(&tmp)
+        .env("UNET_ORT_LIB", common::ort_lib())
+        .env("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "under ASan/UBSan: {stdout}\n{stderr}");
+    assert!(stdout.lines().any(|l| l.starts_with("C ABI:") && l.ends_with(" 0 failed")), "{stdout}");
+    assert!(!stderr.contains("runtime error") && !stderr.contains("AddressSanitizer"), "{stderr}");
 
     // ONNX Runtime beside libunet.so is found with no variable set (the plugin layout of every host).
     let bundle = tmp.join("bundle");
