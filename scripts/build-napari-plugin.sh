@@ -9,6 +9,7 @@ cargo build --release --lib --quiet
 lib=plugin/napari/src/unet_napari/lib
 mkdir -p "$lib" "$out"
 cp target/release/libunet.so "$lib/"
+strip --strip-debug "$lib/libunet.so"  # the wheel carries no debug info (32 MB -> ~10 MB)
 trap 'rm -rf "$lib" plugin/napari/build plugin/napari/src/*.egg-info' EXIT
 python3 -m pip wheel --quiet --no-deps --no-build-isolation -w "$out" plugin/napari 2>/dev/null \
   || .venv/bin/python -m pip wheel --quiet --no-deps -w "$out" plugin/napari

@@ -14,6 +14,8 @@ dest=$(cd "$dest" && pwd)
 cp include/unet.h "$dest"/include/
 cp plugin/cpp/include/unet/unet.hpp "$dest"/include/unet/
 cp "target/$profile/libunet.so" "$dest"/lib/
+# Installed without debug info (32 MB -> ~10 MB); target/ keeps it for profiling.
+strip --strip-debug "$dest"/lib/libunet.so
 # ONNX Runtime beside libunet.so: the library finds it there with nothing else configured.
 cp "$ort" "$dest"/lib/
 subst() { sed -e "s|@VERSION@|$version|g" -e "s|@MAJOR@|${version%%.*}|g" -e "s|@PREFIX@|$dest|g" "$1" > "$2"; }

@@ -109,11 +109,6 @@ impl<'a> ImageView<'a> {
         Ok(ImageView { pixels, width, height, channels, row_stride })
     }
 
-    /// A contiguous single-channel f32 image.
-    pub fn gray_f32(data: &'a [f32], width: usize, height: usize) -> Result<Self> {
-        ImageView::new(Pixels::F32(data), width, height, 1, width)
-    }
-
     pub fn area(&self) -> usize {
         self.width * self.height
     }

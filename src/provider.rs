@@ -14,17 +14,6 @@ pub enum Provider {
     Cuda,
 }
 
-impl Provider {
-    pub fn parse(s: &str) -> Option<Provider> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Some(Provider::Auto),
-            "cpu" => Some(Provider::Cpu),
-            "cuda" | "gpu" => Some(Provider::Cuda),
-            _ => None,
-        }
-    }
-}
-
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -83,11 +83,6 @@ pub fn ensure_loaded(explicit: Option<&Path>) -> Result<Runtime> {
     ))
 }
 
-/// The runtime already loaded, if any (no search).
-pub fn loaded() -> Option<Runtime> {
-    RUNTIME.lock().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
 struct Candidate {
     path: PathBuf,
     source: &'static str,

@@ -45,7 +45,7 @@ fn ten_thousand_calls_on_eight_threads_do_not_grow_memory() {
                         .unwrap();
                     assert_eq!(report.label_count, expected, "call {n}");
                     assert!(p == p0 && l == l0, "call {n} differs from the first");
-                    if n % 250 == 0 {
+                    if n.is_multiple_of(250) {
                         samples.lock().unwrap().push((n, rss_bytes()));
                     }
                 }
