@@ -76,7 +76,7 @@ pub fn cuda_device(index: usize) -> Result<burn::backend::cuda::CudaDevice> {
     });
     std::panic::set_hook(hook);
     match result {
-        Ok(v) if v == 3.0 => Ok(device),
+        Ok(3.0) => Ok(device),
         Ok(v) => Err(Error::new(UnetStatus::RuntimeError, format!("cuda:{index} computed 1 + 2 = {v}"))),
         Err(panic) => {
             let why = panic
