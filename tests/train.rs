@@ -307,12 +307,9 @@ mod training {
         std::fs::remove_dir_all(&data).unwrap();
     }
 
-    /// `unet train` killed (SIGKILL) after its first checkpoint and resumed ends with exactly the weights of an
-    /// uninterrupted run: tiles and dropout masks are drawn per step from the seed, the optimizer state is saved.
-    #[test]
-    fn a_killed_run_resumes_exactly() {
-        use std::process::Command;
-        let data = std::env::temp_dir().join(format!("unet-train-data-{}", std::process::id()));
+    /// Two 96x96 synthetic images in images/ + labels/ folders, for the process-level training tests.
+    fn small_training_data(name: &str) -> std::path::PathBuf {
+        let data = std::env::temp_dir().join(format!("unet-train-data-{name}-{}", std::process::id()));
         for sub in ["images", "labels"] {
             std::fs::create_dir_all(data.join(sub)).unwrap();
         }
@@ -324,39 +321,34 @@ mod training {
             unet::imageio::write_plane(&data.join("labels").join(&name), unet::imageio::Plane::U32(&s.labels), 96, 96)
                 .unwrap();
         }
+        data
+    }
+
+    /// `unet train` of a tiny U-Net for 4 epochs of 12 steps, fully determined by its seed.
+    fn small_train_cmd(data: &std::path::Path, out: &std::path::Path) -> std::process::Command {
         let arch = Architecture { in_channels: 1, classes: 2, base_width: 4, depth: 2 };
         let tile = arch.geometry().min_input + 4 * arch.geometry().size_step;
-        let train_cmd = |out: &std::path::Path| {
-            let mut c = Command::new(env!("CARGO_BIN_EXE_unet"));
-            c.arg("train").arg(&data).arg("--out").arg(out);
-            c.args([
-                "--base-width",
-                "4",
-                "--depth",
-                "2",
-                "--tile",
-                &tile.to_string(),
-                "--epochs",
-                "4",
-                "--steps-per-epoch",
-                "12",
-            ]);
-            c.args([
-                "--optimizer",
-                "adam",
-                "--lr",
-                "0.003",
-                "--dropout",
-                "0.5",
-                "--seed",
-                "3",
-                "--val-fraction",
-                "0",
-                "--quiet",
-            ]);
-            c.arg("--ort-lib").arg(common::ort_lib());
-            c
-        };
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_unet"));
+        c.arg("train").arg(data).arg("--out").arg(out);
+        c.args(["--base-width", "4", "--depth", "2", "--tile", &tile.to_string(), "--epochs", "4"]);
+        c.args(["--steps-per-epoch", "12", "--optimizer", "adam", "--lr", "0.003", "--dropout", "0.5", "--seed", "3"]);
+        c.args(["--val-fraction", "0", "--quiet"]);
+        c.arg("--ort-lib").arg(common::ort_lib());
+        c
+    }
+
+    fn onnx_weights(p: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+        use prost::Message;
+        let m = unet::onnx::proto::ModelProto::decode(std::fs::read(p).unwrap().as_slice()).unwrap();
+        m.graph.unwrap().initializer.into_iter().map(|t| (t.name, t.raw_data)).collect()
+    }
+
+    /// `unet train` killed (SIGKILL) after its first checkpoint and resumed ends with exactly the weights of an
+    /// uninterrupted run: tiles and dropout masks are drawn per step from the seed, the optimizer state is saved.
+    #[test]
+    fn a_killed_run_resumes_exactly() {
+        let data = small_training_data("kill");
+        let train_cmd = |out: &std::path::Path| small_train_cmd(&data, out);
         let (straight, killed) = (run_dir("straight"), run_dir("killed"));
         assert!(train_cmd(&straight.0).status().unwrap().success());
         let mut child = train_cmd(&killed.0).spawn().unwrap();
@@ -380,18 +372,62 @@ mod training {
             let ran = said.contains(&format!("epoch {epoch}/4:"));
             assert_eq!(ran, epoch > resumed_from, "epoch {epoch} after a checkpoint at {resumed_from}: {said}");
         }
-        let weights = |p: &std::path::Path| {
-            use prost::Message;
-            let m = unet::onnx::proto::ModelProto::decode(std::fs::read(p).unwrap().as_slice()).unwrap();
-            m.graph.unwrap().initializer.into_iter().map(|t| (t.name, t.raw_data)).collect::<Vec<_>>()
-        };
         assert!(
-            weights(&straight.model_onnx()) == weights(&killed.model_onnx()),
+            onnx_weights(&straight.model_onnx()) == onnx_weights(&killed.model_onnx()),
             "resumed from epoch {resumed_from}: weights differ"
         );
         let csv = std::fs::read_to_string(killed.metrics_csv()).unwrap();
         assert_eq!(csv.lines().count(), 5, "{csv}");
         for r in [straight, killed] {
+            std::fs::remove_dir_all(&r.0).unwrap();
+        }
+        std::fs::remove_dir_all(&data).unwrap();
+    }
+
+    /// A disk that fills up while a checkpoint is written (emulated with a file-size limit, RLIMIT_FSIZE, so no
+    /// root is needed): the run fails with an error naming the write, the previous checkpoint stays complete and
+    /// `latest` keeps naming it, and resuming on a disk with room ends with the uninterrupted run's weights.
+    #[test]
+    fn a_full_disk_during_a_checkpoint_loses_nothing() {
+        use std::os::unix::process::CommandExt;
+        let data = small_training_data("full-disk");
+        let (straight, run) = (run_dir("straight-disk"), run_dir("full-disk"));
+        assert!(small_train_cmd(&data, &straight.0).status().unwrap().success());
+        assert!(small_train_cmd(&data, &run.0).args(["--stop-after", "1"]).status().unwrap().success());
+        assert_eq!(run.latest_epoch(), Some(1));
+        let snapshot = |dir: &std::path::Path| {
+            let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_file())
+                .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+                .collect();
+            files.sort();
+            files
+        };
+        let before = snapshot(&run.checkpoint(1));
+        let mut full = small_train_cmd(&data, &run.0);
+        full.args(["--stop-after", "2", "--resume"]);
+        // SAFETY: only async-signal-safe calls (signal, setrlimit) between fork and exec.
+        unsafe {
+            full.pre_exec(|| {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN); // a write past the limit fails with EFBIG instead
+                let limit = libc::rlimit { rlim_cur: 4096, rlim_max: 4096 };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = full.output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a checkpoint larger than the disk's room was written? {said}");
+        assert!(said.contains("File too large") || said.contains("write"), "the error names the failed write: {said}");
+        assert_eq!(run.latest_epoch(), Some(1), "latest still names the complete checkpoint");
+        assert_eq!(snapshot(&run.checkpoint(1)), before, "the previous checkpoint is untouched");
+        assert!(small_train_cmd(&data, &run.0).arg("--resume").status().unwrap().success());
+        assert!(onnx_weights(&straight.model_onnx()) == onnx_weights(&run.model_onnx()), "resumed weights differ");
+        for r in [straight, run] {
             std::fs::remove_dir_all(&r.0).unwrap();
         }
         std::fs::remove_dir_all(&data).unwrap();

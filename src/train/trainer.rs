@@ -248,7 +248,8 @@ fn step_rng(seed: u64, global_step: u64) -> StdRng {
 pub struct RunDir(pub PathBuf);
 
 impl RunDir {
-    fn checkpoint(&self, epoch: usize) -> PathBuf {
+    /// The folder of the checkpoint after `epoch` (complete once `latest` names it).
+    pub fn checkpoint(&self, epoch: usize) -> PathBuf {
         self.0.join(format!("checkpoints/epoch-{epoch:05}"))
     }
     fn latest(&self) -> PathBuf {
