@@ -384,6 +384,31 @@ mod training {
         std::fs::remove_dir_all(&data).unwrap();
     }
 
+    /// SIGKILL at several moments spread over a whole run (so also while checkpoints and the final model are being
+    /// written): each time, `--resume` finishes the run and ends with exactly the uninterrupted weights.
+    #[test]
+    fn kills_anywhere_in_a_run_lose_nothing() {
+        let data = small_training_data("kills");
+        let straight = run_dir("straight-kills");
+        let started = std::time::Instant::now();
+        assert!(small_train_cmd(&data, &straight.0).status().unwrap().success());
+        let duration = started.elapsed();
+        let want = onnx_weights(&straight.model_onnx());
+        for (i, fraction) in [0.1, 0.3, 0.5, 0.7, 0.85, 0.95, 1.0].into_iter().enumerate() {
+            let run = run_dir(&format!("kills-{i}"));
+            let mut child = small_train_cmd(&data, &run.0).spawn().unwrap();
+            std::thread::sleep(duration.mul_f64(fraction));
+            let _ = child.kill();
+            child.wait().unwrap();
+            let out = small_train_cmd(&data, &run.0).arg("--resume").output().unwrap();
+            assert!(out.status.success(), "kill at {fraction}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(onnx_weights(&run.model_onnx()) == want, "killed at {fraction} of the run: weights differ");
+            std::fs::remove_dir_all(&run.0).unwrap();
+        }
+        std::fs::remove_dir_all(&straight.0).unwrap();
+        std::fs::remove_dir_all(&data).unwrap();
+    }
+
     /// A disk that fills up while a checkpoint is written (emulated with a file-size limit, RLIMIT_FSIZE, so no
     /// root is needed): the run fails with an error naming the write, the previous checkpoint stays complete and
     /// `latest` keeps naming it, and resuming on a disk with room ends with the uninterrupted run's weights.
