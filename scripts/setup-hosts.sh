@@ -3,7 +3,7 @@
 # needs for napari) and a Python venv with napari. Needs root for apt (CI and the dev machines run as root).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-packages=(cmake pkg-config g++ default-jdk-headless imagej libjna-java xvfb xauth libgl1 libegl1 libgl1-mesa-dri
+packages=(cmake pkg-config g++ valgrind default-jdk-headless imagej libjna-java xvfb xauth libgl1 libegl1 libgl1-mesa-dri
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0
   libxcb-image0 libxcb-shape0 libfontconfig1 libdbus-1-3)
 missing=()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Host test: package unet, then configure, build and ctest the C++ example with CMake (find_package(unet)),
-# and compile it once more through pkg-config.
+# and compile it once more through pkg-config. Then the C ABI's non-network part (weight maps, errors) under valgrind.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -20,3 +20,9 @@ flags=$(PKG_CONFIG_PATH="$pkg/lib/pkgconfig" pkg-config --cflags --libs unet)
 # shellcheck disable=SC2086
 g++ -std=c++17 -Wall -Wextra -Werror plugin/cpp/example/main.cpp $flags -Wl,-rpath,"$pkg/lib" -lpthread -o "$build/example-pkgconfig"
 env -u UNET_ORT_LIB "$build/example-pkgconfig" | tail -1
+# valgrind (installed by scripts/setup-hosts.sh) on the part of the C test that never loads ONNX Runtime: any
+# invalid read or write, uninitialised use or bad free fails the run.
+command -v valgrind >/dev/null || { echo "valgrind is missing: run scripts/setup-hosts.sh"; exit 1; }
+cc -std=c11 -O1 -g -D_GNU_SOURCE -I include tests/c/test_abi.c -o "$build/test_abi" -Ltarget/debug \
+  -Wl,-rpath,"$root/target/debug" -lunet -lpthread -lm
+valgrind --error-exitcode=3 --leak-check=no -q "$build/test_abi" "$build" no-network | tail -1

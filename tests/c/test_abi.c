@@ -122,13 +122,91 @@ static int discovery(void) {
     return 0;
 }
 
+/* unet_weight_map needs no network: this part also runs alone ("no-network") under valgrind. */
+static void weight_map_checks(void) {
+    /* unet_weight_map: two touching rectangles (labels 1 and 2) -> a 2-pixel separation line with the top weights. */
+    enum { LW = 20, LH = 10 };
+    static uint16_t two[LH * LW];
+    static uint32_t two32[LH * (LW + 3)];
+    memset(two, 0, sizeof two);
+    for (int y = 2; y < 8; y++)
+        for (int x = 2; x < 18; x++) two[y * LW + x] = x < 10 ? 1 : 2;
+    for (int y = 0; y < LH; y++)
+        for (int x = 0; x < LW + 3; x++) two32[y * (LW + 3) + x] = x < LW && two[y * LW + x] ? 4000000000u + two[y * LW + x] : 0;
+    static float weights[LH * LW], weights32[LH * LW];
+    static uint8_t target[LH * LW];
+    UnetImage lab;
+    unet_image_init(&lab, UNET_DTYPE_U16, two, LW, LH, 1);
+    UnetWeightMapOptions wopts;
+    expect_status("weight_map_options_init", unet_weight_map_options_init(&wopts), UNET_STATUS_OK);
+    expect_true("weight map defaults: w0 10, sigma 5, border 2", wopts.w0 == 10.0f && wopts.sigma == 5.0f && wopts.border_width == 2);
+    UnetWeightMapOutputs wout;
+    memset(&wout, 0, sizeof wout);
+    wout.struct_size = sizeof wout;
+    wout.weights = weights;
+    wout.weights_len = LH * LW;
+    wout.target = target;
+    wout.target_len = LH * LW;
+    expect_status("weight_map: u16 labels", unet_weight_map(&lab, &wopts, &wout), UNET_STATUS_OK);
+    expect_true("weight_map: 2 cells, 12 separation pixels", wout.cells == 2 && wout.separation_pixels == 12);
+    expect_true("weight_map: line at x = 10, 11", target[5 * LW + 9] == 1 && target[5 * LW + 10] == 0 && target[5 * LW + 11] == 0 && target[5 * LW + 12] == 1);
+    float top = 0;
+    for (int i = 0; i < LH * LW; i++) top = weights[i] > top ? weights[i] : top;
+    expect_true("weight_map: the line carries the largest weight", weights[5 * LW + 10] == top && top > 5.0f);
+    UnetImage lab32;
+    unet_image_init(&lab32, UNET_DTYPE_U32, two32, LW, LH, 1);
+    lab32.row_stride_bytes = (LW + 3) * sizeof(uint32_t);
+    wout.weights = weights32;
+    wout.target = NULL;
+    expect_status("weight_map: u32 labels near 2^32, padded rows", unet_weight_map(&lab32, NULL, &wout), UNET_STATUS_OK);
+    expect_true("weight_map: same weights as u16", memcmp(weights, weights32, sizeof weights) == 0);
+
+#define BAD_WMAP(what, assignment, want)                                   \
+    do {                                                                   \
+        UnetImage l2 = lab;                                                \
+        UnetWeightMapOptions o2;                                           \
+        unet_weight_map_options_init(&o2);                                 \
+        UnetWeightMapOutputs w2 = wout;                                    \
+        w2.weights = weights;                                              \
+        w2.weights_len = LH * LW;                                          \
+        assignment;                                                        \
+        expect_status(what, unet_weight_map(&l2, &o2, &w2), want);         \
+    } while (0)
+    BAD_WMAP("weight_map: labels NULL data", l2.data = NULL, UNET_STATUS_NULL_ARGUMENT);
+    BAD_WMAP("weight_map: f32 labels", l2.dtype = UNET_DTYPE_F32, UNET_STATUS_UNSUPPORTED_DTYPE);
+    BAD_WMAP("weight_map: unknown dtype", l2.dtype = 0, UNET_STATUS_UNSUPPORTED_DTYPE);
+    BAD_WMAP("weight_map: 2 channels", (l2.channels = 2, l2.width = LW / 2), UNET_STATUS_INVALID_SIZE);
+    BAD_WMAP("weight_map: width 0", l2.width = 0, UNET_STATUS_INVALID_SIZE);
+    BAD_WMAP("weight_map: stride smaller than a row", l2.row_stride_bytes = 2, UNET_STATUS_INVALID_STRIDE);
+    BAD_WMAP("weight_map: rows x stride overflow", (l2.height = 1 << 20, l2.row_stride_bytes = (SIZE_MAX / 1024) & ~(size_t)15), UNET_STATUS_SIZE_OVERFLOW);
+    BAD_WMAP("weight_map: sigma 0", o2.sigma = 0.0f, UNET_STATUS_INVALID_ARGUMENT);
+    BAD_WMAP("weight_map: w0 infinite", o2.w0 = INFINITY, UNET_STATUS_INVALID_ARGUMENT);
+    BAD_WMAP("weight_map: unknown balance", o2.balance = 7, UNET_STATUS_INVALID_ARGUMENT);
+    BAD_WMAP("weight_map: explicit weight -1", (o2.balance = UNET_CLASS_BALANCE_EXPLICIT, o2.foreground_weight = -1.0f), UNET_STATUS_INVALID_ARGUMENT);
+    BAD_WMAP("weight_map: options struct_size 1", o2.struct_size = 1, UNET_STATUS_STRUCT_VERSION);
+    BAD_WMAP("weight_map: sigma 1e20 (border term would vanish)", o2.sigma = 1e20f, UNET_STATUS_INVALID_ARGUMENT);
+    BAD_WMAP("weight_map: w0 1e30", o2.w0 = 1e30f, UNET_STATUS_INVALID_ARGUMENT);
+    BAD_WMAP("weight_map: weights buffer too small", w2.weights_len = 7, UNET_STATUS_BUFFER_TOO_SMALL);
+    BAD_WMAP("weight_map: misaligned weights", w2.weights = (float *)((char *)weights + 1), UNET_STATUS_MISALIGNED);
+    BAD_WMAP("weight_map: outputs struct_size 0", w2.struct_size = 0, UNET_STATUS_STRUCT_VERSION);
+    expect_status("weight_map: labels NULL", unet_weight_map(NULL, NULL, &wout), UNET_STATUS_NULL_ARGUMENT);
+    expect_status("weight_map: outputs NULL", unet_weight_map(&lab, NULL, NULL), UNET_STATUS_NULL_ARGUMENT);
+    expect_status("weight_map_options_init: NULL", unet_weight_map_options_init(NULL), UNET_STATUS_NULL_ARGUMENT);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s MODEL_DIR [discovery]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL_DIR [discovery|no-network]\n", argv[0]);
         return 2;
     }
     const char *dir = argv[1];
     if (argc > 2 && strcmp(argv[2], "discovery") == 0) return discovery();
+    if (argc > 2 && strcmp(argv[2], "no-network") == 0) {
+        expect_true("status string", strlen(unet_status_string(UNET_STATUS_OK)) > 0);
+        weight_map_checks();
+        printf("C ABI (no network): %d passed, %d failed\n", passed, failed);
+        return failed ? 1 : 0;
+    }
     make_image();
     const size_t n = (size_t)W * H;
 
@@ -389,74 +467,7 @@ int main(int argc, char **argv) {
     unet_segment_options_init(&sopts);
     expect_true("last error cleared by success", unet_last_error()[0] == '\0');
 
-    /* unet_weight_map: two touching rectangles (labels 1 and 2) -> a 2-pixel separation line with the top weights. */
-    enum { LW = 20, LH = 10 };
-    static uint16_t two[LH * LW];
-    static uint32_t two32[LH * (LW + 3)];
-    memset(two, 0, sizeof two);
-    for (int y = 2; y < 8; y++)
-        for (int x = 2; x < 18; x++) two[y * LW + x] = x < 10 ? 1 : 2;
-    for (int y = 0; y < LH; y++)
-        for (int x = 0; x < LW + 3; x++) two32[y * (LW + 3) + x] = x < LW && two[y * LW + x] ? 4000000000u + two[y * LW + x] : 0;
-    static float weights[LH * LW], weights32[LH * LW];
-    static uint8_t target[LH * LW];
-    UnetImage lab;
-    unet_image_init(&lab, UNET_DTYPE_U16, two, LW, LH, 1);
-    UnetWeightMapOptions wopts;
-    expect_status("weight_map_options_init", unet_weight_map_options_init(&wopts), UNET_STATUS_OK);
-    expect_true("weight map defaults: w0 10, sigma 5, border 2", wopts.w0 == 10.0f && wopts.sigma == 5.0f && wopts.border_width == 2);
-    UnetWeightMapOutputs wout;
-    memset(&wout, 0, sizeof wout);
-    wout.struct_size = sizeof wout;
-    wout.weights = weights;
-    wout.weights_len = LH * LW;
-    wout.target = target;
-    wout.target_len = LH * LW;
-    expect_status("weight_map: u16 labels", unet_weight_map(&lab, &wopts, &wout), UNET_STATUS_OK);
-    expect_true("weight_map: 2 cells, 12 separation pixels", wout.cells == 2 && wout.separation_pixels == 12);
-    expect_true("weight_map: line at x = 10, 11", target[5 * LW + 9] == 1 && target[5 * LW + 10] == 0 && target[5 * LW + 11] == 0 && target[5 * LW + 12] == 1);
-    float top = 0;
-    for (int i = 0; i < LH * LW; i++) top = weights[i] > top ? weights[i] : top;
-    expect_true("weight_map: the line carries the largest weight", weights[5 * LW + 10] == top && top > 5.0f);
-    UnetImage lab32;
-    unet_image_init(&lab32, UNET_DTYPE_U32, two32, LW, LH, 1);
-    lab32.row_stride_bytes = (LW + 3) * sizeof(uint32_t);
-    wout.weights = weights32;
-    wout.target = NULL;
-    expect_status("weight_map: u32 labels near 2^32, padded rows", unet_weight_map(&lab32, NULL, &wout), UNET_STATUS_OK);
-    expect_true("weight_map: same weights as u16", memcmp(weights, weights32, sizeof weights) == 0);
-
-#define BAD_WMAP(what, assignment, want)                                   \
-    do {                                                                   \
-        UnetImage l2 = lab;                                                \
-        UnetWeightMapOptions o2;                                           \
-        unet_weight_map_options_init(&o2);                                 \
-        UnetWeightMapOutputs w2 = wout;                                    \
-        w2.weights = weights;                                              \
-        w2.weights_len = LH * LW;                                          \
-        assignment;                                                        \
-        expect_status(what, unet_weight_map(&l2, &o2, &w2), want);         \
-    } while (0)
-    BAD_WMAP("weight_map: labels NULL data", l2.data = NULL, UNET_STATUS_NULL_ARGUMENT);
-    BAD_WMAP("weight_map: f32 labels", l2.dtype = UNET_DTYPE_F32, UNET_STATUS_UNSUPPORTED_DTYPE);
-    BAD_WMAP("weight_map: unknown dtype", l2.dtype = 0, UNET_STATUS_UNSUPPORTED_DTYPE);
-    BAD_WMAP("weight_map: 2 channels", (l2.channels = 2, l2.width = LW / 2), UNET_STATUS_INVALID_SIZE);
-    BAD_WMAP("weight_map: width 0", l2.width = 0, UNET_STATUS_INVALID_SIZE);
-    BAD_WMAP("weight_map: stride smaller than a row", l2.row_stride_bytes = 2, UNET_STATUS_INVALID_STRIDE);
-    BAD_WMAP("weight_map: rows x stride overflow", (l2.height = 1 << 20, l2.row_stride_bytes = (SIZE_MAX / 1024) & ~(size_t)15), UNET_STATUS_SIZE_OVERFLOW);
-    BAD_WMAP("weight_map: sigma 0", o2.sigma = 0.0f, UNET_STATUS_INVALID_ARGUMENT);
-    BAD_WMAP("weight_map: w0 infinite", o2.w0 = INFINITY, UNET_STATUS_INVALID_ARGUMENT);
-    BAD_WMAP("weight_map: unknown balance", o2.balance = 7, UNET_STATUS_INVALID_ARGUMENT);
-    BAD_WMAP("weight_map: explicit weight -1", (o2.balance = UNET_CLASS_BALANCE_EXPLICIT, o2.foreground_weight = -1.0f), UNET_STATUS_INVALID_ARGUMENT);
-    BAD_WMAP("weight_map: options struct_size 1", o2.struct_size = 1, UNET_STATUS_STRUCT_VERSION);
-    BAD_WMAP("weight_map: sigma 1e20 (border term would vanish)", o2.sigma = 1e20f, UNET_STATUS_INVALID_ARGUMENT);
-    BAD_WMAP("weight_map: w0 1e30", o2.w0 = 1e30f, UNET_STATUS_INVALID_ARGUMENT);
-    BAD_WMAP("weight_map: weights buffer too small", w2.weights_len = 7, UNET_STATUS_BUFFER_TOO_SMALL);
-    BAD_WMAP("weight_map: misaligned weights", w2.weights = (float *)((char *)weights + 1), UNET_STATUS_MISALIGNED);
-    BAD_WMAP("weight_map: outputs struct_size 0", w2.struct_size = 0, UNET_STATUS_STRUCT_VERSION);
-    expect_status("weight_map: labels NULL", unet_weight_map(NULL, NULL, &wout), UNET_STATUS_NULL_ARGUMENT);
-    expect_status("weight_map: outputs NULL", unet_weight_map(&lab, NULL, NULL), UNET_STATUS_NULL_ARGUMENT);
-    expect_status("weight_map_options_init: NULL", unet_weight_map_options_init(NULL), UNET_STATUS_NULL_ARGUMENT);
+    weight_map_checks();
 
     unet_model_free(model);
     printf("C ABI: %d passed, %d failed\n", passed, failed);
