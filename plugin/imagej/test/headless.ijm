@@ -8,6 +8,21 @@ check("probabilities are 32-bit in [0, 1]", ok);
 checkWeightMap();
 call("ij.IJ.runPlugIn", "unet.imagej.UNet_Weight_Map", "w0=10 sigma=5 balance=inverse border_width=2 target");
 checkWeights();
+// More than 65535 instances: the labels come out 32-bit, every instance numbered (69696 4x4 squares).
+newImage("many", "16-bit black", 2112, 2112, 1);
+setColor(100);
+fillRect(0, 0, 2112, 2112);
+setColor(3000);
+for (y = 0; y < 2112; y += 8) {
+    for (x = 0; x < 2112; x += 8) {
+        fillRect(x + 2, y + 2, 4, 4);
+    }
+}
+call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=@BASELINE@ provider=cpu memory=512 labels");
+selectImage("many-labels");
+getStatistics(area, mean, min, max);
+ok = bitDepth() == 32 && max == 69696;
+check("69696 instances come out 32-bit, all numbered", ok);
 // Errors reach the log with the library's message instead of crashing.
 selectImage("cells");
 call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=/nonexistent/model.onnx provider=cpu labels");
