@@ -259,7 +259,8 @@ typedef struct UnetSegmentOptions {
   uint32_t connectivity;
   // Instances with fewer pixels are removed from the labels; 0 = the model's recommended minimum, else none.
   uint64_t min_size;
-  // Bytes the network's activations may use; decides the tile size. 0 = default (1 GiB).
+  // Bytes the network's activations may use; decides the tile size. 0 = default: 1 GiB on the CPU, on a GPU a
+  // quarter of its free memory (1-16 GiB). A GPU out of memory is retried with fewer, then smaller tiles.
   uint64_t memory_budget_bytes;
   // Largest output tile edge in pixels; 0 = from the memory budget.
   uint32_t max_tile;

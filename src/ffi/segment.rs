@@ -102,7 +102,8 @@ pub struct UnetSegmentOptions {
     pub connectivity: u32,
     /// Instances with fewer pixels are removed from the labels; 0 = the model's recommended minimum, else none.
     pub min_size: u64,
-    /// Bytes the network's activations may use; decides the tile size. 0 = default (1 GiB).
+    /// Bytes the network's activations may use; decides the tile size. 0 = default: 1 GiB on the CPU, on a GPU a
+    /// quarter of its free memory (1-16 GiB). A GPU out of memory is retried with fewer, then smaller tiles.
     pub memory_budget_bytes: u64,
     /// Largest output tile edge in pixels; 0 = from the memory budget.
     pub max_tile: u32,
