@@ -248,6 +248,9 @@ int main(int argc, char **argv) {
     expect_status("load: embedded default by name", unet_model_load("default", &opts, &model), UNET_STATUS_OK);
     unet_model_free(model);
     model = NULL;
+    expect_status("load: embedded EM model by name", unet_model_load("em", &opts, &model), UNET_STATUS_OK);
+    unet_model_free(model);
+    model = NULL;
     expect_status("load: unknown name", unet_model_load("no-such-model", &opts, &model), UNET_STATUS_MODEL_NOT_FOUND);
     expect_status("load_from_memory: data NULL", unet_model_load_from_memory(NULL, 10, &opts, &model), UNET_STATUS_NULL_ARGUMENT);
     uint8_t byte = 0;
