@@ -208,3 +208,27 @@ fn training_device_errors_name_the_cause() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim_start().starts_with("2 ")));
 }
+
+/// `unet eval --held-out` that leaves no image to score is an error saying so, not a SEG of NaN.
+#[test]
+fn eval_with_nothing_held_out_says_why() {
+    let dir = std::env::temp_dir().join(format!("unet-eval-empty-{}", std::process::id()));
+    for sub in ["images", "labels"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let out = unet()
+        .args(["sample-image", "--width", "96", "--height", "96", "--cells", "5"])
+        .arg(dir.join("images/a.tif"))
+        .arg("--labels")
+        .arg(dir.join("labels/a.tif"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = unet().arg("eval").arg("default").arg(&dir).args(["--held-out", "0.2"]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("leaves none to score") && !String::from_utf8_lossy(&out.stdout).contains("NaN"), "{said}");
+    let out = unet().arg("eval").arg("default").arg(&dir).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("over 1 image(s)"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

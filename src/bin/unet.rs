@@ -801,7 +801,26 @@ fn run(cli: Cli) -> unet::Result<()> {
                 };
                 for &(name, t) in truths {
                     let split = load_with(dir, layout, t, t, held_out.unwrap_or(0.0))?;
+                    let total = split.train.len() + split.val.len();
                     let samples = if held_out.is_some() { split.val } else { split.train };
+                    if samples.is_empty() && name == "gold" && truth.as_str() == "both" {
+                        eprintln!("{}: no gold-annotated frames among those scored; silver only", dir.display());
+                        continue;
+                    }
+                    if samples.is_empty() {
+                        // An empty set would print SEG NaN; say why instead.
+                        return Err(unet::Error::new(
+                            unet::UnetStatus::InvalidArgument,
+                            match held_out {
+                                Some(f) => format!(
+                                    "{}: --held-out {f} of its {total} annotated image(s) leaves none to score (the \
+                                     count is rounded per sequence); give a larger fraction, or none to score them all",
+                                    dir.display()
+                                ),
+                                None => format!("{}: no annotated images ({name} truth) to score", dir.display()),
+                            },
+                        ));
+                    }
                     sets.push((dir.clone(), name, samples));
                 }
             }
