@@ -12,6 +12,34 @@ struct NvmlMemory {
     used: u64,
 }
 
+/// NVML's entry points, loaded and initialised once per process (initialising NVML costs milliseconds: not on
+/// every segment call). The library stays loaded for the life of the process.
+struct Nvml {
+    handle_of: unsafe extern "C" fn(u32, *mut *mut c_void) -> i32,
+    memory_of: unsafe extern "C" fn(*mut c_void, *mut NvmlMemory) -> i32,
+}
+
+static NVML: once_cell::sync::Lazy<Option<Nvml>> = once_cell::sync::Lazy::new(|| {
+    // SAFETY: dlopen/dlsym with NUL-terminated names; the symbols have NVML's documented C signatures.
+    unsafe {
+        let lib = libc::dlopen(c"libnvidia-ml.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+        if lib.is_null() {
+            return None;
+        }
+        let sym = |name: &std::ffi::CStr| {
+            let p = libc::dlsym(lib, name.as_ptr());
+            (!p.is_null()).then_some(p)
+        };
+        let init: unsafe extern "C" fn() -> i32 = std::mem::transmute(sym(c"nvmlInit_v2")?);
+        let handle_of: unsafe extern "C" fn(u32, *mut *mut c_void) -> i32 =
+            std::mem::transmute(sym(c"nvmlDeviceGetHandleByIndex_v2")?);
+        let memory_of: unsafe extern "C" fn(*mut c_void, *mut NvmlMemory) -> i32 =
+            std::mem::transmute(sym(c"nvmlDeviceGetMemoryInfo")?);
+        let nvml = Nvml { handle_of, memory_of };
+        (init() == 0).then_some(nvml)
+    }
+});
+
 /// Bytes free on the GPU with NVML index `index`, or `None` when NVML or the device is not there. NVML numbers
 /// devices by PCI order, which is CUDA's unless `CUDA_DEVICE_ORDER`/`CUDA_VISIBLE_DEVICES` reorder them; with
 /// `CUDA_VISIBLE_DEVICES` set, the first visible device is taken.
@@ -23,36 +51,12 @@ pub fn free_bytes(index: u32) -> Option<u64> {
         }
         _ => index,
     };
-    // SAFETY: dlopen/dlsym with NUL-terminated names; the symbols have NVML's documented C signatures, called
-    // with valid out-pointers; nvmlShutdown balances the successful nvmlInit.
-    unsafe {
-        let lib = libc::dlopen(c"libnvidia-ml.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
-        if lib.is_null() {
-            return None;
-        }
-        let sym = |name: &std::ffi::CStr| {
-            let p = libc::dlsym(lib, name.as_ptr());
-            (!p.is_null()).then_some(p)
-        };
-        let result = (|| {
-            let init: unsafe extern "C" fn() -> i32 = std::mem::transmute(sym(c"nvmlInit_v2")?);
-            let shutdown: unsafe extern "C" fn() -> i32 = std::mem::transmute(sym(c"nvmlShutdown")?);
-            let handle_of: unsafe extern "C" fn(u32, *mut *mut c_void) -> i32 =
-                std::mem::transmute(sym(c"nvmlDeviceGetHandleByIndex_v2")?);
-            let memory_of: unsafe extern "C" fn(*mut c_void, *mut NvmlMemory) -> i32 =
-                std::mem::transmute(sym(c"nvmlDeviceGetMemoryInfo")?);
-            if init() != 0 {
-                return None;
-            }
-            let mut handle = std::ptr::null_mut();
-            let mut memory = NvmlMemory::default();
-            let ok = handle_of(index, &mut handle) == 0 && memory_of(handle, &mut memory) == 0;
-            shutdown();
-            ok.then_some(memory.free)
-        })();
-        libc::dlclose(lib);
-        result
-    }
+    let nvml = NVML.as_ref()?;
+    let mut handle = std::ptr::null_mut();
+    let mut memory = NvmlMemory::default();
+    // SAFETY: NVML was initialised; both calls get valid out-pointers.
+    let ok = unsafe { (nvml.handle_of)(index, &mut handle) == 0 && (nvml.memory_of)(handle, &mut memory) == 0 };
+    ok.then_some(memory.free)
 }
 
 /// The activation budget for one run on a GPU with `free` bytes free: a quarter of it (ONNX Runtime's arena,

@@ -176,10 +176,13 @@ impl Model {
             0 => 1,
             n => n,
         };
-        // On a GPU the default budget becomes a share of the GPU's free memory (bigger tiles, less halo work).
-        let memory_budget = match self.cuda_device().and_then(|d| crate::gpu_memory::free_bytes(d.max(0) as u32)) {
-            Some(free) if memory_budget == DEFAULT_MEMORY_BUDGET => crate::gpu_memory::budget_for(free),
-            _ => memory_budget,
+        // On a GPU the default budget becomes a share of the GPU's free memory (bigger tiles, less halo work); asked
+        // only when the tile size is still to be chosen.
+        let free_gpu_memory = || self.cuda_device().and_then(|d| crate::gpu_memory::free_bytes(d.max(0) as u32));
+        let memory_budget = if memory_budget == DEFAULT_MEMORY_BUDGET && max_tile.is_none() {
+            free_gpu_memory().map_or(memory_budget, crate::gpu_memory::budget_for)
+        } else {
+            memory_budget
         };
         let mut max_tile =
             max_tile.unwrap_or_else(|| max_tile_for_budget(&geometry, arch.base_width, batch, memory_budget));
