@@ -50,6 +50,12 @@ pub const EMBEDDED_EM: Option<&[u8]> = None;
 /// Names of the models compiled into the library; each loads with [`Model::named`] or in place of a path.
 pub const MODEL_NAMES: [&str; 2] = ["default", "em"];
 
+/// The embedded model a path stands for: its name when it is one of [`MODEL_NAMES`] and no file of that name
+/// exists (a file always wins).
+pub fn model_name_of(path: &Path) -> Option<&str> {
+    path.to_str().filter(|name| MODEL_NAMES.contains(name) && !path.exists())
+}
+
 /// The bytes of the embedded model called `name` ("default" or "em"); `None` for an unknown name or a build
 /// without that model.
 pub fn embedded_model(name: &str) -> Option<&'static [u8]> {
@@ -129,9 +135,9 @@ impl Model {
     /// Loads the file at `path`, or, when there is no such file and `path` is a model name ("default", "em"),
     /// the embedded model of that name.
     pub fn load_path_or_name(path: &Path, options: &ModelOptions) -> Result<Model> {
-        match path.to_str() {
-            Some(name) if MODEL_NAMES.contains(&name) && !path.exists() => Model::named(name, options),
-            _ => Model::load(path, options),
+        match model_name_of(path) {
+            Some(name) => Model::named(name, options),
+            None => Model::load(path, options),
         }
     }
 

@@ -66,9 +66,9 @@ pub fn read_unet_with_precision(bytes: &[u8]) -> Result<(UNetWeights, ModelMetad
 
 /// Reads a model file, or an embedded model by name ("default", "em") when no such file exists.
 pub fn read_unet_file(path_or_name: &str) -> Result<(UNetWeights, ModelMetadata)> {
-    if crate::model::MODEL_NAMES.contains(&path_or_name) && !std::path::Path::new(path_or_name).exists() {
-        let bytes = crate::model::embedded_model(path_or_name).ok_or_else(|| {
-            Error::new(UnetStatus::NoDefaultModel, format!("this build has no embedded model '{path_or_name}'"))
+    if let Some(name) = crate::model::model_name_of(std::path::Path::new(path_or_name)) {
+        let bytes = crate::model::embedded_model(name).ok_or_else(|| {
+            Error::new(UnetStatus::NoDefaultModel, format!("this build has no embedded model '{name}'"))
         })?;
         return read_unet(bytes);
     }
