@@ -20,6 +20,7 @@ use unet::{
 type AD = Autodiff<Flex>;
 
 fn main() {
+    unet::train::keep_freed_memory_for_reuse();
     // `cargo test` runs bench targets too: there, one base-16 step on a small tile only proves it still runs.
     cpu(std::env::args().any(|a| a == "--bench"));
 }
@@ -38,8 +39,8 @@ fn cpu(full: bool) {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
-        "{:>10} {:>12} {:>16} {:>16} {:>10}",
-        "base width", "train step s", "burn forward s", "ORT forward s", "burn/ORT"
+        "{:>10} {:>12} {:>16} {:>16} {:>10} {:>10}",
+        "base width", "train step s", "burn forward s", "ORT forward s", "burn/ORT", "step/ORT"
     );
     let plan: &[(usize, usize)] = if full { &[(16, 5), (64, 3)] } else { &[(16, 1)] };
     for &(base_width, reps) in plan {
@@ -61,6 +62,6 @@ fn cpu(full: bool) {
             ort_fwd.push(t.elapsed().as_secs_f64());
         }
         let (s, b, o) = (median(steps), median(burn_fwd), median(ort_fwd));
-        println!("{base_width:>10} {s:>12.2} {b:>16.2} {o:>16.2} {:>10.2}", b / o);
+        println!("{base_width:>10} {s:>12.2} {b:>16.2} {o:>16.2} {:>10.2} {:>10.1}", b / o, s / o);
     }
 }

@@ -158,7 +158,7 @@ fn training_step_on_cuda_matches_cpu() {
     let input: Vec<f32> = (0..tile * tile).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
     let target: Vec<i64> = (0..out * out).map(|i| ((i / 7) % 2) as i64).collect();
     let wmap: Vec<f32> = (0..out * out).map(|i| 1.0 + (i % 5) as f32).collect();
-    fn step<B: AutodiffBackend>(
+    fn step<B: AutodiffBackend + unet::train::conv::TrainConv>(
         w: &unet::UNetWeights,
         input: &[f32],
         target: &[i64],

@@ -694,7 +694,10 @@ fn describe(model: &Model) -> String {
 fn run(cli: Cli) -> unet::Result<()> {
     match cli.command {
         #[cfg(feature = "train")]
-        Command::Train(args) => run_train(args),
+        Command::Train(args) => {
+            unet::train::keep_freed_memory_for_reuse();
+            run_train(args)
+        }
         Command::Info { model } => {
             println!("{}", describe(&model.load()?));
             Ok(())
@@ -880,6 +883,7 @@ fn run(cli: Cli) -> unet::Result<()> {
         #[cfg(feature = "train")]
         Command::BenchTrain { device, base_width, tile, warmup, reps } => {
             use unet::train::device::TrainDevice;
+            unet::train::keep_freed_memory_for_reuse();
             let train_device = TrainDevice::parse(&device)?;
             train_device.check_built()?;
             println!(

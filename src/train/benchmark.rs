@@ -8,13 +8,13 @@ use burn::{
     tensor::{Int, Tensor, TensorData, backend::AutodiffBackend},
 };
 
-use super::{loss::weighted_cross_entropy, model::UNet};
+use super::{conv::TrainConv, loss::weighted_cross_entropy, model::UNet};
 use crate::{geometry::Architecture, weights::UNetWeights};
 
 /// Runs `warmup + reps` steps of the network at `arch` on a `tile`x`tile` input (batch 1, dropout 0.5, SGD with
 /// momentum 0.99) and returns the seconds of the `reps` timed ones and the trained network. Each clock stops after
 /// the backend has finished (`sync`), so asynchronous GPU work is timed in full.
-pub fn time_steps<B: AutodiffBackend>(
+pub fn time_steps<B: AutodiffBackend + TrainConv>(
     arch: Architecture,
     tile: usize,
     warmup: usize,

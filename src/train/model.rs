@@ -13,7 +13,14 @@ use burn::{
     tensor::{Tensor, TensorData, activation::relu, backend::Backend},
 };
 
+use super::conv::{TrainConv, train_conv2d};
 use crate::{geometry::Architecture, weights::UNetWeights};
+
+/// A convolution layer through [`train_conv2d`] (burn's `Conv2d::forward` would take burn's slow weight gradient).
+fn conv<B: TrainConv>(layer: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let bias = layer.bias.as_ref().expect("the network's convolutions have biases").val();
+    train_conv2d(x, layer.weight.val(), bias)
+}
 
 #[derive(Module, Debug)]
 pub struct DoubleConv<B: Backend> {
@@ -26,9 +33,11 @@ impl<B: Backend> DoubleConv<B> {
         let conv = |i, o| Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Valid).init(device);
         DoubleConv { conv1: conv(input, output), conv2: conv(output, output) }
     }
+}
 
+impl<B: TrainConv> DoubleConv<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        relu(self.conv2.forward(relu(self.conv1.forward(x))))
+        relu(conv(&self.conv2, relu(conv(&self.conv1, x))))
     }
 }
 
@@ -144,7 +153,9 @@ impl<B: Backend> UNet<B> {
         });
         found
     }
+}
 
+impl<B: TrainConv> UNet<B> {
     /// Class logits `[n, classes, h - 2 halo, w - 2 halo]` of images `[n, in_channels, h, w]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let depth = self.encoder.len() - 1;
@@ -169,6 +180,6 @@ impl<B: Backend> UNet<B> {
             let skip = skip.slice([0..n, 0..c, oy..oy + uh, ox..ox + uw]);
             x = block.convs.forward(Tensor::cat(vec![skip, up], 1));
         }
-        self.head.forward(x)
+        conv(&self.head, x)
     }
 }

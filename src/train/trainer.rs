@@ -22,7 +22,7 @@ use burn::{
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use super::{loss::weighted_cross_entropy, model::UNet};
+use super::{conv::TrainConv, loss::weighted_cross_entropy, model::UNet};
 use crate::{
     augment::{Augmentation, random_warp, warp_image, warp_nearest},
     dataset::{Sample, Split},
@@ -343,7 +343,7 @@ fn metadata(config: &TrainConfig, split: &Split, records: &[EpochRecord]) -> Mod
 
 /// Trains on `split.train`, validating on `split.val` after every epoch, writing `run` (checkpoints, metrics.csv,
 /// model.onnx). With `resume`, continues from the newest checkpoint in `run`.
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: AutodiffBackend + TrainConv>(
     config: &TrainConfig,
     split: &Split,
     run: &RunDir,
@@ -362,7 +362,7 @@ pub fn train<B: AutodiffBackend>(
     }
 }
 
-fn train_with<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
+fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
     config: &TrainConfig,
     split: &Split,
     run: &RunDir,

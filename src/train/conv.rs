@@ -1,0 +1,273 @@
+//! The U-Net's 3x3 valid convolutions as one training op whose weight gradient is a matrix product.
+//!
+//! burn computes a convolution's weight gradient as another convolution: the input convolved with the output
+//! gradient, i.e. a "kernel" the size of the whole image over one channel. burn's CPU backend (flex) runs that
+//! shape with its direct small-channel loop, which took about half of a training step at base width 16 (perf,
+//! 572x572 tile). The same gradient is `dW = dY · im2col(X)ᵀ`, one GEMM with the forward convolution's FLOPs.
+//! The input gradient and the bias gradient stay burn's own (a GEMM-based transposed convolution and a sum).
+//!
+//! [`TrainConv`] is implemented for the inner backends as burn's plain `conv2d` and, for `Autodiff<B>`, as a
+//! tracked op with that backward, so the network calls one function whatever it runs on. Only flex gets the GEMM
+//! weight gradient; CUDA keeps burn's (its kernels are built for that shape).
+
+use burn::{
+    backend::autodiff::{
+        Autodiff, NodeId,
+        checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+        grads::Gradients,
+        ops::{Backward, Ops, OpsKind},
+    },
+    tensor::{
+        Tensor, TensorMetadata, TensorPrimitive,
+        backend::Backend,
+        ops::{ConvOptions, FloatTensor, ModuleOps},
+    },
+};
+
+/// Stride 1, no padding, no dilation, one group: the paper's convolution.
+fn valid_options() -> ConvOptions<2> {
+    ConvOptions::new([1, 1], [0, 0], [1, 1], 1)
+}
+
+/// A backend that can run the network's convolutions during training.
+pub trait TrainConv: Backend {
+    /// `conv2d(x, weight, bias)` with [`valid_options`]: `x [n, in, h, w]`, `weight [out, in, k, k]`, `bias [out]`.
+    fn train_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, Some(bias), valid_options())
+    }
+
+    /// The weight gradient of [`TrainConv::train_conv2d`] (`kernel` = the weight's size); by default burn's own.
+    fn train_conv2d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, grad, valid_options())
+    }
+}
+
+impl TrainConv for burn::backend::Flex {
+    /// Image rows copied into a bounded im2col block, multiplied with the GEMM flex itself uses (a version in burn
+    /// tensor ops, slice + reshape + cat + matmul, spent most of its time in flex's strided copies).
+    fn train_conv2d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        use burn::tensor::{DType, TensorData};
+        if x.dtype() != DType::F32 || grad.dtype() != DType::F32 {
+            return Self::conv2d_weight_backward(x, weight, grad, valid_options());
+        }
+        let kernel = weight.shape().dims::<4>()[2];
+        let contiguous = |t: burn_flex::FlexTensor| if t.as_slice::<f32>().is_some() { t } else { t.to_contiguous() };
+        let (x, grad) = (contiguous(x), contiguous(grad));
+        let [n, inputs, h, w] = x.shape().dims::<4>();
+        let [_, outputs, oh, ow] = grad.shape().dims::<4>();
+        let shape = ConvShape { n, inputs, h, w, outputs, oh, ow, kernel };
+        let dw = cpu_weight_grad(x.as_slice::<f32>().unwrap(), grad.as_slice::<f32>().unwrap(), shape, 1 << 20);
+        burn_flex::FlexTensor::from_data(TensorData::new(dw, [outputs, inputs, kernel, kernel]))
+    }
+}
+
+/// The sizes of one valid, stride-1 convolution.
+#[derive(Clone, Copy, Debug)]
+struct ConvShape {
+    n: usize,
+    inputs: usize,
+    h: usize,
+    w: usize,
+    outputs: usize,
+    oh: usize,
+    ow: usize,
+    kernel: usize,
+}
+
+/// `dW[o, (c, ky, kx)] = Σ_(image, y, x) dY[image, o, y, x] · X[image, c, y + ky, x + kx]`, over blocks of output
+/// rows (one im2col block of about `block_values` values each, so memory stays small), blocks spread over rayon's
+/// threads.
+fn cpu_weight_grad(x: &[f32], grad: &[f32], s: ConvShape, block_values: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let columns = s.inputs * s.kernel * s.kernel;
+    let rows_per_block = (block_values / (columns * s.ow).max(1)).clamp(1, s.oh);
+    let blocks: Vec<(usize, usize)> =
+        (0..s.n).flat_map(|image| (0..s.oh).step_by(rows_per_block).map(move |y0| (image, y0))).collect();
+    let new_partial = || (vec![0f32; s.outputs * columns], vec![0f32; columns * rows_per_block * s.ow]);
+    blocks
+        .par_iter()
+        .fold(new_partial, |(mut dw, mut block), &(image, y0)| {
+            let rows = rows_per_block.min(s.oh - y0);
+            let len = rows * s.ow;
+            // block[r][j], r = (c, ky, kx), j = (y - y0, x): the input pixel under kernel tap r for output (y, x).
+            for c in 0..s.inputs {
+                let plane = &x[(image * s.inputs + c) * s.h * s.w..][..s.h * s.w];
+                for ky in 0..s.kernel {
+                    for kx in 0..s.kernel {
+                        let r = (c * s.kernel + ky) * s.kernel + kx;
+                        let dst = &mut block[r * len..(r + 1) * len];
+                        for (dy, out_row) in dst.chunks_exact_mut(s.ow).enumerate() {
+                            let src = (y0 + dy + ky) * s.w + kx;
+                            out_row.copy_from_slice(&plane[src..src + s.ow]);
+                        }
+                    }
+                }
+            }
+            let g = &grad[(image * s.outputs * s.oh + y0) * s.ow..];
+            // dw[o, r] += Σ_j g[o, j] · block[r, j]; g's rows are one channel plane apart.
+            // SAFETY: every pointer/stride pair stays inside its slice: g spans (outputs - 1) planes + len values,
+            // block is columns x len, dw is outputs x columns.
+            unsafe {
+                gemm::gemm(
+                    s.outputs,
+                    columns,
+                    len,
+                    dw.as_mut_ptr(),
+                    1,
+                    columns as isize,
+                    true,
+                    g.as_ptr(),
+                    1,
+                    (s.oh * s.ow) as isize,
+                    block.as_ptr(),
+                    len as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            (dw, block)
+        })
+        .map(|(dw, _)| dw)
+        .reduce(
+            || vec![0f32; s.outputs * columns],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        )
+}
+
+#[cfg(feature = "cuda")]
+impl TrainConv for burn::backend::Cuda {}
+
+#[derive(Debug)]
+struct TrainConvBackward;
+
+impl<B: TrainConv> Backward<B, 3> for TrainConvBackward {
+    /// Checkpointed input and weight, and the bias's shape source.
+    type State = (NodeId, NodeId, NodeId);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, bias_state) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
+        let bias = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(bias_state);
+        if let Some(node) = node_x {
+            let dx = B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), valid_options());
+            grads.register::<B>(node.id, dx);
+        }
+        if let Some(node) = node_weight {
+            grads.register::<B>(node.id, B::train_conv2d_weight_grad(x.clone(), weight.clone(), grad.clone()));
+        }
+        if let Some(node) = node_bias {
+            grads.register::<B>(node.id, B::conv2d_bias_backward(x, bias, grad));
+        }
+    }
+}
+
+impl<B: TrainConv, C: CheckpointStrategy> TrainConv for Autodiff<B, C> {
+    fn train_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        match TrainConvBackward
+            .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&weight), prep.checkpoint(&bias));
+                prep.finish(state, B::train_conv2d(x.primitive, weight.primitive, bias.primitive))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::train_conv2d(x.primitive, weight.primitive, bias.primitive)),
+        }
+    }
+}
+
+/// [`TrainConv::train_conv2d`] on tensors.
+pub fn train_conv2d<B: TrainConv>(x: Tensor<B, 4>, weight: Tensor<B, 4>, bias: Tensor<B, 1>) -> Tensor<B, 4> {
+    Tensor::from_primitive(TensorPrimitive::Float(B::train_conv2d(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.into_primitive().tensor(),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::{
+        backend::Flex,
+        tensor::{Distribution, TensorData, Tolerance},
+    };
+
+    type AD = Autodiff<Flex>;
+
+    /// The GEMM weight gradient against burn's own (the image-sized convolution), and the whole op's gradients
+    /// against burn's tracked `conv2d`.
+    #[test]
+    fn gradients_equal_burns_convolution() {
+        let device = Default::default();
+        for (n, inputs, outputs, size, kernel) in [(1, 1, 4, 12, 3), (2, 3, 5, 9, 3), (1, 4, 2, 7, 1)] {
+            let x = Tensor::<Flex, 4>::random([n, inputs, size, size], Distribution::Normal(0.0, 1.0), &device);
+            let w =
+                Tensor::<Flex, 4>::random([outputs, inputs, kernel, kernel], Distribution::Normal(0.0, 1.0), &device);
+            let b = Tensor::<Flex, 1>::random([outputs], Distribution::Normal(0.0, 1.0), &device);
+            let g_out = Tensor::<Flex, 4>::random(
+                [n, outputs, size - kernel + 1, size - kernel + 1],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let burns: Tensor<Flex, 4> = Tensor::from_primitive(TensorPrimitive::Float(Flex::conv2d_weight_backward(
+                x.clone().into_primitive().tensor(),
+                w.clone().into_primitive().tensor(),
+                g_out.clone().into_primitive().tensor(),
+                valid_options(),
+            )));
+            let burns = burns.into_data();
+            // The CPU path, with blocks of one output row and of the whole image.
+            let [_, _, oh, ow] = g_out.dims();
+            let shape = ConvShape { n, inputs, h: size, w: size, outputs, oh, ow, kernel };
+            let (xv, gv) = (x.to_data().to_vec::<f32>().unwrap(), g_out.to_data().to_vec::<f32>().unwrap());
+            for block_values in [1, 1 << 20] {
+                let cpu = cpu_weight_grad(&xv, &gv, shape, block_values);
+                TensorData::new(cpu, [outputs, inputs, kernel, kernel])
+                    .assert_approx_eq::<f32>(&burns, Tolerance::absolute(1e-4));
+            }
+
+            // Whole op under autodiff: forward and all three gradients equal burn's conv2d.
+            let run = |ours: bool| {
+                let xa = Tensor::<AD, 4>::from_inner(x.clone()).require_grad();
+                let wa = Tensor::<AD, 4>::from_inner(w.clone()).require_grad();
+                let ba = Tensor::<AD, 1>::from_inner(b.clone()).require_grad();
+                let y = if ours {
+                    train_conv2d(xa.clone(), wa.clone(), ba.clone())
+                } else {
+                    burn::tensor::module::conv2d(xa.clone(), wa.clone(), Some(ba.clone()), valid_options())
+                };
+                let grads = (y.clone() * Tensor::from_inner(g_out.clone())).sum().backward();
+                let grad_of = |t: Tensor<AD, 4>| t.grad(&grads).unwrap().into_data();
+                (y.inner().into_data(), grad_of(xa), grad_of(wa), ba.grad(&grads).unwrap().into_data())
+            };
+            let (ya, xa, wa, ba) = run(true);
+            let (yb, xb, wb, bb) = run(false);
+            let tol = Tolerance::absolute(1e-4);
+            ya.assert_approx_eq::<f32>(&yb, tol);
+            xa.assert_approx_eq::<f32>(&xb, tol);
+            wa.assert_approx_eq::<f32>(&wb, tol);
+            ba.assert_approx_eq::<f32>(&bb, tol);
+        }
+    }
+}
