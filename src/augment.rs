@@ -2,6 +2,10 @@
 //! (random displacements on a coarse 3x3 grid, std 10 px, interpolated bicubically per pixel) and gray-value
 //! changes. One coordinate map moves image (bicubic), labels (nearest) and ignore masks (nearest) identically;
 //! context outside the image is mirrored exactly as at inference ([`crate::tiling::mirror`]).
+//!
+//! Beyond the paper, optional realism for data that is softer, sharper, noisier or at another scale than the
+//! training frames (e.g. the U373 frames restored from a 512x512 copy): a random zoom, Gaussian blur or unsharp
+//! masking, and additive noise. They change the image only; labels follow the zoom through the same warp.
 
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
@@ -21,11 +25,28 @@ pub struct Augmentation {
     /// Gray values: v -> a * v + b with a in 1 ± scale, b in ± offset (normalised units), and a gamma in 1 ± gamma.
     pub gray_scale: f32,
     pub gray_offset: f32,
+    /// Random zoom: the tile shows the image scaled by a factor log-uniform in [1/(1+zoom), 1+zoom]; 0 = none.
+    pub zoom: f32,
+    /// Per tile, one of: nothing, a Gaussian blur with sigma uniform in [0, blur] pixels, or unsharp masking
+    /// (sigma 1) with amount uniform in [0, sharpen]; 0 disables that choice.
+    pub blur: f32,
+    pub sharpen: f32,
+    /// Additive Gaussian noise with a standard deviation uniform in [0, noise] (normalised gray units); 0 = none.
+    pub noise: f32,
 }
 
 impl Default for Augmentation {
+    /// The paper's augmentation, no realism extras.
     fn default() -> Self {
-        Augmentation { elastic_std: 10.0, elastic_grid: 3, rotate: true, flip: true, gray_scale: 0.2, gray_offset: 0.1 }
+        Augmentation {
+            elastic_std: 10.0,
+            elastic_grid: 3,
+            rotate: true,
+            flip: true,
+            gray_scale: 0.2,
+            gray_offset: 0.1,
+            ..Augmentation::NONE
+        }
     }
 }
 
@@ -37,7 +58,36 @@ impl Augmentation {
         flip: false,
         gray_scale: 0.0,
         gray_offset: 0.0,
+        zoom: 0.0,
+        blur: 0.0,
+        sharpen: 0.0,
+        noise: 0.0,
     };
+
+    /// The paper's augmentation plus the realism extras at the strengths the default model trains with: zoom
+    /// 1/1.25..1.25, blur up to sigma 1.5 px, unsharp amount up to 1, noise up to 0.05.
+    pub const REALISTIC: Augmentation = Augmentation {
+        elastic_std: 10.0,
+        elastic_grid: 3,
+        rotate: true,
+        flip: true,
+        gray_scale: 0.2,
+        gray_offset: 0.1,
+        zoom: 0.25,
+        blur: 1.5,
+        sharpen: 1.0,
+        noise: 0.05,
+    };
+}
+
+/// What happens to a tile's sharpness.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Focus {
+    Unchanged,
+    /// Gaussian blur with this sigma (pixels).
+    Blur(f32),
+    /// `v + amount * (v - blur_1px(v))`.
+    Sharpen(f32),
 }
 
 /// For each pixel of a `size x size` tile, the (x, y) position in the source image it shows.
@@ -48,6 +98,10 @@ pub struct Warp {
     /// Gray-value change to apply to the warped image.
     pub gain: f32,
     pub offset: f32,
+    pub focus: Focus,
+    /// Standard deviation of the additive noise and the seed of its generator (one noise field per tile).
+    pub noise_std: f32,
+    pub noise_seed: u64,
 }
 
 /// Cubic convolution kernel (Keys, a = -0.5), the usual "bicubic".
@@ -92,12 +146,25 @@ pub fn random_warp(rng: &mut impl Rng, aug: &Augmentation, size: usize, cx: f32,
     let fy = if aug.flip && rng.random_bool(0.5) { -1.0 } else { 1.0 };
     let gain = 1.0 + if aug.gray_scale > 0.0 { rng.random_range(-aug.gray_scale..aug.gray_scale) } else { 0.0 };
     let offset = if aug.gray_offset > 0.0 { rng.random_range(-aug.gray_offset..aug.gray_offset) } else { 0.0 };
+    let zoom = if aug.zoom > 0.0 {
+        let range = (1.0 + aug.zoom).ln();
+        rng.random_range(-range..range).exp()
+    } else {
+        1.0
+    };
+    let focus = match rng.random_range(0..3) {
+        1 if aug.blur > 0.0 => Focus::Blur(rng.random_range(0.0..aug.blur)),
+        2 if aug.sharpen > 0.0 => Focus::Sharpen(rng.random_range(0.0..aug.sharpen)),
+        _ => Focus::Unchanged,
+    };
+    let noise_std = if aug.noise > 0.0 { rng.random_range(0.0..aug.noise) } else { 0.0 };
+    let noise_seed = rng.random();
     let half = (size as f32 - 1.0) / 2.0;
     let scale = (g - 1) as f32 / (size as f32 - 1.0).max(1.0);
     let mut coords = Vec::with_capacity(size * size);
     for y in 0..size {
         for x in 0..size {
-            let (u, v) = ((x as f32 - half) * fx, (y as f32 - half) * fy);
+            let (u, v) = ((x as f32 - half) * fx * zoom, (y as f32 - half) * fy * zoom);
             let (mut sx, mut sy) = (cx + cos * u - sin * v, cy + sin * u + cos * v);
             if aug.elastic_std > 0.0 {
                 let (gx, gy) = (x as f32 * scale, y as f32 * scale);
@@ -107,11 +174,36 @@ pub fn random_warp(rng: &mut impl Rng, aug: &Augmentation, size: usize, cx: f32,
             coords.push((sx, sy));
         }
     }
-    Warp { size, coords, gain, offset }
+    Warp { size, coords, gain, offset, focus, noise_std, noise_seed }
 }
 
-/// Bicubic resampling of a one-channel image through `warp` (mirrored outside), then the gray-value change.
+/// Bicubic resampling of a one-channel image through `warp` (mirrored outside), then its blur or sharpening, the
+/// gray-value change and the noise.
 pub fn warp_image(image: &[f32], width: usize, height: usize, warp: &Warp) -> Vec<f32> {
+    let mut tile = resample(image, width, height, warp);
+    match warp.focus {
+        Focus::Unchanged => {}
+        Focus::Blur(sigma) => crate::synthetic::blur(&mut tile, warp.size, warp.size, sigma),
+        Focus::Sharpen(amount) => {
+            let mut soft = tile.clone();
+            crate::synthetic::blur(&mut soft, warp.size, warp.size, 1.0);
+            tile.iter_mut().zip(&soft).for_each(|(v, s)| *v += amount * (*v - s));
+        }
+    }
+    let noise = (warp.noise_std > 0.0).then(|| {
+        use rand::SeedableRng;
+        (rand::rngs::StdRng::seed_from_u64(warp.noise_seed), Normal::new(0.0, warp.noise_std).unwrap())
+    });
+    match noise {
+        Some((mut rng, normal)) => {
+            tile.iter_mut().for_each(|v| *v = *v * warp.gain + warp.offset + normal.sample(&mut rng));
+        }
+        None => tile.iter_mut().for_each(|v| *v = *v * warp.gain + warp.offset),
+    }
+    tile
+}
+
+fn resample(image: &[f32], width: usize, height: usize, warp: &Warp) -> Vec<f32> {
     warp.coords
         .iter()
         .map(|&(sx, sy)| {
@@ -127,7 +219,7 @@ pub fn warp_image(image: &[f32], width: usize, height: usize, warp: &Warp) -> Ve
                     v += wy * cubic(sx - (ix + i) as f32) * image[row + mirror(ix + i, width)];
                 }
             }
-            v * warp.gain + warp.offset
+            v
         })
         .collect()
 }
@@ -170,7 +262,7 @@ mod tests {
         for _ in 0..10 {
             let warp = random_warp(
                 &mut rng,
-                &Augmentation { gray_scale: 0.0, gray_offset: 0.0, ..Default::default() },
+                &Augmentation { gray_scale: 0.0, gray_offset: 0.0, zoom: 0.25, ..Default::default() },
                 40,
                 30.0,
                 25.0,
@@ -189,5 +281,56 @@ mod tests {
             }
         }
         assert!(checked > 5000, "{checked}");
+    }
+
+    /// Zoom factors spread over [1/1.25, 1.25]; the tile's pixel spacing in the source is the factor.
+    #[test]
+    fn zoom_scales_the_sampling_grid() {
+        let aug = Augmentation { zoom: 0.25, ..Augmentation::NONE };
+        let mut rng = StdRng::seed_from_u64(9);
+        let factors: Vec<f32> = (0..200)
+            .map(|_| {
+                let w = random_warp(&mut rng, &aug, 21, 50.0, 50.0);
+                let dx = w.coords[1].0 - w.coords[0].0;
+                let dy = w.coords[21].1 - w.coords[0].1;
+                assert!((dx - dy).abs() < 1e-4, "isotropic: {dx} vs {dy}");
+                dx
+            })
+            .collect();
+        let (lo, hi) = factors.iter().fold((f32::MAX, f32::MIN), |(a, b), &f| (a.min(f), b.max(f)));
+        assert!(lo >= 1.0 / 1.25 - 1e-4 && hi <= 1.25 + 1e-4, "{lo}..{hi}");
+        assert!(lo < 0.85 && hi > 1.15, "the range is used: {lo}..{hi}");
+    }
+
+    fn spread(v: &[f32]) -> f32 {
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        (v.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / v.len() as f32).sqrt()
+    }
+
+    /// Blur lowers and sharpening raises the contrast of a checkerboard; noise adds its standard deviation; the same
+    /// warp gives the same tile (all channels of an image and a resumed run see identical tiles).
+    #[test]
+    fn focus_and_noise_change_the_image_as_drawn() {
+        let (w, h) = (64, 64);
+        let image: Vec<f32> = (0..w * h).map(|i| (((i % w) / 2 + (i / w) / 2) % 2) as f32).collect();
+        let plain = Augmentation::NONE;
+        let base = random_warp(&mut StdRng::seed_from_u64(1), &plain, 32, 32.0, 32.0);
+        let reference = spread(&warp_image(&image, w, h, &base));
+        let with = |focus: Focus, noise_std: f32| warp_image(&image, w, h, &Warp { focus, noise_std, ..base.clone() });
+        assert!(spread(&with(Focus::Blur(1.5), 0.0)) < 0.5 * reference);
+        assert!(spread(&with(Focus::Sharpen(1.0), 0.0)) > 1.2 * reference);
+        let noisy = with(Focus::Unchanged, 0.05);
+        let clean = with(Focus::Unchanged, 0.0);
+        let diff: Vec<f32> = noisy.iter().zip(&clean).map(|(a, b)| a - b).collect();
+        assert!((spread(&diff) - 0.05).abs() < 0.005, "noise std {}", spread(&diff));
+        assert_eq!(noisy, with(Focus::Unchanged, 0.05), "the noise is a function of the warp");
+
+        // Realistic warps draw every kind of focus.
+        let mut rng = StdRng::seed_from_u64(4);
+        let kinds: Vec<Focus> =
+            (0..60).map(|_| random_warp(&mut rng, &Augmentation::REALISTIC, 8, 4.0, 4.0).focus).collect();
+        assert!(kinds.iter().any(|f| matches!(f, Focus::Unchanged)));
+        assert!(kinds.iter().any(|f| matches!(f, Focus::Blur(s) if *s > 0.0 && *s < 1.5)));
+        assert!(kinds.iter().any(|f| matches!(f, Focus::Sharpen(a) if *a > 0.0 && *a < 1.0)));
     }
 }

@@ -227,8 +227,11 @@ fn renumber(labels: &mut [u32], count: usize) -> u32 {
     n
 }
 
-/// Separable Gaussian blur, edges clamped.
-fn blur(image: &mut [f32], width: usize, height: usize, sigma: f32) {
+/// Separable Gaussian blur, edges clamped; a sigma of 0 leaves the image as it is.
+pub(crate) fn blur(image: &mut [f32], width: usize, height: usize, sigma: f32) {
+    if sigma <= 0.0 {
+        return;
+    }
     let r = (3.0 * sigma).ceil() as isize;
     let k: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
     let total: f32 = k.iter().sum();

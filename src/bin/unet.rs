@@ -413,9 +413,10 @@ struct TrainArgs {
     sigma: f32,
     #[arg(long, default_value_t = 2)]
     border_width: usize,
-    /// No elastic deformation, rotation, flips or gray-value changes.
-    #[arg(long)]
-    no_augment: bool,
+    /// Tile augmentation: paper = elastic deformation, rotation, flips, gray values; realistic = the paper's plus
+    /// random zoom (1/1.25..1.25), blur (sigma <= 1.5 px) or sharpening, and noise (std <= 0.05); none = raw tiles
+    #[arg(long, default_value = "paper", value_parser = ["paper", "realistic", "none"])]
+    augment: String,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long, default_value_t = 0)]
@@ -524,7 +525,11 @@ fn run_train(a: TrainArgs) -> unet::Result<()> {
             balance: ClassBalance::InverseFrequency,
             border_width: a.border_width,
         },
-        augmentation: if a.no_augment { Augmentation::NONE } else { Augmentation::default() },
+        augmentation: match a.augment.as_str() {
+            "none" => Augmentation::NONE,
+            "realistic" => Augmentation::REALISTIC,
+            _ => Augmentation::default(),
+        },
         min_size: a.min_size,
         data_description: a.data.iter().map(|d| data_name(&d.display().to_string())).collect::<Vec<_>>().join(", ")
             + &format!(" ({} truth)", a.truth),
