@@ -7,7 +7,7 @@ export UNET_ORT_LIB := $(ORT_DIR)
 OUT := out
 
 .PHONY: demo test lint ort demo-image header baseline-model bench clean package train-default-model check-cuda \
-	gpu-prepare gpu-dry-run
+	gpu-prepare gpu-dry-run fuzz
 
 ort:
 	@scripts/fetch-onnxruntime.sh >/dev/null
@@ -77,3 +77,9 @@ package:
 clean:
 	cargo clean
 	rm -rf $(OUT)
+
+# AFL++ fuzzing of the model reader, metadata parser, image readers, unet_segment and unet_weight_map
+# (tests/fuzz; installs afl++ and cargo-afl when missing). FUZZ_SECONDS per target; findings in out/fuzz.
+FUZZ_SECONDS ?= 60
+fuzz: ort
+	scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -54,10 +54,15 @@ fn is_tiff(path: &Path) -> bool {
 /// Reads a TIFF (8/16-bit integer or 32-bit float, gray or RGB; the first page) or a PNG.
 pub fn read_image(path: &Path) -> Result<OwnedImage> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    decode_image(&bytes, path)
+}
+
+/// [`read_image`] on the file's bytes; `path` only names it in errors.
+pub fn decode_image(bytes: &[u8], path: &Path) -> Result<OwnedImage> {
     if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
-        return read_tiff(path, &bytes);
+        return read_tiff(path, bytes);
     }
-    let img = image::load_from_memory(&bytes).map_err(|e| io_err(path, e))?;
+    let img = image::load_from_memory(bytes).map_err(|e| io_err(path, e))?;
     let (width, height) = (img.width() as usize, img.height() as usize);
     use image::DynamicImage as D;
     let (pixels, channels) = match img {
@@ -94,14 +99,42 @@ fn read_tiff(path: &Path, bytes: &[u8]) -> Result<OwnedImage> {
         DecodingResult::F64(v) => PixelBuffer::F32(v.into_iter().map(|x| x as f32).collect()),
         _ => return Err(io_err(path, "unsupported TIFF sample type")),
     };
+    let values = match &pixels {
+        PixelBuffer::U8(v) => v.len(),
+        PixelBuffer::U16(v) => v.len(),
+        PixelBuffer::U32(v) => v.len(),
+        PixelBuffer::F32(v) => v.len(),
+    };
+    check_tiff_size(path, values, w, h, channels)?;
     Ok(OwnedImage { pixels, width: w as usize, height: h as usize, channels })
+}
+
+/// A TIFF whose strips or tiles hold fewer (or more) values than its header's size promises is broken: the
+/// decoder hands back what the strips held (found by fuzzing).
+fn check_tiff_size(path: &Path, values: usize, width: u32, height: u32, channels: usize) -> Result<()> {
+    let expected = (width as usize).checked_mul(height as usize).and_then(|n| n.checked_mul(channels));
+    if expected != Some(values) {
+        return Err(io_err(
+            path,
+            format!(
+                "the TIFF data holds {values} values, its {width}x{height}x{channels} header needs {}",
+                expected.map_or_else(|| "more than this machine can address".to_string(), |n| n.to_string())
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads a label image (u8/u16/u32 TIFF or PNG) as u32 labels.
 pub fn read_labels(path: &Path) -> Result<(Vec<u32>, usize, usize)> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    decode_labels(&bytes, path)
+}
+
+/// [`read_labels`] on the file's bytes; `path` only names it in errors.
+pub fn decode_labels(bytes: &[u8], path: &Path) -> Result<(Vec<u32>, usize, usize)> {
     if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
-        let mut dec = Decoder::new(Cursor::new(&bytes)).map_err(|e| io_err(path, e))?;
+        let mut dec = Decoder::new(Cursor::new(bytes)).map_err(|e| io_err(path, e))?;
         let (w, h) = dec.dimensions().map_err(|e| io_err(path, e))?;
         let labels = match dec.read_image().map_err(|e| io_err(path, e))? {
             DecodingResult::U8(v) => v.into_iter().map(u32::from).collect(),
@@ -109,9 +142,10 @@ pub fn read_labels(path: &Path) -> Result<(Vec<u32>, usize, usize)> {
             DecodingResult::U32(v) => v,
             _ => return Err(io_err(path, "labels must be 8, 16 or 32-bit unsigned integers")),
         };
+        check_tiff_size(path, labels.len(), w, h, 1)?;
         return Ok((labels, w as usize, h as usize));
     }
-    let img = read_image(path)?;
+    let img = decode_image(bytes, path)?;
     if img.channels != 1 {
         return Err(io_err(path, "a label image must have one channel"));
     }
@@ -235,6 +269,18 @@ pub fn write_overlay(path: &Path, image: &ImageView, labels: &[u32]) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (tests/fuzz, image_file; the input is kept in tests/fuzz/regressions): a 5x4 float TIFF
+    /// whose IFD overlaps its pixel data decoded to 4 values and was returned as a 5x4 image.
+    #[test]
+    fn a_tiff_with_less_data_than_its_header_promises_is_an_error() {
+        let bytes = include_bytes!("../tests/fuzz/regressions/image_file-short-pixel-buffer.tif");
+        let path = Path::new("short.tif");
+        let e = decode_image(bytes, path).unwrap_err();
+        assert!(e.message().contains("holds 4 values") && e.message().contains("5x4x1"), "{}", e.message());
+        let e = decode_labels(bytes, path).unwrap_err();
+        assert!(e.message().contains("holds 4 values") || e.message().contains("labels must be"), "{}", e.message());
+    }
 
     #[test]
     fn round_trips() {
