@@ -75,6 +75,10 @@ pub struct Model {
     input_name: String,
     /// The CUDA device the session runs on (when it runs on CUDA).
     cuda_device: i32,
+    /// On CUDA: the model's bytes and CUDA-only load options, to start a fresh session after the GPU ran out of
+    /// memory. ONNX Runtime's GPU arena keeps what it grabbed for the failed run, so without a fresh arena even
+    /// small tiles fail (seen with `gpu_mem_limit`: every later allocation refused, down to a few KB).
+    renewal: Option<(Vec<u8>, ModelOptions)>,
 }
 
 impl std::fmt::Debug for Model {
@@ -168,6 +172,8 @@ impl Model {
             ModelMetadata::from_lookup(|k| meta.custom(k)).map_err(|e| e.context(&source))?
         };
         let input_name = check_signature(&session, &metadata).map_err(|e| e.context(&source))?;
+        let renewal = (provider.used == Provider::Cuda)
+            .then(|| (bytes.to_vec(), ModelOptions { provider: Provider::Cuda, ..options.clone() }));
         Ok(Model {
             session: Mutex::new(session),
             metadata,
@@ -176,7 +182,19 @@ impl Model {
             source,
             input_name,
             cuda_device: options.cuda_device,
+            renewal,
         })
+    }
+
+    /// Replaces the ONNX Runtime session by a fresh one on the same device (CUDA models only; a no-op otherwise),
+    /// releasing the old session's GPU memory arena. Used after an out-of-memory before retrying smaller tiles.
+    pub(crate) fn renew_session(&self) -> Result<()> {
+        let Some((bytes, options)) = &self.renewal else { return Ok(()) };
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let (fresh, _) = create_session(&self.runtime, bytes, options)
+            .map_err(|e| e.context("starting a fresh session after the GPU ran out of memory"))?;
+        *session = fresh;
+        Ok(())
     }
 
     /// The CUDA device index the model runs on, when it runs on CUDA.

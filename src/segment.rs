@@ -212,6 +212,7 @@ impl Model {
                         return Err(e.context("the GPU is out of memory even for the smallest tile"));
                     }
                     out_of_memory_retries += 1;
+                    self.renew_session()?;
                     if batch > 1 {
                         batch /= 2;
                     } else {
