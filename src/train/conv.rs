@@ -20,7 +20,7 @@ use burn::{
     tensor::{
         Tensor, TensorMetadata, TensorPrimitive,
         backend::Backend,
-        ops::{ConvOptions, FloatTensor, ModuleOps},
+        ops::{ConvOptions, FloatTensor, FloatTensorOps, ModuleOps},
     },
 };
 
@@ -36,7 +36,16 @@ pub trait TrainConv: Backend {
         Self::conv2d(x, weight, Some(bias), valid_options())
     }
 
-    /// The weight gradient of [`TrainConv::train_conv2d`] (`kernel` = the weight's size); by default burn's own.
+    /// The input gradient of [`TrainConv::train_conv2d`]; by default burn's own.
+    fn train_conv2d_x_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, grad, valid_options())
+    }
+
+    /// The weight gradient of [`TrainConv::train_conv2d`]; by default burn's own.
     fn train_conv2d_weight_grad(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -47,6 +56,24 @@ pub trait TrainConv: Backend {
 }
 
 impl TrainConv for burn::backend::Flex {
+    /// A "full" convolution of the output gradient with the flipped, transposed kernel: flex runs forward
+    /// convolutions on bounded im2col tiles, where its transposed convolution (burn's default here) builds one
+    /// im2col matrix of the whole image, 9 x channels x pixels (190 MB at base 16), whose fresh pages were a fifth
+    /// of the step.
+    fn train_conv2d_x_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let kernel = weight.shape().dims::<4>()[2];
+        if kernel == 1 {
+            return Self::conv2d_x_backward(x, weight, grad, valid_options());
+        }
+        let flipped = Self::float_flip(Self::float_swap_dims(weight, 0, 1), &[2, 3]);
+        let pad = kernel - 1;
+        Self::conv2d(grad, flipped, None, ConvOptions::new([1, 1], [pad, pad], [1, 1], 1))
+    }
+
     /// Image rows copied into a bounded im2col block, multiplied with the GEMM flex itself uses (a version in burn
     /// tensor ops, slice + reshape + cat + matmul, spent most of its time in flex's strided copies).
     fn train_conv2d_weight_grad(
@@ -168,7 +195,7 @@ impl<B: TrainConv> Backward<B, 3> for TrainConvBackward {
         let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
         let bias = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(bias_state);
         if let Some(node) = node_x {
-            let dx = B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), valid_options());
+            let dx = B::train_conv2d_x_grad(x.clone(), weight.clone(), grad.clone());
             grads.register::<B>(node.id, dx);
         }
         if let Some(node) = node_weight {
