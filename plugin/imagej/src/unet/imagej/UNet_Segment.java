@@ -84,7 +84,7 @@ public class UNet_Segment implements PlugIn {
             segment(imp, model, providerCode, instanceCode, memory, minSize, wantLabels, wantMask, wantProbs);
         } catch (Unet.UnetException e) {
             Unet.error(e.getMessage());
-        } catch (UnsatisfiedLinkError e) {
+        } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
             Unet.error("libunet could not be loaded (put libunet.so in Fiji's lib/linux64): " + e.getMessage());
         } finally {
             IJ.showProgress(1.0);

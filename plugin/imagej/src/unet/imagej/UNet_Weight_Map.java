@@ -59,7 +59,7 @@ public class UNet_Weight_Map implements PlugIn {
             compute(imp, w0, sigma, balanceCode, border, wantTarget);
         } catch (Unet.UnetException e) {
             Unet.error(e.getMessage());
-        } catch (UnsatisfiedLinkError e) {
+        } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
             Unet.error("libunet could not be loaded (put libunet.so in Fiji's lib/linux64): " + e.getMessage());
         }
     }

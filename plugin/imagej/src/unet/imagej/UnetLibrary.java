@@ -10,7 +10,48 @@ import com.sun.jna.ptr.PointerByReference;
 
 /** JNA mapping of include/unet.h (libunet). Field order and types follow the header exactly. */
 public interface UnetLibrary extends Library {
-    UnetLibrary INSTANCE = Native.load("unet", UnetLibrary.class);
+    UnetLibrary INSTANCE = Loader.load();
+
+    /**
+     * Finds libunet: first where JNA looks (jna.library.path, the system), then beside the plugin as ImageJ and Fiji
+     * lay it out (the jar's folder, ../lib/linux64 of it, lib/linux64 of plugins.dir and of ImageJ's folder), so a
+     * user need not start Java with -Djna.library.path. The error names every place tried.
+     */
+    final class Loader {
+        private Loader() {}
+
+        static UnetLibrary load() {
+            StringBuilder tried = new StringBuilder();
+            try {
+                return Native.load("unet", UnetLibrary.class);
+            } catch (UnsatisfiedLinkError e) {
+                tried.append("the JNA search path (").append(e.getMessage()).append(")");
+            }
+            String name = System.mapLibraryName("unet");
+            java.util.List<java.io.File> dirs = new java.util.ArrayList<>();
+            try {
+                java.io.File jar = new java.io.File(
+                    UnetLibrary.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+                java.io.File folder = jar.isDirectory() ? jar : jar.getParentFile();
+                dirs.add(folder);
+                if (folder.getParentFile() != null) dirs.add(new java.io.File(folder.getParentFile(), "lib/linux64"));
+            } catch (Exception | Error ignored) {
+                // no code source (e.g. a custom class loader): the properties below still apply
+            }
+            for (String property : new String[] {"plugins.dir", "ij.dir", "user.dir"}) {
+                String dir = System.getProperty(property);
+                if (dir != null) dirs.add(new java.io.File(dir, "lib/linux64"));
+            }
+            for (java.io.File dir : dirs) {
+                java.io.File candidate = new java.io.File(dir, name);
+                tried.append(", ").append(candidate.getPath());
+                if (candidate.isFile()) {
+                    return Native.load(candidate.getAbsolutePath(), UnetLibrary.class);
+                }
+            }
+            throw new UnsatisfiedLinkError("libunet not found; looked in " + tried);
+        }
+    }
 
     int DTYPE_U8 = 1, DTYPE_U16 = 2, DTYPE_F32 = 3, DTYPE_U32 = 4;
     int PROVIDER_AUTO = 0, PROVIDER_CPU = 1, PROVIDER_CUDA = 2;
