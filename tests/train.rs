@@ -202,6 +202,7 @@ mod training {
             init_source: None,
             stop_after: None,
             progress: false,
+            val_sets: Vec::new(),
         }
     }
 
@@ -258,6 +259,62 @@ mod training {
                 .unwrap();
         }
         data
+    }
+
+    /// With two datasets, every epoch scores each on its own (issue 9: never only pooled): the log names both and
+    /// metrics.csv carries `seg:NAME,iou:NAME` columns, which a resumed run reads back and keeps.
+    #[test]
+    fn each_dataset_is_validated_on_its_own_every_epoch() {
+        use std::process::Command;
+        let (first, second) = (cli_dataset("perset-a", 3), cli_dataset("perset-b", 4));
+        let arch = Architecture { in_channels: 1, classes: 2, base_width: 4, depth: 2 };
+        let tile = (arch.geometry().min_input + 4 * arch.geometry().size_step).to_string();
+        let run = run_dir("perset");
+        let train = |epochs: &str, resume: bool| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_unet"));
+            c.arg("train").arg(&first).arg(&second).arg("--out").arg(&run.0);
+            c.args([
+                "--base-width",
+                "4",
+                "--depth",
+                "2",
+                "--tile",
+                &tile,
+                "--steps-per-epoch",
+                "1",
+                "--epochs",
+                epochs,
+            ]);
+            c.args(["--val-fraction", "0.34", "--no-tune", "--quiet"]).arg("--ort-lib").arg(common::ort_lib());
+            if resume {
+                c.arg("--resume");
+            } else {
+                c.args(["--stop-after", "1"]);
+            }
+            c.output().unwrap()
+        };
+        let out = train("2", false);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{log}");
+        let (a, b) = (first.file_name().unwrap().to_string_lossy(), second.file_name().unwrap().to_string_lossy());
+        assert!(log.contains(&format!("{a}: SEG")) && log.contains(&format!("{b}: SEG")), "{log}");
+        let out = train("2", true);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let csv = std::fs::read_to_string(run.metrics_csv()).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("epoch,train_loss,learning_rate,val_seg,val_iou,seconds,seg:{a},iou:{a},seg:{b},iou:{b}")
+        );
+        assert_eq!(lines.len(), 3, "{csv}");
+        for line in &lines[1..] {
+            let fields: Vec<&str> = line.split(',').collect();
+            assert_eq!(fields.len(), 10, "{line}");
+            assert!(fields[6..].iter().all(|f| f.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v))), "{line}");
+        }
+        for d in [&first, &second, &run.0] {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 
     /// `--init` starts from a model's weights: a zero-step run re-exports them bit for bit; flags that contradict

@@ -437,6 +437,12 @@ struct TrainArgs {
 }
 
 #[cfg(feature = "train")]
+/// A dataset's short name in metrics.csv and the epoch log: its folder's name, without commas.
+fn dataset_label(dir: &str) -> String {
+    let path = std::path::Path::new(dir.trim_end_matches('/'));
+    path.file_name().map_or_else(|| dir.to_string(), |n| n.to_string_lossy().into_owned()).replace(',', "_")
+}
+
 fn run_train(a: TrainArgs) -> unet::Result<()> {
     use unet::{
         augment::Augmentation,
@@ -537,6 +543,12 @@ fn run_train(a: TrainArgs) -> unet::Result<()> {
         progress: !a.quiet,
         init_source: a.init.as_deref().map(data_name),
         stop_after: a.stop_after,
+        // Every dataset's own validation score each epoch (when there is more than one to tell apart).
+        val_sets: if val_ranges.len() > 1 {
+            val_ranges.iter().filter(|(_, r)| !r.is_empty()).map(|(dir, r)| (dataset_label(dir), r.clone())).collect()
+        } else {
+            Vec::new()
+        },
         init: init.map(|(w, _)| w),
     };
     let summary = match train_device {

@@ -90,6 +90,9 @@ pub struct TrainConfig {
     /// Stop (and export) after this many epochs of the `epochs`-long schedule; a later `--resume` can go on. Not
     /// part of the saved settings, since it does not change what each step does.
     pub stop_after: Option<usize>,
+    /// The datasets inside the validation samples (name, index range), each scored on its own every epoch besides
+    /// the pooled score; empty = pooled only.
+    pub val_sets: Vec<(String, std::ops::Range<usize>)>,
 }
 
 impl TrainConfig {
@@ -157,7 +160,10 @@ pub struct EpochRecord {
     pub epoch: usize,
     pub train_loss: f64,
     pub learning_rate: f64,
+    /// Pooled over every validation sample.
     pub val: Option<Scores>,
+    /// Per dataset (name, scores), in the order of `TrainConfig::val_sets`.
+    pub val_per_set: Vec<(String, Scores)>,
     pub seconds: f64,
 }
 
@@ -271,30 +277,52 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::new(UnetStatus::Io, format!("{}: {e}", path.display()))
 }
 
+/// `metrics.csv`: one line per epoch; after the pooled columns, `seg:NAME,iou:NAME` for each dataset.
 fn csv_text(records: &[EpochRecord]) -> String {
-    let mut s = String::from("epoch,train_loss,learning_rate,val_seg,val_iou,seconds\n");
+    let mut s = String::from("epoch,train_loss,learning_rate,val_seg,val_iou,seconds");
+    for (name, _) in records.first().map_or(&[][..], |r| &r.val_per_set[..]) {
+        let _ = write!(s, ",seg:{name},iou:{name}");
+    }
+    s.push('\n');
     for r in records {
         let (seg, iou) =
             r.val.map_or((String::new(), String::new()), |v| (format!("{:.6}", v.seg), format!("{:.6}", v.iou)));
-        let _ = writeln!(s, "{},{:.6},{:.6e},{seg},{iou},{:.1}", r.epoch, r.train_loss, r.learning_rate, r.seconds);
+        let _ = write!(s, "{},{:.6},{:.6e},{seg},{iou},{:.1}", r.epoch, r.train_loss, r.learning_rate, r.seconds);
+        for (_, v) in &r.val_per_set {
+            let _ = write!(s, ",{:.6},{:.6}", v.seg, v.iou);
+        }
+        s.push('\n');
     }
     s
 }
 
 fn parse_csv(text: &str) -> Vec<EpochRecord> {
-    text.lines()
-        .skip(1)
+    let mut lines = text.lines();
+    let names: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .skip(6)
+        .filter_map(|c| c.strip_prefix("seg:").map(str::to_string))
+        .collect();
+    let scores = |seg: &str, iou: &str| match (seg.parse::<f64>(), iou.parse::<f64>()) {
+        (Ok(seg), Ok(iou)) => Some(Scores { seg, iou, ..Default::default() }),
+        _ => None,
+    };
+    lines
         .filter_map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            let val = match (f.get(3)?.parse::<f64>(), f.get(4)?.parse::<f64>()) {
-                (Ok(seg), Ok(iou)) => Some(Scores { seg, iou, ..Default::default() }),
-                _ => None,
-            };
+            let val_per_set = names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, name)| Some((name.clone(), scores(f.get(6 + 2 * i)?, f.get(7 + 2 * i)?)?)))
+                .collect();
             Some(EpochRecord {
                 epoch: f[0].parse().ok()?,
                 train_loss: f[1].parse().ok()?,
                 learning_rate: f[2].parse().ok()?,
-                val,
+                val: scores(f.get(3)?, f.get(4)?),
+                val_per_set,
                 seconds: f[5].parse().ok()?,
             })
         })
@@ -458,6 +486,7 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
         }
         bar.finish_and_clear();
         let weights = model.valid().to_weights();
+        let mut val_per_set = Vec::new();
         let val = if split.val.is_empty() {
             None
         } else {
@@ -469,13 +498,18 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
                 min_size: config.min_size,
             });
             let bytes = crate::onnx::encode_unet(&weights, &meta)?;
-            Some(evaluate(&Model::from_bytes(&bytes, &ort)?, &split.val, 0)?)
+            let model = Model::from_bytes(&bytes, &ort)?;
+            for (name, range) in &config.val_sets {
+                val_per_set.push((name.clone(), evaluate(&model, &split.val[range.clone()], 0)?));
+            }
+            Some(evaluate(&model, &split.val, 0)?)
         };
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: loss_sum / config.steps_per_epoch as f64,
             learning_rate: lr,
             val,
+            val_per_set,
             seconds: started.elapsed().as_secs_f64(),
         };
         eprintln!(
@@ -487,6 +521,9 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
             val.map_or(String::new(), |v| format!(", validation SEG {:.4} IoU {:.4}", v.seg, v.iou)),
             record.seconds
         );
+        for (name, v) in &record.val_per_set {
+            eprintln!("    {name}: SEG {:.4} IoU {:.4} ({} images)", v.seg, v.iou, v.images);
+        }
         records.push(record);
         save_checkpoint(run, epoch + 1, &model, &optim, &records, &recorder)?;
     }
