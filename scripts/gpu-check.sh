@@ -3,7 +3,7 @@
 #
 #   scripts/gpu-check.sh prepare [CTC_DIR]   build the CUDA CLI, libunet.so and the GPU test binary; fetch
 #       onnxruntime-gpu 1.31.1 (PyPI), keep only its Hopper (sm_90) kernels (the GPU machines here are H100/H200)
-#       and pack it in four parts; pack the training frames of CTC_DIR (Cell Tracking Challenge, sequence 01
+#       and pack it in two parts; pack the training frames of CTC_DIR (Cell Tracking Challenge, sequence 01
 #       minus its held-out tail). Everything lands in .gpu/ (git-ignored), sized to travel in two calls.
 #   scripts/gpu-check.sh run STEP...           on the GPU machine, with .gpu/ beside it; steps, in order given:
 #       stash     copy the parts in .gpu/ to /tmp/unet-gpu (they survive between calls while the machine is warm)
@@ -53,8 +53,11 @@ prepare() {
     tar -C "$cache" -cf - ort | zstd -q -19 -T0 --long=27 -f -o "$cache/ort.tar.zst"
   fi
   rm -f "$G"/ort.part*
-  # Four parts: the first travels with the binaries, the other three with the training data.
-  split -n 4 -d "$cache/ort.tar.zst" "$G/ort.part"
+  # Two parts, sized for the device tool's 64 MiB per call, which also counts the tracked tree (~13 MB): 10 MB
+  # travel with the binaries (~42 MB) in the first call, the rest (~51 MB) alone in the second. Carry the
+  # training data (ctc, isbi) in a third call when a step needs it.
+  head -c 10000000 "$cache/ort.tar.zst" > "$G/ort.part00"
+  tail -c +10000001 "$cache/ort.tar.zst" > "$G/ort.part01"
   # EM slices 0-14 of ISBI 2012 (15-19 stay here for evaluation).
   local isbi=${ctc%/ctc}/isbi2012
   if [ -d "$isbi/train/image" ]; then
