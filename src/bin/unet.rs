@@ -436,13 +436,14 @@ struct TrainArgs {
     device: String,
 }
 
-#[cfg(feature = "train")]
 /// A dataset's short name in metrics.csv and the epoch log: its folder's name, without commas.
+#[cfg(feature = "train")]
 fn dataset_label(dir: &str) -> String {
     let path = std::path::Path::new(dir.trim_end_matches('/'));
     path.file_name().map_or_else(|| dir.to_string(), |n| n.to_string_lossy().into_owned()).replace(',', "_")
 }
 
+#[cfg(feature = "train")]
 fn run_train(a: TrainArgs) -> unet::Result<()> {
     use unet::{
         augment::Augmentation,
