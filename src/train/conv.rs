@@ -1,14 +1,15 @@
-//! The U-Net's 3x3 valid convolutions as one training op whose weight gradient is a matrix product.
+//! The U-Net's valid convolutions as one training op with a backward pass that suits the CPU.
 //!
 //! burn computes a convolution's weight gradient as another convolution: the input convolved with the output
 //! gradient, i.e. a "kernel" the size of the whole image over one channel. burn's CPU backend (flex) runs that
 //! shape with its direct small-channel loop, which took about half of a training step at base width 16 (perf,
 //! 572x572 tile). The same gradient is `dW = dY · im2col(X)ᵀ`, one GEMM with the forward convolution's FLOPs.
-//! The input gradient and the bias gradient stay burn's own (a GEMM-based transposed convolution and a sum).
+//! The input gradient becomes flex's tiled forward convolution with the flipped kernel (see
+//! [`TrainConv::train_conv2d_x_grad`] on flex); the bias gradient stays burn's (a sum).
 //!
 //! [`TrainConv`] is implemented for the inner backends as burn's plain `conv2d` and, for `Autodiff<B>`, as a
-//! tracked op with that backward, so the network calls one function whatever it runs on. Only flex gets the GEMM
-//! weight gradient; CUDA keeps burn's (its kernels are built for that shape).
+//! tracked op with that backward, so the network calls one function whatever it runs on. Only flex overrides the
+//! gradients; CUDA keeps burn's own.
 
 use burn::{
     backend::autodiff::{
