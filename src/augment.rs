@@ -36,17 +36,8 @@ pub struct Augmentation {
 }
 
 impl Default for Augmentation {
-    /// The paper's augmentation, no realism extras.
     fn default() -> Self {
-        Augmentation {
-            elastic_std: 10.0,
-            elastic_grid: 3,
-            rotate: true,
-            flip: true,
-            gray_scale: 0.2,
-            gray_offset: 0.1,
-            ..Augmentation::NONE
-        }
+        Augmentation::PAPER
     }
 }
 
@@ -64,20 +55,21 @@ impl Augmentation {
         noise: 0.0,
     };
 
-    /// The paper's augmentation plus the realism extras at the strengths the default model trains with: zoom
-    /// 1/1.25..1.25, blur up to sigma 1.5 px, unsharp amount up to 1, noise up to 0.05.
-    pub const REALISTIC: Augmentation = Augmentation {
+    /// The paper's augmentation (the default), no realism extras.
+    pub const PAPER: Augmentation = Augmentation {
         elastic_std: 10.0,
         elastic_grid: 3,
         rotate: true,
         flip: true,
         gray_scale: 0.2,
         gray_offset: 0.1,
-        zoom: 0.25,
-        blur: 1.5,
-        sharpen: 1.0,
-        noise: 0.05,
+        ..Augmentation::NONE
     };
+
+    /// `--augment realistic`: the paper's plus zoom 1/1.25..1.25, blur up to sigma 1.5 px or unsharp amount up to
+    /// 1, noise up to 0.05.
+    pub const REALISTIC: Augmentation =
+        Augmentation { zoom: 0.25, blur: 1.5, sharpen: 1.0, noise: 0.05, ..Augmentation::PAPER };
 }
 
 /// What happens to a tile's sharpness.
