@@ -291,6 +291,9 @@ enum Command {
         warmup: usize,
         #[arg(long, default_value_t = 10)]
         reps: usize,
+        /// How convolutions run on CUDA (one row each): im2col, implicit-gemm, direct.
+        #[arg(long, value_delimiter = ',', default_value = "im2col", value_parser = parse_cuda_conv)]
+        cuda_conv: Vec<unet::train::conv::CudaConv>,
     },
     /// Describe a model: architecture, normalisation, provenance, and the execution provider that runs it.
     Info {
@@ -434,6 +437,15 @@ struct TrainArgs {
     /// Where the network trains: cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// How convolutions run on CUDA: im2col (GEMMs), implicit-gemm (cubecl's convolution kernels), both on tensor
+    /// cores in TF32, or direct (burn's own float32 kernels, slow). `unet bench-train --device cuda` times them.
+    #[arg(long, default_value = "im2col", value_parser = parse_cuda_conv)]
+    cuda_conv: unet::train::conv::CudaConv,
+}
+
+#[cfg(feature = "train")]
+fn parse_cuda_conv(s: &str) -> Result<unet::train::conv::CudaConv, String> {
+    unet::train::conv::CudaConv::parse(s)
 }
 
 /// A dataset's short name in metrics.csv and the epoch log: its folder's name, without commas.
@@ -457,6 +469,7 @@ fn run_train(a: TrainArgs) -> unet::Result<()> {
     };
     let train_device = TrainDevice::parse(&a.device)?;
     train_device.check_built()?;
+    a.cuda_conv.select();
     // A missing GPU is found now, before minutes of data loading.
     #[cfg(feature = "cuda")]
     let cuda = match train_device {
@@ -899,7 +912,7 @@ fn run(cli: Cli) -> unet::Result<()> {
             Ok(())
         }
         #[cfg(feature = "train")]
-        Command::BenchTrain { device, base_width, tile, warmup, reps } => {
+        Command::BenchTrain { device, base_width, tile, warmup, reps, cuda_conv } => {
             use unet::train::device::TrainDevice;
             unet::train::keep_freed_memory_for_reuse();
             let train_device = TrainDevice::parse(&device)?;
@@ -907,45 +920,61 @@ fn run(cli: Cli) -> unet::Result<()> {
             println!(
                 "training step on {train_device}: {tile}x{tile} tile, batch 1, SGD, median of {reps} after {warmup}"
             );
-            println!("{:>10} {:>14} {:>14} {:>12}", "base width", "median ms", "min ms", "total s");
-            for width in base_width {
-                let arch = unet::Architecture { in_channels: 1, classes: 2, base_width: width, depth: 4 };
-                if arch.geometry().output_for_input(tile).is_none() {
-                    return Err(unet::Error::new(
-                        unet::UnetStatus::InvalidArgument,
-                        format!("{tile} is not a valid input size (16k + 60 for depth 4, e.g. 572)"),
-                    ));
+            println!(
+                "{:>14} {:>10} {:>14} {:>14} {:>12}",
+                "convolution", "base width", "median ms", "min ms", "total s"
+            );
+            // The CPU has one way to run convolutions; CUDA gets one row per --cuda-conv.
+            let convs =
+                if train_device == TrainDevice::Cpu { vec![None] } else { cuda_conv.into_iter().map(Some).collect() };
+            for conv in convs {
+                let name = conv.map_or("flex", |c: unet::train::conv::CudaConv| c.name());
+                if let Some(c) = conv {
+                    c.select();
                 }
-                let started = Instant::now();
-                let steps = match train_device {
-                    TrainDevice::Cpu => {
-                        unet::train::benchmark::time_steps::<unet::train::TrainBackend>(
+                for &width in &base_width {
+                    let arch = unet::Architecture { in_channels: 1, classes: 2, base_width: width, depth: 4 };
+                    if arch.geometry().output_for_input(tile).is_none() {
+                        return Err(unet::Error::new(
+                            unet::UnetStatus::InvalidArgument,
+                            format!("{tile} is not a valid input size (16k + 60 for depth 4, e.g. 572)"),
+                        ));
+                    }
+                    let started = Instant::now();
+                    // A strategy that fails on this GPU loses its row, not the others.
+                    let timed = std::panic::catch_unwind(|| match train_device {
+                        TrainDevice::Cpu => Ok(unet::train::benchmark::time_steps::<unet::train::TrainBackend>(
                             arch,
                             tile,
                             warmup,
                             reps,
                             &Default::default(),
                         )
-                        .0
+                        .0),
+                        #[cfg(feature = "cuda")]
+                        TrainDevice::Cuda(index) => unet::train::device::cuda_device(index).map(|cuda| {
+                            unet::train::benchmark::time_steps::<unet::train::device::CudaTrainBackend>(
+                                arch, tile, warmup, reps, &cuda,
+                            )
+                            .0
+                        }),
+                        #[cfg(not(feature = "cuda"))]
+                        TrainDevice::Cuda(_) => unreachable!("check_built refused CUDA in this build"),
+                    });
+                    match timed {
+                        Ok(steps) => {
+                            let steps = steps?;
+                            let min = steps.iter().copied().fold(f64::INFINITY, f64::min);
+                            println!(
+                                "{name:>14} {width:>10} {:>14.2} {:>14.2} {:>12.1}",
+                                1e3 * unet::train::benchmark::median(steps),
+                                1e3 * min,
+                                started.elapsed().as_secs_f64()
+                            );
+                        }
+                        Err(_) => println!("{name:>14} {width:>10} {:>14} (failed, see above)", "-"),
                     }
-                    #[cfg(feature = "cuda")]
-                    TrainDevice::Cuda(index) => {
-                        let cuda = unet::train::device::cuda_device(index)?;
-                        unet::train::benchmark::time_steps::<unet::train::device::CudaTrainBackend>(
-                            arch, tile, warmup, reps, &cuda,
-                        )
-                        .0
-                    }
-                    #[cfg(not(feature = "cuda"))]
-                    TrainDevice::Cuda(_) => unreachable!("check_built refused CUDA in this build"),
-                };
-                let min = steps.iter().copied().fold(f64::INFINITY, f64::min);
-                println!(
-                    "{width:>10} {:>14.2} {:>14.2} {:>12.1}",
-                    1e3 * unet::train::benchmark::median(steps),
-                    1e3 * min,
-                    started.elapsed().as_secs_f64()
-                );
+                }
             }
             Ok(())
         }

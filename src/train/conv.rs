@@ -8,8 +8,11 @@
 //! [`TrainConv::train_conv2d_x_grad`] on flex); the bias gradient stays burn's (a sum).
 //!
 //! [`TrainConv`] is implemented for the inner backends as burn's plain `conv2d` and, for `Autodiff<B>`, as a
-//! tracked op with that backward, so the network calls one function whatever it runs on. Only flex overrides the
-//! gradients; CUDA keeps burn's own.
+//! tracked op with that backward, so the network calls one function whatever it runs on. flex overrides the
+//! gradients as above; CUDA runs all three passes as [`CudaConv`] says (by default GEMMs in burn tensor ops,
+//! [`super::im2col`]), because burn's CUDA convolutions without autotuning are direct kernels.
+
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use burn::{
     backend::autodiff::{
@@ -53,6 +56,58 @@ pub trait TrainConv: Backend {
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         Self::conv2d_weight_backward(x, weight, grad, valid_options())
+    }
+
+    /// Whether the network's 2x2 up-convolutions run as a matmul and a shuffle ([`super::im2col::up_conv2x2`])
+    /// instead of burn's transposed convolution; by default not.
+    fn matmul_up_conv() -> bool {
+        false
+    }
+}
+
+/// How the training convolutions run on CUDA. `unet bench-train --cuda-conv` times each; `unet train --cuda-conv`
+/// picks one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CudaConv {
+    /// burn's own kernels (direct convolutions; the weight gradient as an image-sized convolution).
+    Direct,
+    /// GEMMs in burn tensor ops ([`super::im2col`]), which cubecl multiplies on tensor cores (TF32), more memory.
+    /// The default.
+    Im2col,
+    /// cubecl's implicit-GEMM kernels on tensor cores (TF32 precision), [`CudaConv::Im2col`] where they refuse a
+    /// shape.
+    ImplicitGemm,
+}
+
+static CUDA_CONV: AtomicU8 = AtomicU8::new(CudaConv::Im2col as u8);
+
+impl CudaConv {
+    pub const ALL: [CudaConv; 3] = [CudaConv::Direct, CudaConv::Im2col, CudaConv::ImplicitGemm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CudaConv::Direct => "direct",
+            CudaConv::Im2col => "im2col",
+            CudaConv::ImplicitGemm => "implicit-gemm",
+        }
+    }
+
+    /// `direct`, `im2col` or `implicit-gemm`; anything else is an error listing them.
+    pub fn parse(s: &str) -> Result<CudaConv, String> {
+        CudaConv::ALL
+            .into_iter()
+            .find(|c| c.name() == s.to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown CUDA convolution '{s}': use direct, im2col or implicit-gemm"))
+    }
+
+    /// The one in use (process-wide).
+    pub fn current() -> CudaConv {
+        CudaConv::ALL[CUDA_CONV.load(Ordering::Relaxed) as usize]
+    }
+
+    /// Use this one from now on (process-wide; the trainer's entry points set it before building a network).
+    pub fn select(self) {
+        CUDA_CONV.store(self as u8, Ordering::Relaxed);
     }
 }
 
@@ -179,7 +234,122 @@ fn cpu_weight_grad(x: &[f32], grad: &[f32], s: ConvShape, block_values: usize) -
 }
 
 #[cfg(feature = "cuda")]
-impl TrainConv for burn::backend::Cuda {}
+impl TrainConv for burn::backend::Cuda {
+    fn train_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        use burn_cubecl::kernel::conv::{ConvStrategy, conv_forward};
+        let im2col = |x, weight, bias| {
+            primitive(super::im2col::conv2d(tensor::<Self, 4>(x), tensor(weight), Some(tensor::<Self, 1>(bias))))
+        };
+        match CudaConv::current() {
+            CudaConv::Direct => Self::conv2d(x, weight, Some(bias), valid_options()),
+            CudaConv::Im2col => im2col(x, weight, bias),
+            CudaConv::ImplicitGemm => implicit_gemm_or(
+                "forward",
+                || {
+                    conv_forward::<_, 2>(
+                        x.clone(),
+                        weight.clone(),
+                        Some(bias.clone()),
+                        valid_options(),
+                        ConvStrategy::ImplicitGemm,
+                    )
+                },
+                || im2col(x.clone(), weight.clone(), bias.clone()),
+            ),
+        }
+    }
+
+    fn train_conv2d_x_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        use burn_cubecl::kernel::conv::{ConvStrategy, conv_data_backward};
+        let im2col = |weight, grad| primitive(super::im2col::conv2d_x_grad(tensor::<Self, 4>(weight), tensor(grad)));
+        match CudaConv::current() {
+            CudaConv::Direct => Self::conv2d_x_backward(x, weight, grad, valid_options()),
+            CudaConv::Im2col => im2col(weight, grad),
+            CudaConv::ImplicitGemm => implicit_gemm_or(
+                "input gradient",
+                || {
+                    conv_data_backward::<_, 2>(
+                        grad.clone(),
+                        weight.clone(),
+                        x.shape(),
+                        valid_options(),
+                        ConvStrategy::ImplicitGemm,
+                    )
+                },
+                || im2col(weight.clone(), grad.clone()),
+            ),
+        }
+    }
+
+    fn train_conv2d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        use burn_cubecl::kernel::conv::{ConvStrategy, conv_weight_backward};
+        let kernel = weight.shape().dims::<4>()[2];
+        let im2col = |x, grad| primitive(super::im2col::conv2d_weight_grad(tensor::<Self, 4>(x), tensor(grad), kernel));
+        match CudaConv::current() {
+            CudaConv::Direct => Self::conv2d_weight_backward(x, weight, grad, valid_options()),
+            CudaConv::Im2col => im2col(x, grad),
+            CudaConv::ImplicitGemm => implicit_gemm_or(
+                "weight gradient",
+                || {
+                    conv_weight_backward::<_, 2>(
+                        x.clone(),
+                        grad.clone(),
+                        weight.shape(),
+                        valid_options(),
+                        ConvStrategy::ImplicitGemm,
+                    )
+                },
+                || im2col(x.clone(), grad.clone()),
+            ),
+        }
+    }
+
+    fn matmul_up_conv() -> bool {
+        CudaConv::current() != CudaConv::Direct
+    }
+}
+
+/// cubecl's implicit GEMM, or `fallback` where it refuses the shape (an error, or a panic inside cubecl); said once
+/// per pass.
+#[cfg(feature = "cuda")]
+fn implicit_gemm_or<T, E: std::fmt::Debug>(
+    pass: &str,
+    gemm: impl FnOnce() -> Result<T, E>,
+    fallback: impl FnOnce() -> T,
+) -> T {
+    use std::{collections::HashSet, sync::Mutex};
+    static SAID: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let why = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(gemm)) {
+        Ok(Ok(t)) => return t,
+        Ok(Err(e)) => format!("{e:?}"),
+        Err(_) => "a panic in cubecl".to_string(),
+    };
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if said.get_or_insert_with(HashSet::new).insert(pass.to_string()) {
+        log::warn!("CUDA implicit-GEMM convolution ({pass}) refused ({why}); using im2col for it");
+        eprintln!("note: CUDA implicit-GEMM convolution ({pass}) refused ({why}); using im2col for it");
+    }
+    fallback()
+}
+
+/// A backend primitive as a tensor of rank `D`, and back.
+#[cfg(feature = "cuda")]
+fn tensor<B: Backend, const D: usize>(p: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(p))
+}
+
+#[cfg(feature = "cuda")]
+fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
 
 #[derive(Debug)]
 struct TrainConvBackward;
@@ -209,6 +379,10 @@ impl<B: TrainConv> Backward<B, 3> for TrainConvBackward {
 }
 
 impl<B: TrainConv, C: CheckpointStrategy> TrainConv for Autodiff<B, C> {
+    fn matmul_up_conv() -> bool {
+        B::matmul_up_conv()
+    }
+
     fn train_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
         match TrainConvBackward
             .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
@@ -242,6 +416,18 @@ mod tests {
     };
 
     type AD = Autodiff<Flex>;
+
+    /// The names `--cuda-conv` accepts, round trip, and a clear error for others; the default is im2col.
+    #[test]
+    fn cuda_convolution_names() {
+        for c in CudaConv::ALL {
+            assert_eq!(CudaConv::parse(c.name()), Ok(c));
+        }
+        assert_eq!(CudaConv::parse("Implicit-GEMM"), Ok(CudaConv::ImplicitGemm));
+        let err = CudaConv::parse("cudnn").unwrap_err();
+        assert!(err.contains("cudnn") && err.contains("im2col"), "{err}");
+        assert_eq!(CudaConv::current(), CudaConv::Im2col);
+    }
 
     /// The GEMM weight gradient against burn's own (the image-sized convolution), and the whole op's gradients
     /// against burn's tracked `conv2d`.

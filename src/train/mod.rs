@@ -5,6 +5,7 @@
 pub mod benchmark;
 pub mod conv;
 pub mod device;
+pub mod im2col;
 pub mod loss;
 pub mod model;
 pub mod trainer;

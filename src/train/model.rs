@@ -172,7 +172,12 @@ impl<B: TrainConv> UNet<B> {
         }
         x = self.dropout.forward(x);
         for block in &self.decoder {
-            let up = block.up.forward(x);
+            let up = if B::matmul_up_conv() {
+                let bias = block.up.bias.as_ref().map(|b| b.val());
+                super::im2col::up_conv2x2(x, block.up.weight.val(), bias)
+            } else {
+                block.up.forward(x)
+            };
             let skip = skips.pop().expect("one skip per level");
             let [n, c, sh, sw] = skip.dims();
             let [_, _, uh, uw] = up.dims();
