@@ -8,6 +8,7 @@
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Instant,
 };
 
@@ -246,6 +247,58 @@ fn sample_tile(rng: &mut StdRng, data: &[Prepared], config: &TrainConfig) -> Res
     Ok((input, t, w))
 }
 
+/// One step's data: the dropout seed, the inputs `[batch, c, tile, tile]`, targets and weights `[batch, out, out]`.
+struct StepBatch {
+    seed: u64,
+    xs: Vec<f32>,
+    ts: Vec<i64>,
+    ws: Vec<f32>,
+}
+
+/// The batch of step `global`: drawn from that step's own random stream, so it is the same whichever thread makes
+/// it, and a resumed run sees the same data.
+fn step_batch(config: &TrainConfig, data: &[Prepared], global: u64) -> Result<StepBatch> {
+    let mut rng = step_rng(config.seed, global);
+    let seed = rng.random();
+    let (mut xs, mut ts, mut ws) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..config.batch {
+        let (x, t, w) = sample_tile(&mut rng, data, config)?;
+        xs.extend(x);
+        ts.extend(t);
+        ws.extend(w);
+    }
+    Ok(StepBatch { seed, xs, ts, ws })
+}
+
+/// The batches of one epoch, made ahead on other threads while the network trains on the current one: warping a
+/// tile and computing its weight map take tens of milliseconds on one core, as long as a whole step on a GPU.
+/// Returns the receiving end and the producer thread (it stops early when the receiver is dropped).
+fn prefetch_batches(
+    shared: &Arc<(TrainConfig, Vec<Prepared>)>,
+    epoch: usize,
+) -> (std::sync::mpsc::IntoIter<Result<StepBatch>>, std::thread::JoinHandle<()>) {
+    use rayon::prelude::*;
+    let ahead = rayon::current_num_threads().clamp(1, 8);
+    let (tx, rx) = std::sync::mpsc::sync_channel(2 * ahead);
+    let shared = Arc::clone(shared);
+    let producer = std::thread::spawn(move || {
+        let (config, data) = (&shared.0, &shared.1);
+        let steps = config.steps_per_epoch;
+        for first in (0..steps).step_by(ahead) {
+            let chunk: Vec<Result<StepBatch>> = (first..(first + ahead).min(steps))
+                .into_par_iter()
+                .map(|step| step_batch(config, data, (epoch * steps + step) as u64))
+                .collect();
+            for batch in chunk {
+                if tx.send(batch).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (rx.into_iter(), producer)
+}
+
 fn step_rng(seed: u64, global_step: u64) -> StdRng {
     StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ global_step.wrapping_mul(0xD1B5_4A32_D192_ED03))
 }
@@ -406,6 +459,8 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
     let recorder = DefaultRecorder::new();
     let data: Vec<Prepared> =
         split.train.iter().map(|s| prepare(s, &config.arch, &config.weight_map)).collect::<Result<_>>()?;
+    // Shared with the thread that makes the batches ahead.
+    let shared = Arc::new((config.clone(), data));
 
     let start = match &config.init {
         Some(w) if w.arch != config.arch => {
@@ -454,17 +509,10 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
         bar.set_prefix(format!("{}/{}", epoch + 1, config.epochs));
         let mut loss_sum = 0.0;
         let mut lr = config.learning_rate;
-        for step in 0..config.steps_per_epoch {
-            let global = (epoch * config.steps_per_epoch + step) as u64;
-            let mut rng = step_rng(config.seed, global);
-            B::seed(device, rng.random());
-            let (mut xs, mut ts, mut ws) = (Vec::new(), Vec::new(), Vec::new());
-            for _ in 0..config.batch {
-                let (x, t, w) = sample_tile(&mut rng, &data, config)?;
-                xs.extend(x);
-                ts.extend(t);
-                ws.extend(w);
-            }
+        let (mut batches, producer) = prefetch_batches(&shared, epoch);
+        for (step, batch) in batches.by_ref().enumerate() {
+            let StepBatch { seed, xs, ts, ws } = batch?;
+            B::seed(device, seed);
             let n = config.batch;
             let x = Tensor::<B, 4>::from_data(TensorData::new(xs, [n, c, tile, tile]), device);
             let t = Tensor::<B, 3, Int>::from_data(TensorData::new(ts, [n, out, out]), device);
@@ -484,6 +532,8 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
             bar.set_message(format!("loss {:.4}", loss_sum / (step + 1) as f64));
             bar.inc(1);
         }
+        drop(batches);
+        producer.join().map_err(|_| Error::new(UnetStatus::RuntimeError, "the training data thread panicked"))?;
         bar.finish_and_clear();
         let weights = model.valid().to_weights();
         let mut val_per_set = Vec::new();
