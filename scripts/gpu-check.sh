@@ -4,15 +4,18 @@
 #   scripts/gpu-check.sh prepare [CTC_DIR]   build the CUDA CLI, libunet.so and the GPU test binary; fetch
 #       onnxruntime-gpu 1.31.1 (PyPI), keep only its Hopper (sm_90) kernels (the GPU machines here are H100/H200)
 #       and pack it in two parts; pack the training frames of CTC_DIR (Cell Tracking Challenge, sequence 01
-#       minus its held-out tail). Everything lands in .gpu/ (git-ignored), sized to travel in two calls.
+#       minus its held-out tail); with INIT=MODEL.onnx, copy the model `run train` starts from. Everything lands in
+#       .gpu/ (git-ignored): bin, tests, ort.part00/01, ctc, isbi, init.onnx, each call carrying what its steps need.
 #   scripts/gpu-check.sh run STEP...           on the GPU machine, with .gpu/ beside it; steps, in order given:
 #       stash     copy the parts in .gpu/ to /tmp/unet-gpu (they survive between calls while the machine is warm)
 #       info      GPU, driver, PyTorch
-#       train-bench  burn CUDA training step (base 16 and 64) and PyTorch's same step
+#       train-bench  burn CUDA training step (base 16 and 64, each --cuda-conv) and PyTorch's same step
 #       ort       reassemble ONNX Runtime with the CUDA provider in /tmp/unet-gpu/ort
 #       tests     the GPU tests (tests/gpu.rs) and the CLI's errors for a missing device
 #       bench     inference: unet (C ABI) against PyTorch, float32 and float16, 512x512 latency, 4096x4096 MP/s
-#       train     fine-tune the default model on CUDA until $TRAIN_SECONDS (default 180) have passed, export it
+#       train     fine-tune .gpu/init.onnx (else the default) on CUDA for $TRAIN_SECONDS (default 180): a cosine
+#                 schedule sized by train-bench's step time, the fastest convolution ($CUDA_CONV overrides); export it.
+#                 TRAIN_UNTIL=EPOCH_SECONDS ends it in time for the export instead.
 #       train-em  fine-tune the default on ISBI 2012 EM slices 0-14 for $EM_SECONDS (default 120), export it
 #   Results and logs go to $OUT (the device tool brings them back), else out/gpu.
 #   scripts/gpu-check.sh run --dry-run STEP... runs the same steps on this machine's CPU, small, to check the script.
@@ -36,11 +39,16 @@ prepare() {
   tests=$(cargo test --release --features cuda --test gpu --no-run --message-format=json 2>/dev/null |
     python3 -c 'import sys,json;[print(m["executable"]) for l in sys.stdin for m in [json.loads(l)] if m.get("executable") and m["target"]["name"]=="gpu"]' | tail -1)
   [ -x "$tests" ] || { echo "could not build the GPU test binary"; return 1; }
-  rm -rf "$cache/bin" && mkdir -p "$cache/bin"
+  rm -rf "$cache/bin" "$cache/tests" && mkdir -p "$cache/bin" "$cache/tests/bin"
   cp target/release/unet target/release/libunet.so "$cache/bin/"
-  cp "$tests" "$cache/bin/gpu-tests"
-  strip "$cache"/bin/*
+  cp "$tests" "$cache/tests/bin/gpu-tests"
+  strip "$cache"/bin/* "$cache"/tests/bin/*
+  # Two archives, so that a training-only call can leave the test binary behind.
   tar -C "$cache" -cf - bin | zstd -q -19 -T0 -f -o "$G/bin.tar.zst"
+  tar -C "$cache/tests" -cf - bin | zstd -q -19 -T0 -f -o "$G/tests.tar.zst"
+  # The model to fine-tune on the GPU (`run train`), if INIT names one.
+  rm -f "$G/init.onnx"
+  [ -n "${INIT:-}" ] && cp "$INIT" "$G/init.onnx"
   # ONNX Runtime with the CUDA provider, Hopper kernels only.
   if [ ! -f "$cache/ort.tar.zst" ]; then
     pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
@@ -106,8 +114,9 @@ run() {
       stash)
         log stash
         for f in "$G"/*; do [ -f "$f" ] && cp "$f" "$STASH/"; done
-        for a in bin ctc isbi; do
-          [ -f "$STASH/$a.tar.zst" ] && [ ! -d "$STASH/$a" ] && zstd -q -d -c "$STASH/$a.tar.zst" | tar -C "$STASH" -xf -
+        for a in bin tests ctc isbi; do
+          [ -f "$STASH/$a.tar.zst" ] && [ ! -f "$STASH/$a.done" ] && zstd -q -d -c "$STASH/$a.tar.zst" | tar -C "$STASH" -xf - &&
+            touch "$STASH/$a.done"
         done
         ls -la "$STASH" ;;
       info)
@@ -120,7 +129,9 @@ run() {
       train-bench)
         log train-bench
         if [ $dry = 0 ]; then
-          timeout 300 "$bin/unet" bench-train --device cuda --reps 10 2>&1 | tee "$out/train-step-burn.txt"
+          # Every way of running the convolutions, so the before (direct) and after are in the same run.
+          timeout 300 "$bin/unet" bench-train --device cuda --reps 10 --cuda-conv im2col,implicit-gemm,direct 2>&1 |
+            tee "$out/train-step-burn.txt"
           timeout 120 python3 benches/bench_gpu.py --train-only --lib "$bin/libunet.so" --ort-lib none \
             --model-dir /nonexistent --reps 20 --json "$out/train-step-torch.json" 2>&1 | tee "$out/train-step-torch.txt"
         else
@@ -138,7 +149,7 @@ run() {
       tests)
         log tests
         if [ $dry = 0 ]; then
-          timeout 300 "$bin/gpu-tests" --ignored --test-threads 1 --nocapture 2>&1 | tee "$out/gpu-tests.txt"
+          timeout 300 "$bin/gpu-tests" --ignored --test-threads 1 --nocapture ${GPU_TESTS:-} 2>&1 | tee "$out/gpu-tests.txt"
           # No such device: an error naming the cause, not a crash.
           "$bin/unet" train "$STASH" --out /tmp/x --device cuda:7 --init default 2>&1 | tail -2
           echo "exit status for a missing CUDA device: ${PIPESTATUS[0]}"
@@ -166,13 +177,28 @@ run() {
         fi ;;
       train)
         log train
-        local seconds=${TRAIN_SECONDS:-180} data=$STASH/ctc device=cuda steps=50
+        local seconds=${TRAIN_SECONDS:-180} data=$STASH/ctc device=cuda steps=50 init=default conv=${CUDA_CONV:-}
+        # TRAIN_UNTIL (seconds since 1970) caps it, keeping 30 s to export: one call's limit holds the whole script.
+        [ -n "${TRAIN_UNTIL:-}" ] && seconds=$(( TRAIN_UNTIL - $(date +%s) - 30 ))
+        [ "$seconds" -ge 30 ] || { echo "no time left to train ($seconds s)"; continue; }
+        [ -f "$STASH/init.onnx" ] && init=$STASH/init.onnx
+        # The fastest convolution of train-bench at base 16 (im2col without one), and as many epochs of a cosine
+        # schedule as that step time allows (x1.5 for data preparation; the time limit cuts a slow run short).
+        local bench=$out/train-step-burn.txt ms=
+        if [ -z "$conv" ] && [ -f "$bench" ]; then
+          conv=$(awk '$2 == 16 && $3 ~ /^[0-9.]+$/ { print $3, $1 }' "$bench" | sort -n | head -1 | cut -d' ' -f2)
+        fi
+        conv=${conv:-im2col}
+        [ -f "$bench" ] && ms=$(awk -v c="$conv" '$1 == c && $2 == 16 { print $3 }' "$bench")
+        local epochs=${TRAIN_EPOCHS:-$(python3 -c "print(max(1, int($seconds * 1000 / (1.5 * ${ms:-300} * $steps))))")}
+        echo "training with --cuda-conv $conv, $epochs epochs of $steps steps, from $init"
         if [ $dry = 1 ]; then data=$STASH/dry-ctc; device=cpu; seconds=60; steps=2
           python3 scripts/pack_ctc_train.py "${CTC:-../shared/data/ctc}" "$data" 0.2 --limit 3 >/dev/null || continue
         fi
         [ -d "$data" ] || { echo "no training data in $data"; continue; }
         mkdir -p "$STASH/synth"
-        for s in $(seq 2001 2040); do
+        # Seeds 3001-3040: the default model's synthetic validation images are seeds 2007-2009 and 2068-2080.
+        for s in $(seq 3001 3040); do
           [ -f "$STASH/synth/images/n$s.tif" ] && continue
           mkdir -p "$STASH/synth/images" "$STASH/synth/labels"
           "$bin/unet" sample-image --style nuclei "$STASH/synth/images/n$s.tif" --labels "$STASH/synth/labels/n$s.tif" \
@@ -181,10 +207,11 @@ run() {
         local run=$STASH/run
         # Epochs of 50 steps: a checkpoint every few seconds, so the time limit loses little.
         timeout "$seconds" "$bin/unet" train "$data"/DIC-C2DH-HeLa "$data"/PhC-C2DH-U373 "$STASH/synth" --out "$run" \
-          --device $device --init default --tile 572 --batch 1 --epochs 1000 --steps-per-epoch $steps --optimizer adam \
-          --lr 0.0002 --schedule constant --dropout 0.5 --truth silver --val-fraction 0 --no-tune --seed 5 --quiet \
+          --device $device --init "$init" --tile 572 --batch 1 --epochs "$epochs" --steps-per-epoch $steps \
+          --optimizer adam --lr ${LR:-0.0002} --schedule cosine --dropout 0.5 --truth silver --val-fraction 0 --no-tune \
+          --seed 7 --quiet $( [ $dry = 0 ] && echo --cuda-conv "$conv" ) \
           $( [ -d "$run/checkpoints" ] && echo --resume ) 2>&1 | tail -5
-        "$bin/unet" train "$data"/DIC-C2DH-HeLa --out "$run" --export-only --init default --export "$out/gpu-trained.onnx"
+        "$bin/unet" train "$data"/DIC-C2DH-HeLa --out "$run" --export-only --init "$init" --export "$out/gpu-trained.onnx"
         cp "$run/metrics.csv" "$out/gpu-train-metrics.csv" 2>/dev/null
         ls "$run/checkpoints" | tail -2 ;;
       train-em)
