@@ -37,3 +37,14 @@ run_macro() {  # NAME MACRO [java args...]
 run_macro headless plugin/imagej/test/headless.ijm java -Djava.awt.headless=true -cp "$cp_:$dest/plugins/UNet_Plugin.jar"
 grep -q "U-Net error: .*nonexistent/model.onnx" out/imagej-headless.log || { echo "the error did not reach the log"; exit 1; }
 run_macro menu plugin/imagej/test/menu.ijm xvfb-run -a java -Dplugins.dir="$dest" -cp "$cp_"
+# Progress bar and Esc, which no macro can observe: a Java harness records what the plugin shows on ImageJ's bar.
+classes=$(mktemp -d)
+javac -d "$classes" -cp "$cp_:$dest/plugins/UNet_Plugin.jar" plugin/imagej/test/ProgressAndEscape.java
+log=out/imagej-progress.log
+timeout 300 java -Djava.awt.headless=true -cp "$cp_:$dest/plugins/UNet_Plugin.jar:$classes" ProgressAndEscape \
+  "$baseline" > "$log" 2>&1 || true
+rm -rf "$classes"
+{ grep -E '^(PASS|FAIL)' "$log" || true; } | sed "s/^/  [progress] /"
+if grep -q '^FAIL' "$log" || [ "$(grep -c '^PASS' "$log")" -lt 7 ] || ! grep -q '^DONE' "$log"; then
+  echo "ImageJ progress test failed; log:"; cat "$log"; exit 1
+fi
