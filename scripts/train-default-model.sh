@@ -4,8 +4,12 @@
 #   2. ft1: fine-tuned from 1 with synthetic bright cells added; epochs 1-4 of a 15-epoch cosine schedule
 #   3. ft2: fine-tuned from 2 with synthetic fluorescence nuclei instead; the first STOP2 epochs of a 10-epoch
 #      schedule
-#   4. ft3: fine-tuned from 3 on the same data, a full 6-epoch cosine schedule; post-processing tuned on each
-#      dataset's held-out frames (the last 20 % of each sequence)
+#   4. ft3: fine-tuned from 3 on the same data, a full 6-epoch cosine schedule
+#   5. ft4: fine-tuned from 4 on the same data, 6 more epochs (Adam 2e-4)
+#   6. gpu1, gpu2: fine-tuned from 5 on a GPU (--device cuda; DEVICE=cpu runs them here, for hours): every second
+#      training frame of HeLa + U373 and synthetic nuclei n1-n40, 1150 and then 2650 steps of 50-step epochs
+#      (gpu2 is the first 53 epochs of a 58-epoch schedule: the GPU time ran out there)
+#   7. post-processing tuned on the held-out frames (the last 20 % of each sequence; synthetic nuclei n68-n80)
 # Every run resumes after a crash (run the script again). Hours on the 2-core CPU machine; see the model card.
 # Usage: scripts/train-default-model.sh [SHARED_DATA_DIR] [WORK_DIR]
 set -euo pipefail
@@ -15,7 +19,8 @@ data=${1:-$root/../shared/data/ctc}
 work=${2:-$root/out/default-model-runs}
 STOP2=${STOP2:-5}
 export UNET_ORT_LIB=$(scripts/fetch-onnxruntime.sh)
-cargo build --release --features train --quiet
+DEVICE=${DEVICE:-cuda}
+cargo build --release --features "$([ "$DEVICE" = cpu ] && echo train || echo cuda)" --quiet
 unet=$root/target/release/unet
 mkdir -p "$work"
 common=(--base-width 16 --depth 4 --tile 572 --batch 1 --steps-per-epoch 100 --dropout 0.5 --w0 10 --sigma 5
@@ -47,4 +52,41 @@ done
 # 4. ft3: the same data again from ft2, a whole schedule; tuned post-processing at the end.
 "$unet" train "$data/DIC-C2DH-HeLa" "$data/PhC-C2DH-U373" "$work/synth-nuclei" --out "$work/ft3" $(resume "$work/ft3") \
   --init "$work/ft2/model.onnx" "${common[@]}" --epochs 6 --lr 0.0003 --seed 4
-echo "trained: $work/ft3/model.onnx (copy it to onnx/default.onnx and update onnx/MODEL_CARD.md)"
+
+# 5. ft4: 6 more epochs from ft3.
+"$unet" train "$data/DIC-C2DH-HeLa" "$data/PhC-C2DH-U373" "$work/synth-nuclei" --out "$work/ft4" $(resume "$work/ft4") \
+  --init "$work/ft3/model.onnx" "${common[@]}" --epochs 6 --lr 0.0002 --seed 5 --no-tune
+
+# 6. gpu1, gpu2 on a GPU: the data scripts/gpu-check.sh sends there (every second training frame, nuclei n1-n40).
+python3 scripts/pack_ctc_train.py "$data" "$work/ctc-train-half" 0.2 --every 2 >/dev/null
+mkdir -p "$work/nuclei-1-40/images" "$work/nuclei-1-40/labels"
+for i in $(seq 1 40); do
+  cp "$work/synth-nuclei/images/n$i.tif" "$work/nuclei-1-40/images/" && cp "$work/synth-nuclei/labels/n$i.tif" "$work/nuclei-1-40/labels/"
+done
+gpu=(--device "$DEVICE" --cuda-conv im2col --base-width 16 --depth 4 --tile 572 --batch 1 --steps-per-epoch 50
+     --dropout 0.5 --w0 10 --sigma 5 --border-width 2 --truth silver --val-fraction 0 --no-tune --optimizer adam
+     --schedule cosine --lr 0.0002 --seed 7 --quiet)
+half=("$work/ctc-train-half/DIC-C2DH-HeLa" "$work/ctc-train-half/PhC-C2DH-U373" "$work/nuclei-1-40")
+"$unet" train "${half[@]}" --out "$work/gpu1" $(resume "$work/gpu1") --init "$work/ft4/model.onnx" "${gpu[@]}" --epochs 23
+"$unet" train "${half[@]}" --out "$work/gpu2" $(resume "$work/gpu2") --init "$work/gpu1/model.onnx" "${gpu[@]}" \
+  --epochs 58 --stop-after 53
+
+# 7. Post-processing chosen on the held-out frames alone (copies, so that --held-out 0.99 scores all of them).
+python3 - "$data" "$work/ctc-val" <<'PY'
+import glob, os, shutil, sys
+src, dst = sys.argv[1], sys.argv[2]
+for ds in ["DIC-C2DH-HeLa", "PhC-C2DH-U373"]:
+    frames = sorted(glob.glob(f"{src}/{ds}/01/t*.tif"))
+    os.makedirs(f"{dst}/{ds}/01", exist_ok=True); os.makedirs(f"{dst}/{ds}/01_ST/SEG", exist_ok=True)
+    for f in frames[int(len(frames) * 0.8 + 0.5):]:
+        num = int(os.path.basename(f)[1:-4])
+        shutil.copy(f, f"{dst}/{ds}/01/")
+        shutil.copy(f"{src}/{ds}/01_ST/SEG/man_seg{num:03d}.tif", f"{dst}/{ds}/01_ST/SEG/")
+PY
+mkdir -p "$work/nuclei-val/images" "$work/nuclei-val/labels"
+for i in $(seq 68 80); do
+  cp "$work/synth-nuclei/images/n$i.tif" "$work/nuclei-val/images/" && cp "$work/synth-nuclei/labels/n$i.tif" "$work/nuclei-val/labels/"
+done
+"$unet" eval "$work/gpu2/model.onnx" "$work/ctc-val/DIC-C2DH-HeLa" "$work/ctc-val/PhC-C2DH-U373" "$work/nuclei-val" \
+  --held-out 0.99 --truth silver --tune --write "$work/default.onnx"
+echo "trained: $work/default.onnx (copy it to onnx/default.onnx and update onnx/MODEL_CARD.md)"
