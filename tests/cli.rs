@@ -232,3 +232,91 @@ fn eval_with_nothing_held_out_says_why() {
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("over 1 image(s)"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A folder job: every image segmented as a single call would, a failing image recorded without stopping the job,
+/// a summary row per image, and a second run that redoes only what is missing.
+#[test]
+fn folder_job_summarises_and_resumes() {
+    let dir = std::env::temp_dir().join(format!("unet-cli-folder-{}", std::process::id()));
+    let (input, out) = (dir.join("in"), dir.join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    for seed in 1..=3 {
+        let img = input.join(format!("frame{seed}.tif"));
+        let status = unet()
+            .args(["sample-image", "--width", "240", "--height", "180", "--cells", "10", "--seed", &seed.to_string()])
+            .arg(&img)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    std::fs::write(input.join("broken.tif"), b"not an image").unwrap();
+    let baseline = dir.join("baseline.onnx");
+    assert!(unet().arg("export-baseline").arg(&baseline).status().unwrap().success());
+    let run = || {
+        unet()
+            .arg("segment")
+            .arg(&input)
+            .arg("--out-dir")
+            .arg(&out)
+            .arg("--model")
+            .arg(&baseline)
+            .args(["--save", "labels,mask", "--provider", "cpu", "--quiet"])
+            .output()
+            .unwrap()
+    };
+
+    let first = run();
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(!first.status.success(), "a failed image must fail the job: {stderr}");
+    assert!(stderr.contains("1 of 4 image(s) failed"), "{stderr}");
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let rows: Vec<&str> = summary.lines().collect();
+    assert_eq!(rows.len(), 5, "{summary}");
+    assert!(rows[0].starts_with("image,width,height,instances"), "{summary}");
+    assert!(rows[1].starts_with("broken.tif,") && rows[1].contains("failed: "), "{summary}");
+    // The folder's labels equal a single-image run's, and the summary counts them.
+    for (seed, row) in (1..=3).zip(&rows[2..]) {
+        let single = dir.join(format!("single{seed}.tif"));
+        let status = unet()
+            .arg("segment")
+            .arg(input.join(format!("frame{seed}.tif")))
+            .arg("--model")
+            .arg(&baseline)
+            .arg("--labels")
+            .arg(&single)
+            .args(["--provider", "cpu", "--quiet"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let (expected, _, _) = unet::imageio::read_labels(&single).unwrap();
+        let (got, w, h) = unet::imageio::read_labels(&out.join(format!("frame{seed}-labels.tif"))).unwrap();
+        assert_eq!((w, h), (240, 180));
+        assert_eq!(got, expected, "frame{seed}: folder labels differ from a single run's");
+        let count = expected.iter().copied().max().unwrap();
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(fields[0], format!("frame{seed}.tif"), "{summary}");
+        assert_eq!(fields[3], count.to_string(), "instance count in {row}");
+        assert_eq!(fields[4], expected.iter().filter(|&&l| l != 0).count().to_string(), "foreground in {row}");
+        assert!(fields[8] == "done" && count > 0, "{row}");
+        assert!(out.join(format!("frame{seed}-mask.png")).is_file());
+    }
+
+    // Resume: frame2 lost an output (as if the job had stopped while writing it); the rest is kept untouched.
+    std::fs::remove_file(input.join("broken.tif")).unwrap();
+    std::fs::remove_file(out.join("frame2-mask.png")).unwrap();
+    let kept = std::fs::metadata(out.join("frame1-labels.tif")).unwrap().modified().unwrap();
+    let second = run();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(stderr.contains("3 image(s): 1 segmented, 2 already done, 0 failed"), "{stderr}");
+    assert!(out.join("frame2-mask.png").is_file());
+    assert_eq!(std::fs::metadata(out.join("frame1-labels.tif")).unwrap().modified().unwrap(), kept);
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert_eq!(summary.lines().filter(|r| r.ends_with(",done")).count(), 3, "{summary}");
+
+    // A folder without --out-dir, and single-image outputs with a folder, are refused with a reason.
+    let out = unet().arg("segment").arg(&input).arg("--model").arg(&baseline).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give --out-dir"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,5 +1,7 @@
 //! `unet`: the command-line face of the library (it calls the same Rust API the C ABI wraps).
 
+mod folder;
+
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
@@ -172,7 +174,16 @@ impl InstanceArgs {
 enum Command {
     /// Segment an image (8/16-bit or float TIFF, PNG) into a mask, probabilities and instance labels.
     Segment {
+        /// An image, or a folder of images (TIFF, PNG) with --out-dir.
         image: PathBuf,
+        /// With a folder as IMAGE: write each image's outputs here (NAME-labels.tif, ... as --save says) and
+        /// summary.csv (instances, foreground, timing per image). A stopped job resumes: images whose outputs and
+        /// summary row are complete are skipped.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// With --out-dir: the outputs written for each image.
+        #[arg(long, value_delimiter = ',', default_value = "labels")]
+        save: Vec<folder::FolderOutput>,
         /// Mask output (.png or .tif): 0/255 for two-class models, else the class index.
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -1005,6 +1016,8 @@ fn run(cli: Cli) -> unet::Result<()> {
         }
         Command::Segment {
             image,
+            out_dir,
+            save,
             output,
             probabilities,
             labels,
@@ -1020,6 +1033,47 @@ fn run(cli: Cli) -> unet::Result<()> {
             normalize,
             quiet,
         } => {
+            if image.is_dir() || out_dir.is_some() {
+                let Some(out_dir) = out_dir else {
+                    return Err(unet::Error::new(
+                        unet::UnetStatus::InvalidArgument,
+                        format!("{} is a folder: give --out-dir for its outputs", image.display()),
+                    ));
+                };
+                if !image.is_dir() {
+                    return Err(unet::Error::new(
+                        unet::UnetStatus::InvalidArgument,
+                        format!("--out-dir is for a folder of images; {} is not one", image.display()),
+                    ));
+                }
+                if output.is_some()
+                    || probabilities.is_some()
+                    || labels.is_some()
+                    || overlay.is_some()
+                    || truth.is_some()
+                {
+                    return Err(unet::Error::new(
+                        unet::UnetStatus::InvalidArgument,
+                        "with a folder, choose the outputs with --save (labels, mask, probabilities, overlay), not \
+                         -o/--labels/--probabilities/--overlay/--truth",
+                    ));
+                }
+                let model = model.load()?;
+                if !quiet {
+                    eprintln!("{}", describe(&model));
+                }
+                let settings = folder::Settings {
+                    threshold,
+                    min_size,
+                    instances: instances.method(&model)?,
+                    connectivity: instances.connectivity(),
+                    memory_budget: memory_mb.saturating_mul(1 << 20),
+                    max_tile: tile,
+                    tiles_per_run,
+                    normalization: normalize.as_deref().map(parse_normalization).transpose()?,
+                };
+                return folder::segment_folder(&model, &image, &out_dir, &save, settings, quiet);
+            }
             if output.is_none() && probabilities.is_none() && labels.is_none() && overlay.is_none() && truth.is_none() {
                 return Err(unet::Error::new(
                     unet::UnetStatus::InvalidArgument,

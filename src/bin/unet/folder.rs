@@ -1,0 +1,225 @@
+//! `unet segment FOLDER --out-dir DIR`: every image of a folder (a time-lapse saved frame by frame, a plate's
+//! fields), one model load, one progress bar for the whole job, a summary CSV, and resume: each image's outputs and
+//! the summary are written atomically, so after a stop the next run skips what is complete and redoes the rest.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use unet::{
+    Connectivity, InstanceMethod, Model, Normalization, Result, SegmentOptions, SegmentOutputs, UnetStatus,
+    imageio::{Plane, read_image, write_plane},
+};
+
+/// An output written for each image of a folder job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FolderOutput {
+    /// NAME-labels.tif: instance labels, 32-bit.
+    Labels,
+    /// NAME-mask.png: 0/255 (two classes), else the class index.
+    Mask,
+    /// NAME-probabilities.tif: foreground probability, float32.
+    Probabilities,
+    /// NAME-overlay.png: instance outlines over the image.
+    Overlay,
+}
+
+impl FolderOutput {
+    fn file(self, out_dir: &Path, stem: &str) -> PathBuf {
+        out_dir.join(match self {
+            FolderOutput::Labels => format!("{stem}-labels.tif"),
+            FolderOutput::Mask => format!("{stem}-mask.png"),
+            FolderOutput::Probabilities => format!("{stem}-probabilities.tif"),
+            FolderOutput::Overlay => format!("{stem}-overlay.png"),
+        })
+    }
+}
+
+/// The per-image segmentation settings (everything of [`SegmentOptions`] but the progress callback).
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub threshold: Option<f32>,
+    pub min_size: usize,
+    pub instances: Option<InstanceMethod>,
+    pub connectivity: Connectivity,
+    pub memory_budget: usize,
+    pub max_tile: Option<usize>,
+    pub tiles_per_run: usize,
+    pub normalization: Option<Normalization>,
+}
+
+/// The summary's columns, one row per image.
+const HEADER: &str = "image,width,height,instances,foreground_pixels,mean_instance_area,tiles,seconds,status";
+const SUMMARY: &str = "summary.csv";
+
+/// Images of `dir` (TIFF, PNG), sorted by name.
+pub fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| unet::Error::new(UnetStatus::Io, format!("cannot read the folder {}: {e}", dir.display())))?;
+    let mut images: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "tif" | "tiff" | "png"))
+        })
+        .collect();
+    images.sort();
+    Ok(images)
+}
+
+/// Rows of an earlier run's summary that say "done", by image name.
+fn done_rows(out_dir: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(out_dir.join(SUMMARY)).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter(|row| row.ends_with(",done"))
+        .filter_map(|row| row.split(',').next().map(|name| (name.to_string(), row.to_string())))
+        .collect()
+}
+
+/// Segments every image of `dir` into `out_dir`. Images whose outputs and summary row an earlier run completed are
+/// skipped; an image that fails is recorded (status `failed: why`) and the job goes on. Returns an error naming how
+/// many failed, after the summary is written.
+pub fn segment_folder(
+    model: &Model,
+    dir: &Path,
+    out_dir: &Path,
+    save: &[FolderOutput],
+    settings: Settings,
+    quiet: bool,
+) -> Result<()> {
+    let images = images_in(dir)?;
+    if images.is_empty() {
+        return Err(unet::Error::new(
+            UnetStatus::InvalidArgument,
+            format!("{} holds no TIFF or PNG image", dir.display()),
+        ));
+    }
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| unet::Error::new(UnetStatus::Io, format!("cannot create {}: {e}", out_dir.display())))?;
+    let earlier = done_rows(out_dir);
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(images.len() as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} images [{bar:40}] {pos}/{len} {msg}, {elapsed} (eta {eta})")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    let (mut rows, mut failed, mut skipped) = (Vec::new(), 0, 0);
+    for path in &images {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let outputs: Vec<PathBuf> = save.iter().map(|o| o.file(out_dir, &stem)).collect();
+        let row = match earlier.get(&name) {
+            Some(row) if outputs.iter().all(|p| p.is_file()) => {
+                skipped += 1;
+                row.clone()
+            }
+            _ => {
+                bar.set_message(name.replace(',', "_"));
+                match segment_one(model, path, &outputs, save, settings, &bar) {
+                    Ok(row) => format!("{},{row},done", name.replace(',', "_")),
+                    Err(e) => {
+                        failed += 1;
+                        let why = e.to_string().replace([',', '\n'], " ");
+                        bar.println(format!("{name}: {e}"));
+                        format!("{},,,,,,,,failed: {why}", name.replace(',', "_"))
+                    }
+                }
+            }
+        };
+        rows.push(row);
+        // After every image, so that a stopped job keeps what it finished.
+        let csv = format!("{HEADER}\n{}\n", rows.join("\n"));
+        unet::fsutil::write_atomic(&out_dir.join(SUMMARY), csv.as_bytes())
+            .map_err(|e| unet::Error::new(UnetStatus::Io, format!("cannot write {SUMMARY}: {e}")))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "{} image(s): {} segmented, {skipped} already done, {failed} failed; summary in {}",
+        images.len(),
+        images.len() - skipped - failed,
+        out_dir.join(SUMMARY).display()
+    );
+    if failed > 0 {
+        return Err(unet::Error::new(
+            UnetStatus::InvalidArgument,
+            format!("{failed} of {} image(s) failed (see {})", images.len(), out_dir.join(SUMMARY).display()),
+        ));
+    }
+    Ok(())
+}
+
+/// One image: segments it, writes its outputs, returns its summary columns from width to seconds.
+fn segment_one(
+    model: &Model,
+    path: &Path,
+    outputs: &[PathBuf],
+    save: &[FolderOutput],
+    s: Settings,
+    bar: &ProgressBar,
+) -> Result<String> {
+    let started = Instant::now();
+    let img = read_image(path)?;
+    let view = img.view()?;
+    let (w, h, area) = (img.width, img.height, view.area());
+    let wants = |o: FolderOutput| save.contains(&o);
+    let mut mask = wants(FolderOutput::Mask).then(|| vec![0u8; area]);
+    let mut probabilities = wants(FolderOutput::Probabilities).then(|| vec![0f32; area]);
+    // Labels always: the summary counts instances.
+    let mut labels = vec![0u32; area];
+    let mut on_progress = |p: unet::Progress| {
+        bar.set_message(format!(
+            "{}: tile {}/{}",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            p.done,
+            p.total
+        ));
+        true
+    };
+    let report = model.segment(
+        &view,
+        SegmentOptions {
+            threshold: s.threshold,
+            min_size: s.min_size,
+            instances: s.instances,
+            connectivity: s.connectivity,
+            memory_budget: s.memory_budget,
+            max_tile: s.max_tile,
+            tiles_per_run: s.tiles_per_run,
+            normalization: s.normalization,
+            progress: Some(&mut on_progress),
+        },
+        SegmentOutputs {
+            probabilities: probabilities.as_deref_mut(),
+            mask: mask.as_deref_mut(),
+            labels: Some(&mut labels),
+        },
+    )?;
+    for (kind, file) in save.iter().zip(outputs) {
+        match kind {
+            FolderOutput::Labels => write_plane(file, Plane::U32(&labels), w, h)?,
+            FolderOutput::Mask => {
+                let mut m = mask.take().expect("mask buffer");
+                if model.metadata().arch.classes == 2 {
+                    m.iter_mut().for_each(|v| *v = if *v != 0 { 255 } else { 0 });
+                }
+                write_plane(file, Plane::U8(&m), w, h)?
+            }
+            FolderOutput::Probabilities => {
+                write_plane(file, Plane::F32(probabilities.as_deref().expect("probability buffer")), w, h)?
+            }
+            FolderOutput::Overlay => unet::imageio::write_overlay(file, &view, &labels)?,
+        }
+    }
+    let foreground = labels.iter().filter(|&&l| l != 0).count();
+    let count = report.label_count as usize;
+    let mean_area = if count > 0 { foreground as f64 / count as f64 } else { 0.0 };
+    Ok(format!("{w},{h},{count},{foreground},{mean_area:.1},{},{:.3}", report.tiles, started.elapsed().as_secs_f64()))
+}
