@@ -82,6 +82,30 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<OwnedImage> {
 
 fn read_tiff(path: &Path, bytes: &[u8]) -> Result<OwnedImage> {
     let mut dec = Decoder::new(Cursor::new(bytes)).map_err(|e| io_err(path, e))?;
+    decode_tiff_page(path, &mut dec)
+}
+
+/// The number of pages (images) of a TIFF file: the frames of a time-lapse stack.
+pub fn tiff_pages(path: &Path) -> Result<usize> {
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let mut dec = Decoder::new(std::io::BufReader::new(file)).map_err(|e| io_err(path, e))?;
+    let mut pages = 1;
+    while dec.more_images() {
+        dec.next_image().map_err(|e| io_err(path, e))?;
+        pages += 1;
+    }
+    Ok(pages)
+}
+
+/// Page `index` (from 0) of a TIFF file, read alone, so that a long stack never sits in memory whole.
+pub fn read_tiff_page(path: &Path, index: usize) -> Result<OwnedImage> {
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let mut dec = Decoder::new(std::io::BufReader::new(file)).map_err(|e| io_err(path, e))?;
+    dec.seek_to_image(index).map_err(|e| io_err(path, format!("page {index}: {e}")))?;
+    decode_tiff_page(path, &mut dec)
+}
+
+fn decode_tiff_page<R: std::io::Read + std::io::Seek>(path: &Path, dec: &mut Decoder<R>) -> Result<OwnedImage> {
     let (w, h) = dec.dimensions().map_err(|e| io_err(path, e))?;
     let channels = match dec.colortype().map_err(|e| io_err(path, e))? {
         tiff::ColorType::Gray(_) => 1,

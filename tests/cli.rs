@@ -320,3 +320,74 @@ fn folder_job_summarises_and_resumes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("give --out-dir"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A multi-page TIFF is a time-lapse: each page is segmented as a frame, with the labels a single-image run of that
+/// page gives.
+#[test]
+fn tiff_stack_job_segments_every_page() {
+    use tiff::encoder::{TiffEncoder, colortype::Gray16};
+    let dir = std::env::temp_dir().join(format!("unet-cli-stack-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let baseline = dir.join("baseline.onnx");
+    assert!(unet().arg("export-baseline").arg(&baseline).status().unwrap().success());
+    let stack = dir.join("stack.tif");
+    let mut encoder = TiffEncoder::new(std::fs::File::create(&stack).unwrap()).unwrap();
+    let mut singles = Vec::new();
+    for seed in 1..=3 {
+        let page = dir.join(format!("page{seed}.tif"));
+        let status = unet()
+            .args(["sample-image", "--width", "200", "--height", "150", "--cells", "8", "--seed", &seed.to_string()])
+            .arg(&page)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let img = unet::imageio::read_image(&page).unwrap();
+        let values: Vec<u16> = match img.pixels {
+            unet::imageio::PixelBuffer::U16(v) => v,
+            unet::imageio::PixelBuffer::U8(v) => v.into_iter().map(u16::from).collect(),
+            unet::imageio::PixelBuffer::F32(v) => v.into_iter().map(|x| x.clamp(0.0, 65535.0) as u16).collect(),
+            unet::imageio::PixelBuffer::U32(v) => v.into_iter().map(|x| x.min(65535) as u16).collect(),
+        };
+        encoder.write_image::<Gray16>(200, 150, &values).unwrap();
+        // The same page alone, as a 16-bit file, segmented on its own.
+        let alone = dir.join(format!("alone{seed}.tif"));
+        TiffEncoder::new(std::fs::File::create(&alone).unwrap())
+            .unwrap()
+            .write_image::<Gray16>(200, 150, &values)
+            .unwrap();
+        let labels = dir.join(format!("alone{seed}-labels.tif"));
+        let status = unet()
+            .arg("segment")
+            .arg(&alone)
+            .arg("--model")
+            .arg(&baseline)
+            .arg("--labels")
+            .arg(&labels)
+            .args(["--provider", "cpu", "--quiet"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        singles.push(unet::imageio::read_labels(&labels).unwrap().0);
+    }
+    drop(encoder);
+    let out_dir = dir.join("out");
+    let out = unet()
+        .arg("segment")
+        .arg(&stack)
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .arg("--model")
+        .arg(&baseline)
+        .args(["--provider", "cpu", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
+    for (i, expected) in singles.iter().enumerate() {
+        let (got, _, _) = unet::imageio::read_labels(&out_dir.join(format!("stack-t{i:04}-labels.tif"))).unwrap();
+        assert_eq!(&got, expected, "page {i}");
+        assert!(summary.contains(&format!("stack.tif[{i}],200,150,")), "{summary}");
+    }
+    assert_eq!(summary.lines().count(), 4, "{summary}");
+    std::fs::remove_dir_all(&dir).ok();
+}

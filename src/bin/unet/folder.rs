@@ -1,6 +1,7 @@
-//! `unet segment FOLDER --out-dir DIR`: every image of a folder (a time-lapse saved frame by frame, a plate's
-//! fields), one model load, one progress bar for the whole job, a summary CSV, and resume: each image's outputs and
-//! the summary are written atomically, so after a stop the next run skips what is complete and redoes the rest.
+//! `unet segment FOLDER|STACK.tif --out-dir DIR`: every image of a folder (a plate's fields, a time-lapse saved frame
+//! by frame) or every page of a multi-page TIFF (a time-lapse stack, read one page at a time), one model load, one
+//! progress bar for the whole job, a summary CSV, and resume: each frame's outputs and the summary are written
+//! atomically, so after a stop the next run skips what is complete and redoes the rest.
 
 use std::{
     collections::BTreeMap,
@@ -12,8 +13,47 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use unet::{
     Connectivity, InstanceMethod, Model, Normalization, Result, SegmentOptions, SegmentOutputs, UnetStatus,
-    imageio::{Plane, read_image, write_plane},
+    imageio::{OwnedImage, Plane, read_image, read_tiff_page, tiff_pages, write_plane},
 };
+
+/// One frame of a job: its name in the summary, the stem of its output files, where its pixels are.
+struct Frame {
+    name: String,
+    stem: String,
+    page: Option<usize>,
+    path: PathBuf,
+}
+
+impl Frame {
+    fn read(&self) -> Result<OwnedImage> {
+        match self.page {
+            Some(index) => read_tiff_page(&self.path, index),
+            None => read_image(&self.path),
+        }
+    }
+}
+
+/// The frames of `input`: a folder's TIFF and PNG images by name, or a TIFF's pages (`NAME[3]`, outputs
+/// `STEM-t0003-...`).
+fn frames_of(input: &Path) -> Result<Vec<Frame>> {
+    let stem_of = |p: &Path| p.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name_of = |p: &Path| p.file_name().map(|n| n.to_string_lossy().replace(',', "_")).unwrap_or_default();
+    if input.is_dir() {
+        return Ok(images_in(input)?
+            .into_iter()
+            .map(|path| Frame { name: name_of(&path), stem: stem_of(&path), page: None, path })
+            .collect());
+    }
+    let pages = tiff_pages(input)?;
+    Ok((0..pages)
+        .map(|i| Frame {
+            name: format!("{}[{i}]", name_of(input)),
+            stem: format!("{}-t{i:04}", stem_of(input)),
+            page: Some(i),
+            path: input.to_path_buf(),
+        })
+        .collect())
+}
 
 /// An output written for each image of a folder job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -57,7 +97,7 @@ const HEADER: &str = "image,width,height,instances,foreground_pixels,mean_instan
 const SUMMARY: &str = "summary.csv";
 
 /// Images of `dir` (TIFF, PNG), sorted by name.
-pub fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
+fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| unet::Error::new(UnetStatus::Io, format!("cannot read the folder {}: {e}", dir.display())))?;
     let mut images: Vec<PathBuf> = entries
@@ -83,58 +123,56 @@ fn done_rows(out_dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Segments every image of `dir` into `out_dir`. Images whose outputs and summary row an earlier run completed are
-/// skipped; an image that fails is recorded (status `failed: why`) and the job goes on. Returns an error naming how
-/// many failed, after the summary is written.
-pub fn segment_folder(
+/// Segments every frame of `input` (a folder or a multi-page TIFF) into `out_dir`. Frames whose outputs and
+/// summary row an earlier run completed are skipped; a frame that fails is recorded (status `failed: why`) and the
+/// job goes on. Returns an error naming how many failed, after the summary is written.
+pub fn segment_frames(
     model: &Model,
-    dir: &Path,
+    input: &Path,
     out_dir: &Path,
     save: &[FolderOutput],
     settings: Settings,
     quiet: bool,
 ) -> Result<()> {
-    let images = images_in(dir)?;
-    if images.is_empty() {
+    let frames = frames_of(input)?;
+    if frames.is_empty() {
         return Err(unet::Error::new(
             UnetStatus::InvalidArgument,
-            format!("{} holds no TIFF or PNG image", dir.display()),
+            format!("{} holds no TIFF or PNG image", input.display()),
         ));
     }
     std::fs::create_dir_all(out_dir)
         .map_err(|e| unet::Error::new(UnetStatus::Io, format!("cannot create {}: {e}", out_dir.display())))?;
     let earlier = done_rows(out_dir);
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(images.len() as u64) };
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(frames.len() as u64) };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} images [{bar:40}] {pos}/{len} {msg}, {elapsed} (eta {eta})")
+        ProgressStyle::with_template("{spinner} frames [{bar:40}] {pos}/{len} {msg}, {elapsed} (eta {eta})")
             .unwrap()
             .progress_chars("=> "),
     );
     let (mut rows, mut failed, mut skipped) = (Vec::new(), 0, 0);
-    for path in &images {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let outputs: Vec<PathBuf> = save.iter().map(|o| o.file(out_dir, &stem)).collect();
-        let row = match earlier.get(&name) {
+    for frame in &frames {
+        let outputs: Vec<PathBuf> = save.iter().map(|o| o.file(out_dir, &frame.stem)).collect();
+        let row = match earlier.get(&frame.name) {
             Some(row) if outputs.iter().all(|p| p.is_file()) => {
                 skipped += 1;
                 row.clone()
             }
             _ => {
-                bar.set_message(name.replace(',', "_"));
-                match segment_one(model, path, &outputs, save, settings, &bar) {
-                    Ok(row) => format!("{},{row},done", name.replace(',', "_")),
+                bar.set_message(frame.name.clone());
+                match segment_one(model, frame, &outputs, save, settings, &bar) {
+                    Ok(row) => format!("{},{row},done", frame.name),
                     Err(e) => {
                         failed += 1;
                         let why = e.to_string().replace([',', '\n'], " ");
-                        bar.println(format!("{name}: {e}"));
-                        format!("{},,,,,,,,failed: {why}", name.replace(',', "_"))
+                        bar.println(format!("{}: {e}", frame.name));
+                        format!("{},,,,,,,,failed: {why}", frame.name)
                     }
                 }
             }
         };
         rows.push(row);
-        // After every image, so that a stopped job keeps what it finished.
+        // After every frame, so that a stopped job keeps what it finished.
         let csv = format!("{HEADER}\n{}\n", rows.join("\n"));
         unet::fsutil::write_atomic(&out_dir.join(SUMMARY), csv.as_bytes())
             .map_err(|e| unet::Error::new(UnetStatus::Io, format!("cannot write {SUMMARY}: {e}")))?;
@@ -143,14 +181,14 @@ pub fn segment_folder(
     bar.finish_and_clear();
     eprintln!(
         "{} image(s): {} segmented, {skipped} already done, {failed} failed; summary in {}",
-        images.len(),
-        images.len() - skipped - failed,
+        frames.len(),
+        frames.len() - skipped - failed,
         out_dir.join(SUMMARY).display()
     );
     if failed > 0 {
         return Err(unet::Error::new(
             UnetStatus::InvalidArgument,
-            format!("{failed} of {} image(s) failed (see {})", images.len(), out_dir.join(SUMMARY).display()),
+            format!("{failed} of {} image(s) failed (see {})", frames.len(), out_dir.join(SUMMARY).display()),
         ));
     }
     Ok(())
@@ -159,14 +197,14 @@ pub fn segment_folder(
 /// One image: segments it, writes its outputs, returns its summary columns from width to seconds.
 fn segment_one(
     model: &Model,
-    path: &Path,
+    frame: &Frame,
     outputs: &[PathBuf],
     save: &[FolderOutput],
     s: Settings,
     bar: &ProgressBar,
 ) -> Result<String> {
     let started = Instant::now();
-    let img = read_image(path)?;
+    let img = frame.read()?;
     let view = img.view()?;
     let (w, h, area) = (img.width, img.height, view.area());
     let wants = |o: FolderOutput| save.contains(&o);
@@ -175,12 +213,7 @@ fn segment_one(
     // Labels always: the summary counts instances.
     let mut labels = vec![0u32; area];
     let mut on_progress = |p: unet::Progress| {
-        bar.set_message(format!(
-            "{}: tile {}/{}",
-            path.file_name().unwrap_or_default().to_string_lossy(),
-            p.done,
-            p.total
-        ));
+        bar.set_message(format!("{}: tile {}/{}", frame.name, p.done, p.total));
         true
     };
     let report = model.segment(

@@ -174,11 +174,11 @@ impl InstanceArgs {
 enum Command {
     /// Segment an image (8/16-bit or float TIFF, PNG) into a mask, probabilities and instance labels.
     Segment {
-        /// An image, or a folder of images (TIFF, PNG) with --out-dir.
+        /// An image; with --out-dir, a folder of images (TIFF, PNG) or a multi-page TIFF (each page a frame).
         image: PathBuf,
-        /// With a folder as IMAGE: write each image's outputs here (NAME-labels.tif, ... as --save says) and
-        /// summary.csv (instances, foreground, timing per image). A stopped job resumes: images whose outputs and
-        /// summary row are complete are skipped.
+        /// Segment every frame of IMAGE (a folder or a TIFF stack) into this folder: NAME-labels.tif, ... as --save
+        /// says (a stack's pages: STEM-t0000-labels.tif, ...) and summary.csv (instances, foreground, timing per
+        /// frame). A stopped job resumes: frames whose outputs and summary row are complete are skipped.
         #[arg(long)]
         out_dir: Option<PathBuf>,
         /// With --out-dir: the outputs written for each image.
@@ -1040,12 +1040,6 @@ fn run(cli: Cli) -> unet::Result<()> {
                         format!("{} is a folder: give --out-dir for its outputs", image.display()),
                     ));
                 };
-                if !image.is_dir() {
-                    return Err(unet::Error::new(
-                        unet::UnetStatus::InvalidArgument,
-                        format!("--out-dir is for a folder of images; {} is not one", image.display()),
-                    ));
-                }
                 if output.is_some()
                     || probabilities.is_some()
                     || labels.is_some()
@@ -1072,7 +1066,7 @@ fn run(cli: Cli) -> unet::Result<()> {
                     tiles_per_run,
                     normalization: normalize.as_deref().map(parse_normalization).transpose()?,
                 };
-                return folder::segment_folder(&model, &image, &out_dir, &save, settings, quiet);
+                return folder::segment_frames(&model, &image, &out_dir, &save, settings, quiet);
             }
             if output.is_none() && probabilities.is_none() && labels.is_none() && overlay.is_none() && truth.is_none() {
                 return Err(unet::Error::new(
