@@ -49,6 +49,7 @@ baseline-model:
 
 bench: ort
 	scripts/bench-segment.sh
+	scripts/bench-live-loop.sh
 	cargo bench --bench weight_map
 	cargo bench --bench instances
 	cargo bench --features train --bench train_step

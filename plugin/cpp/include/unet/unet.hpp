@@ -129,22 +129,31 @@ public:
     }
 
     Segmentation segment(const ImageView &image, const SegmentOptions &options = {}, const Want &want = {}) const {
-        const size_t n = image.width() * image.height();
         Segmentation r;
+        segment_into(image, r, options, want);
+        return r;
+    }
+
+    /// segment() into `r`'s vectors, which keep their storage from call to call: a live loop over frames of one
+    /// size allocates no output memory after the first frame. Outputs not wanted are left empty.
+    void segment_into(const ImageView &image, Segmentation &r, const SegmentOptions &options = {},
+                      const Want &want = {}) const {
+        const size_t n = image.width() * image.height();
         UnetOutputs out{};
         out.struct_size = sizeof out;
+        r.probabilities.resize(want.probabilities ? n : 0);
+        r.mask.resize(want.mask ? n : 0);
+        r.labels.resize(want.labels ? n : 0);
+        r.label_count = 0;
         if (want.probabilities) {
-            r.probabilities.resize(n);
             out.probabilities = r.probabilities.data();
             out.probabilities_len = n;
         }
         if (want.mask) {
-            r.mask.resize(n);
             out.mask = r.mask.data();
             out.mask_len = n;
         }
         if (want.labels) {
-            r.labels.resize(n);
             out.labels = r.labels.data();
             out.labels_len = n;
         }
@@ -171,7 +180,6 @@ public:
         }
         detail::check(unet_segment(handle_.get(), &image.raw, &o, &out));
         r.label_count = out.label_count;
-        return r;
     }
 
     const UnetModel *get() const noexcept { return handle_.get(); }
