@@ -200,13 +200,21 @@ fn training_device_errors_name_the_cause() {
     } else {
         assert!(stderr.contains("--features cuda"), "{stderr}");
     }
-    // On the CPU the benchmark runs and prints a row per width.
+    // On the CPU the benchmark runs and prints a row per width ("flex", the width, the times).
     let out = unet()
         .args(["bench-train", "--device", "cpu", "--base-width", "2", "--tile", "188", "--warmup", "0", "--reps", "1"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim_start().starts_with("2 ")));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l.split_whitespace().take(2).eq(["flex", "2"])),
+        "no row for base width 2 in\n{stdout}"
+    );
+    // A CUDA convolution name that does not exist is refused, naming the ones that do.
+    let out = unet().args(["bench-train", "--cuda-conv", "cudnn"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("im2col"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// `unet eval --held-out` that leaves no image to score is an error saying so, not a SEG of NaN.
