@@ -65,3 +65,44 @@ def test_weight_map_widget(make_napari_viewer):
     target = viewer.layers["truth target"].data
     assert weights.shape == gt.shape and weights[15, 30] == weights.max()
     assert target[15, 29] == 1 and target[15, 30] == 0
+
+
+def test_sample_data_opens_and_segments(make_napari_viewer):
+    """File > Open Sample > U-Net: the synthetic nuclei open as an image layer, and the default model finds them."""
+    viewer = make_napari_viewer()
+    viewer.open_sample("unet-napari", "synthetic-nuclei")
+    layer = viewer.layers["synthetic nuclei"]
+    assert layer.data.shape == (512, 512) and layer.data.dtype == np.uint16
+    from unet_napari import load_model
+
+    labels = load_model(None, "cpu").segment(layer.data, outputs=("labels",))["labels"]
+    assert labels.max() >= 40, f"the default model found {labels.max()} nuclei in the sample (about 90 drawn)"
+
+
+def test_segment_widget_reports_progress_and_cancels(make_napari_viewer, qtbot):
+    """The progress bar follows the library's tiles to the end; napari's cancel (worker.quit) stops the library at
+    its next tile and adds no layer."""
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.tile(squares(), (6, 6)), name="big")  # 1080x1440, many tiles at 64 MiB
+    _, widget = viewer.window.add_plugin_dock_widget("unet-napari", "Segment")
+    widget.image.value = layer
+    widget.model.value = Path(BASELINE)
+    widget.memory_mb.value = 64
+    seen = []
+    worker = widget()
+    worker.yielded.connect(seen.append)
+    qtbot.waitUntil(lambda: "big labels" in viewer.layers, timeout=120000)
+    state = worker.unet_state
+    dones = [d for d, _ in seen]
+    assert len(set(dones)) >= 3, seen
+    assert dones == sorted(dones), seen
+    assert state["done"] == state["total"] > 1 and not state["cancelled"]
+
+    worker = widget()
+    qtbot.waitUntil(lambda: worker.unet_state["done"] > 0, timeout=60000)
+    worker.quit()
+    qtbot.waitUntil(lambda: not worker.unet_state["running"], timeout=30000)
+    state = worker.unet_state
+    assert state["cancelled"] and state["done"] < state["total"], state
+    qtbot.wait(500)
+    assert [l.name for l in viewer.layers if l.name.startswith("big labels")] == ["big labels"]

@@ -13,23 +13,30 @@ if TYPE_CHECKING:
 
 
 def _run_with_progress(work, description):
-    """Runs `work(progress)` in a worker thread; yields (done, total) for the progress bar while it runs."""
+    """Runs `work(progress)` in a worker thread; yields (done, total) for the progress bar while it runs.
+
+    `worker.quit()` (napari's cancel) makes the library's progress callback return False, so the library stops at
+    its next tile instead of computing the whole image for nobody. `worker.unet_state` shows the last progress and
+    whether it was cancelled (the tests read it)."""
     from napari.qt.threading import thread_worker
+
+    state = {"done": 0, "total": 1, "cancelled": False, "running": True}
 
     @thread_worker
     def worker():
-        state = {"done": 0, "total": 1}
         box = {}
 
         def progress(done, total):
             state["done"], state["total"] = done, total
-            return True
+            return not state["cancelled"]
 
         def target():
             try:
                 box["result"] = work(progress)
             except Exception as e:  # re-raised in the worker: napari shows it
                 box["error"] = e
+            finally:
+                state["running"] = False
 
         t = threading.Thread(target=target, daemon=True)
         t.start()
@@ -41,6 +48,17 @@ def _run_with_progress(work, description):
         return box["result"]
 
     w = worker()
+    w.unet_state = state
+    # napari's quit() stops the generator between yields; this stops the library too (at once through quit, and
+    # through `aborted` for whoever calls the original).
+    quit_worker = w.quit
+
+    def cancel():
+        state["cancelled"] = True
+        quit_worker()
+
+    w.quit = cancel
+    w.aborted.connect(lambda: state.update(cancelled=True))
     from napari.utils import progress as napari_progress
 
     bar = napari_progress(total=1, desc=description)
