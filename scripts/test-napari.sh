@@ -25,3 +25,37 @@ wheel=$(scripts/build-napari-plugin.sh out/wheels | tail -1)
 listing=$(python3 -m zipfile -l "$wheel")
 grep -q "unet_napari/lib/libunet.so" <<<"$listing" || { echo "the wheel lacks libunet.so"; exit 1; }
 echo "wheel carries libunet.so: $wheel"
+# The two ways a user gets ONNX Runtime (they install the same `onnxruntime` module and must not be mixed), and
+# neither: each in a fresh venv from the wheel alone, as `pip install unet-napari[cpu|gpu]` would.
+for extra in cpu gpu none; do
+  venv=out/venv-ort-$extra
+  rm -rf "$venv" && python3 -m venv "$venv"
+  spec=$wheel; [ "$extra" = none ] || spec="$wheel[$extra]"
+  "$venv/bin/pip" install --quiet "$spec" >&2
+  UNET_EXTRA=$extra "$venv/bin/python" - "$UNET_TEST_MODEL" <<'PY'
+import importlib.metadata as md, os, sys
+import numpy as np
+import unet_napari as un
+extra, model = os.environ["UNET_EXTRA"], sys.argv[1]
+installed = {d.metadata["Name"].lower() for d in md.distributions()}
+if extra == "none":
+    assert not installed & {"onnxruntime", "onnxruntime-gpu"}, installed
+    try:
+        un.load_model(model, "cpu")
+        raise SystemExit("FAIL: a model loaded without any ONNX Runtime")
+    except un.UnetError as e:
+        assert "unet-napari[cpu]" in str(e) and "unet-napari[gpu]" in str(e), str(e)
+        print("[none] no ONNX Runtime: the error names both extras")
+else:
+    want, other = ("onnxruntime", "onnxruntime-gpu") if extra == "cpu" else ("onnxruntime-gpu", "onnxruntime")
+    assert want in installed and other not in installed, installed
+    m = un.load_model(model, "cpu")
+    lib = m.info["ort_library"]
+    assert lib and lib.startswith(sys.prefix), (lib, sys.prefix)
+    image = np.full((120, 160), 10, np.uint16)
+    image[20:60, 20:60] = image[70:110, 90:140] = 3000
+    n = int(un.segment(image, m, outputs=("labels",))["labels"].max())
+    assert n == 2, n
+    print(f"[{extra}] {want} {md.version(want)}: ONNX Runtime {m.info['ort_version']} from {lib}, {n} instances")
+PY
+done

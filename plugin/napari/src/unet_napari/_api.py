@@ -51,7 +51,13 @@ class Model:
         self._ort = ort.encode() if ort else None
         opts.ort_library_path = self._ort
         handle = C.c_void_p()
-        _check(lib.unet_model_load(str(path).encode() if path else None, C.byref(opts), C.byref(handle)))
+        try:
+            _check(lib.unet_model_load(str(path).encode() if path else None, C.byref(opts), C.byref(handle)))
+        except UnetError as e:
+            if e.status == N.STATUS_RUNTIME_NOT_FOUND and ort is None:
+                raise UnetError(e.status, f"{e} -- in Python, install `unet-napari[cpu]` (the onnxruntime package) "
+                                "or `unet-napari[gpu]` (onnxruntime-gpu)") from None
+            raise
         self._handle = handle
         info = N.ModelInfo()
         info.struct_size = C.sizeof(N.ModelInfo)

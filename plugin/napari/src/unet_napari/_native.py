@@ -8,6 +8,7 @@ PROVIDER = {"auto": 0, "cpu": 1, "cuda": 2}
 BALANCE = {"none": 0, "inverse": 1, "explicit": 2}
 NORMALIZATION_MODEL, NORMALIZATION_NONE, NORMALIZATION_PERCENTILE = 0, 1, 2
 STATUS_CANCELLED = 16
+STATUS_RUNTIME_NOT_FOUND = 13
 
 
 class Image(C.Structure):
