@@ -396,6 +396,11 @@ void unet_model_free(struct UnetModel *model);
 UnetStatus unet_model_info(const struct UnetModel *model,
                            struct UnetModelInfo *info);
 
+// The models embedded in this library, by name, comma-separated (e.g. "default,em"): each loads with
+// `unet_model_load(NAME, ...)`, so hosts can offer them in a chooser. Only models this build really carries are
+// listed. Never NULL; the string is static.
+const char *unet_model_names(void);
+
 // Fills the first v0.1 fields (64 bytes) of `options` with defaults and sets `struct_size` to that: the symbol
 // programs built against the 0.1 header call, whose struct is that small. Code compiled against this header
 // calls unet_segment_options_init_sized() through the macro of the same name below, which fills the whole struct.

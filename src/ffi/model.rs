@@ -319,3 +319,16 @@ pub unsafe extern "C" fn unet_model_info(model: *const UnetModel, info: *mut Une
         Ok(())
     })
 }
+
+/// The models embedded in this library, by name, comma-separated (e.g. "default,em"): each loads with
+/// `unet_model_load(NAME, ...)`, so hosts can offer them in a chooser. Only models this build really carries are
+/// listed. Never NULL; the string is static.
+#[unsafe(no_mangle)]
+pub extern "C" fn unet_model_names() -> *const c_char {
+    static NAMES: once_cell::sync::Lazy<CString> = once_cell::sync::Lazy::new(|| {
+        let names: Vec<&str> =
+            crate::model::MODEL_NAMES.into_iter().filter(|n| crate::model::embedded_model(n).is_some()).collect();
+        CString::new(names.join(",")).expect("model names have no NUL")
+    });
+    NAMES.as_ptr()
+}

@@ -252,6 +252,20 @@ int main(int argc, char **argv) {
     unet_model_free(model);
     model = NULL;
     expect_status("load: unknown name", unet_model_load("no-such-model", &opts, &model), UNET_STATUS_MODEL_NOT_FOUND);
+    /* unet_model_names lists the embedded models; each one loads by its name. */
+    {
+        const char *names = unet_model_names();
+        expect_true("model names: default and em", names && strcmp(names, "default,em") == 0);
+        char list[64];
+        snprintf(list, sizeof list, "%s", names ? names : "");
+        int loaded = 0;
+        for (char *save = NULL, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+            if (unet_model_load(name, &opts, &model) == UNET_STATUS_OK) loaded++;
+            unet_model_free(model);
+            model = NULL;
+        }
+        expect_true("  every listed name loads", loaded == 2);
+    }
     expect_status("load_from_memory: data NULL", unet_model_load_from_memory(NULL, 10, &opts, &model), UNET_STATUS_NULL_ARGUMENT);
     uint8_t byte = 0;
     expect_status("load_from_memory: len 0", unet_model_load_from_memory(&byte, 0, &opts, &model), UNET_STATUS_INVALID_SIZE);

@@ -15,8 +15,9 @@ import ij.process.ShortProcessor;
 /**
  * Plugins > U-Net > U-Net Segment: segments the current image (stacks frame by frame) into instance labels
  * (16-bit, or 32-bit when there are more than 65535 instances), a mask and optionally probabilities.
- * Macro: run("U-Net Segment", "model=[] provider=auto instances=model memory=1024 min_size=0 labels mask");
- * instances: model (what the model recommends), components, or watershed (splits touching cells).
+ * Macro: run("U-Net Segment", "embedded=default model=[] provider=auto instances=model memory=1024 min_size=0 labels mask");
+ * embedded: a model compiled into libunet (the chooser lists them: default, em); model: an .onnx file, which wins
+ * when given. instances: model (what the model recommends), components, or watershed (splits touching cells).
  * headless: call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "provider=cpu labels mask").
  */
 public class UNet_Segment implements PlugIn {
@@ -35,7 +36,9 @@ public class UNet_Segment implements PlugIn {
         int memory, minSize;
         boolean wantLabels, wantMask, wantProbs;
         String opts = Unet.options(arg);
+        String embedded;
         if (Unet.headless()) {
+            embedded = Unet.value(opts, "embedded", "default");
             model = Unet.value(opts, "model", "");
             provider = Unet.value(opts, "provider", "auto");
             instances = Unet.value(opts, "instances", "model");
@@ -46,8 +49,10 @@ public class UNet_Segment implements PlugIn {
             wantProbs = Unet.flag(opts, "probabilities", false);
         } else {
             GenericDialog gd = new GenericDialog("U-Net Segment");
+            String[] names = Unet.modelNames();
+            gd.addChoice("embedded", names, names[0]);
             gd.addStringField("model", "", 30);
-            gd.addMessage("(an .onnx file, or em = the embedded electron-microscopy model; empty = the default)");
+            gd.addMessage("(an .onnx file instead of the embedded model above; empty = use the embedded one)");
             gd.addChoice("provider", PROVIDERS, "auto");
             gd.addChoice("instances", INSTANCES, "model");
             gd.addNumericField("memory", 1024, 0, 6, "MiB (decides the tile size)");
@@ -57,6 +62,7 @@ public class UNet_Segment implements PlugIn {
             gd.addCheckbox("probabilities", false);
             gd.showDialog();
             if (gd.wasCanceled()) return;
+            embedded = gd.getNextChoice();
             model = gd.getNextString().trim();
             provider = gd.getNextChoice();
             instances = gd.getNextChoice();
@@ -66,6 +72,8 @@ public class UNet_Segment implements PlugIn {
             wantMask = gd.getNextBoolean();
             wantProbs = gd.getNextBoolean();
         }
+        // A file wins; else the embedded model by name ("default" is the library's NULL path).
+        if (model.isEmpty() && !embedded.equals("default")) model = embedded;
         int providerCode = java.util.Arrays.asList(PROVIDERS).indexOf(provider);
         if (providerCode < 0) {
             Unet.error("provider must be auto, cpu or cuda, not '" + provider + "'");

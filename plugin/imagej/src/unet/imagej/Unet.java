@@ -32,6 +32,17 @@ final class Unet {
     private static final Map<String, Pointer> MODELS = new HashMap<>();
 
     /** A cached model handle per (path, provider); "" = the embedded default. */
+    /** The models embedded in libunet, by name (default first); just "default" if the library cannot say. */
+    static String[] modelNames() {
+        try {
+            String names = UnetLibrary.INSTANCE.unet_model_names();
+            if (names != null && !names.isEmpty()) return names.split(",");
+        } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
+            // an older libunet without unet_model_names: the default is always there
+        }
+        return new String[] {"default"};
+    }
+
     static synchronized Pointer model(String path, int provider) {
         String key = path + "|" + provider;
         Pointer m = MODELS.get(key);

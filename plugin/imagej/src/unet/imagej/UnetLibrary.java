@@ -149,6 +149,7 @@ public interface UnetLibrary extends Library {
     }
 
     String unet_version();
+    String unet_model_names();
     String unet_last_error();
     int unet_model_options_init(UnetModelOptions options);
     int unet_model_load(String path, UnetModelOptions options, PointerByReference out);
