@@ -54,7 +54,8 @@ bench: ort
 	cargo bench --bench instances
 	cargo bench --features train --bench train_step
 
-# Retrain the shipped default model from ../shared/data/ctc (about an hour on 2 cores; resumable).
+# Retrain the shipped default model from ../shared/data/ctc (4.3 h on 2 cores, then 10 min on a GPU or hours with
+# DEVICE=cpu; each stage resumable; onnx/MODEL_CARD.md).
 train-default-model:
 	scripts/train-default-model.sh
 
