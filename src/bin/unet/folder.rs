@@ -79,7 +79,8 @@ impl FolderOutput {
     }
 }
 
-/// The per-image segmentation settings (everything of [`SegmentOptions`] but the progress callback).
+/// The per-image segmentation settings of the CLI, single image or job (everything of [`SegmentOptions`] but the
+/// progress callback, so one value serves every call).
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
     pub threshold: Option<f32>,
@@ -90,6 +91,23 @@ pub struct Settings {
     pub max_tile: Option<usize>,
     pub tiles_per_run: usize,
     pub normalization: Option<Normalization>,
+}
+
+impl Settings {
+    /// The options of one `segment` call with these settings and `progress`.
+    pub fn with_progress<'p>(self, progress: &'p mut unet::segment::ProgressFn<'p>) -> SegmentOptions<'p> {
+        SegmentOptions {
+            threshold: self.threshold,
+            min_size: self.min_size,
+            instances: self.instances,
+            connectivity: self.connectivity,
+            memory_budget: self.memory_budget,
+            max_tile: self.max_tile,
+            tiles_per_run: self.tiles_per_run,
+            normalization: self.normalization,
+            progress: Some(progress),
+        }
+    }
 }
 
 /// The summary's columns, one row per image.
@@ -218,17 +236,7 @@ fn segment_one(
     };
     let report = model.segment(
         &view,
-        SegmentOptions {
-            threshold: s.threshold,
-            min_size: s.min_size,
-            instances: s.instances,
-            connectivity: s.connectivity,
-            memory_budget: s.memory_budget,
-            max_tile: s.max_tile,
-            tiles_per_run: s.tiles_per_run,
-            normalization: s.normalization,
-            progress: Some(&mut on_progress),
-        },
+        s.with_progress(&mut on_progress),
         SegmentOutputs {
             probabilities: probabilities.as_deref_mut(),
             mask: mask.as_deref_mut(),

@@ -790,6 +790,19 @@ fn run(cli: Cli) -> unet::Result<()> {
             normalize,
             quiet,
         } => {
+            // The per-image settings, one definition for the single image and the folder/stack job.
+            let settings_for = |model: &Model| -> unet::Result<folder::Settings> {
+                Ok(folder::Settings {
+                    threshold,
+                    min_size,
+                    instances: instances.method(model)?,
+                    connectivity: instances.connectivity(),
+                    memory_budget: memory_mb.saturating_mul(1 << 20),
+                    max_tile: tile,
+                    tiles_per_run,
+                    normalization: normalize.as_deref().map(parse_normalization).transpose()?,
+                })
+            };
             if image.is_dir() || out_dir.is_some() {
                 let Some(out_dir) = out_dir else {
                     return Err(unet::Error::new(
@@ -813,17 +826,7 @@ fn run(cli: Cli) -> unet::Result<()> {
                 if !quiet {
                     eprintln!("{}", describe(&model));
                 }
-                let settings = folder::Settings {
-                    threshold,
-                    min_size,
-                    instances: instances.method(&model)?,
-                    connectivity: instances.connectivity(),
-                    memory_budget: memory_mb.saturating_mul(1 << 20),
-                    max_tile: tile,
-                    tiles_per_run,
-                    normalization: normalize.as_deref().map(parse_normalization).transpose()?,
-                };
-                return folder::segment_frames(&model, &image, &out_dir, &save, settings, quiet);
+                return folder::segment_frames(&model, &image, &out_dir, &save, settings_for(&model)?, quiet);
             }
             if output.is_none() && probabilities.is_none() && labels.is_none() && overlay.is_none() && truth.is_none() {
                 return Err(unet::Error::new(
@@ -831,13 +834,12 @@ fn run(cli: Cli) -> unet::Result<()> {
                     "nothing to write: give --output, --probabilities, --labels, --overlay and/or --truth",
                 ));
             }
-            let normalization = normalize.as_deref().map(parse_normalization).transpose()?;
             let started = Instant::now();
             let model = model.load()?;
             if !quiet {
                 eprintln!("{}", describe(&model));
             }
-            let method = instances.method(&model)?;
+            let settings = settings_for(&model)?;
             let img = read_image(&image)?;
             let view = img.view()?;
             let area = view.area();
@@ -860,17 +862,7 @@ fn run(cli: Cli) -> unet::Result<()> {
             };
             let report = model.segment(
                 &view,
-                SegmentOptions {
-                    threshold,
-                    min_size,
-                    instances: method,
-                    connectivity: instances.connectivity(),
-                    memory_budget: memory_mb.saturating_mul(1 << 20),
-                    max_tile: tile,
-                    tiles_per_run,
-                    normalization,
-                    progress: Some(&mut on_progress),
-                },
+                settings.with_progress(&mut on_progress),
                 SegmentOutputs {
                     probabilities: prob_buf.as_deref_mut(),
                     mask: mask_buf.as_deref_mut(),
