@@ -21,7 +21,7 @@
 #define UNET_VERSION_MAJOR 0
 
 // Minor version of this library.
-#define UNET_VERSION_MINOR 2
+#define UNET_VERSION_MINOR 3
 
 // Patch version of this library.
 #define UNET_VERSION_PATCH 0
@@ -276,6 +276,13 @@ typedef struct UnetSegmentOptions {
   // Since 0.2. Watershed: Gaussian smoothing (pixels) of the distance map; 0 = none. Negative = the model's
   // recommendation, else 1.
   float watershed_smoothing;
+  // Since 0.3. Non-zero: test-time augmentation, the average of the network on the image and its three mirror
+  // images (4x the network time; smoother borders, fewer merged cells).
+  uint32_t test_time_augmentation;
+  // Since 0.3. Watershed markers: in (0, 1], the regions where P(foreground) >= this value (watershed_h is then
+  // unused); 0 = the maxima of the distance map (watershed_h). Negative = the model's recommendation (0 when
+  // watershed_h is given).
+  float watershed_seed;
 } UnetSegmentOptions;
 
 // A borrowed image: `height` rows of `width` pixels of `channels` interleaved values, rows `row_stride_bytes`

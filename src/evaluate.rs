@@ -5,8 +5,8 @@
 use crate::{
     dataset::Sample,
     error::Result,
-    instances::{InstanceMethod, PostProcessing, Watershed, label_instances},
-    labels::{Connectivity, FOREGROUND},
+    instances::{InstanceMethod, PostProcessing, Watershed, foreground_marker, label_instances},
+    labels::Connectivity,
     metrics::{foreground_counts, seg_sum},
     model::Model,
     segment::{SegmentOptions, SegmentOutputs},
@@ -115,6 +115,9 @@ pub struct TuneGrid {
     pub thresholds: Vec<f32>,
     pub methods: Vec<InstanceMethod>,
     pub min_sizes: Vec<usize>,
+    /// The probabilities the candidates re-label come with test-time augmentation (for a caller who segments with
+    /// it).
+    pub test_time_augmentation: bool,
 }
 
 impl Default for TuneGrid {
@@ -122,10 +125,24 @@ impl Default for TuneGrid {
         let mut methods = vec![InstanceMethod::Components];
         for smoothing in [0.0, 1.0, 2.0, 3.0, 4.0] {
             for h in [0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0] {
-                methods.push(InstanceMethod::Watershed(Watershed { h, smoothing }));
+                methods.push(InstanceMethod::Watershed(Watershed { h, smoothing, seed: None }));
             }
         }
-        TuneGrid { thresholds: vec![0.3, 0.4, 0.5, 0.6, 0.7], methods, min_sizes: vec![0, 20, 50, 100, 200] }
+        for smoothing in [0.0, 1.0, 2.0] {
+            for seed in [0.6, 0.7, 0.8, 0.9, 0.95] {
+                methods.push(InstanceMethod::Watershed(Watershed {
+                    h: Watershed::DEFAULT.h,
+                    smoothing,
+                    seed: Some(seed),
+                }));
+            }
+        }
+        TuneGrid {
+            thresholds: vec![0.3, 0.4, 0.5, 0.6, 0.7],
+            methods,
+            min_sizes: vec![0, 20, 50, 100, 200],
+            test_time_augmentation: false,
+        }
     }
 }
 
@@ -176,7 +193,7 @@ pub fn tune(
             let mut p = vec![0f32; view.area()];
             model.segment(
                 &view,
-                SegmentOptions::default(),
+                SegmentOptions { test_time_augmentation: grid.test_time_augmentation, ..Default::default() },
                 SegmentOutputs { probabilities: Some(&mut p), ..Default::default() },
             )?;
             per_set.push(p);
@@ -205,8 +222,10 @@ pub fn tune(
                         let (w, h) = (sample.width(), sample.height());
                         for (ti, &t) in grid.thresholds.iter().enumerate() {
                             for (mi, &method) in grid.methods.iter().enumerate() {
-                                let mut labels: Vec<u32> =
-                                    probs.iter().map(|&p| if p >= t { FOREGROUND } else { 0 }).collect();
+                                let mut labels: Vec<u32> = probs
+                                    .iter()
+                                    .map(|&p| if p >= t { foreground_marker(method, p) } else { 0 })
+                                    .collect();
                                 label_instances(&mut labels, w, h, method, connectivity, 0)?;
                                 for (zi, &min_size) in grid.min_sizes.iter().enumerate() {
                                     let kept = remove_small(&labels, min_size);

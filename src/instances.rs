@@ -1,16 +1,18 @@
 //! Instance separation: how a foreground mask becomes instance labels.
 //!
 //! Two methods: connected components (touching cells stay one instance) and a seeded watershed on the distance
-//! transform of the foreground, whose markers are the maxima of the (smoothed) distance with a dynamic above `h`
-//! pixels: two touching round cells have two distance peaks and a neck between them, and the flood splits them at
-//! the neck. Both run on the whole stitched mask, so a tiled run gives the labels of a single pass.
+//! transform of the foreground. Its markers are either the maxima of the (smoothed) distance with a dynamic above
+//! `h` pixels (two touching round cells have two distance peaks and a neck between them, and the flood splits them
+//! at the neck), or, with a seed probability, the regions where the network is sure (P >= seed): the border-aware
+//! loss teaches it to lower P between touching cells, so their cores stay apart even where the mask has no neck.
+//! Both run on the whole stitched mask, so a tiled run gives the labels of a single pass.
 //!
 //! Extra memory of the watershed: 8 bytes per pixel (the distance map, reused for the flood order and the
 //! quantised heights) plus a few image rows.
 
 use crate::{
     error::{Error, Result},
-    labels::{Connectivity, FOREGROUND, label_components},
+    labels::{Connectivity, FOREGROUND, SEED, label_components},
 };
 
 /// Parameters of the distance-transform watershed.
@@ -20,10 +22,13 @@ pub struct Watershed {
     pub h: f32,
     /// Standard deviation (pixels) of the Gaussian that smooths the distance map first; 0 = none.
     pub smoothing: f32,
+    /// `Some(p)`: the markers are the connected regions where P(foreground) >= p (marked [`SEED`] in the mask; `h`
+    /// is not used); foreground without a seed becomes one instance per component. `None`: the distance maxima.
+    pub seed: Option<f32>,
 }
 
 impl Watershed {
-    pub const DEFAULT: Watershed = Watershed { h: 2.0, smoothing: 1.0 };
+    pub const DEFAULT: Watershed = Watershed { h: 2.0, smoothing: 1.0, seed: None };
 
     pub fn validate(self) -> Result<()> {
         if !(self.h.is_finite() && (0.0..=1000.0).contains(&self.h)) {
@@ -34,6 +39,11 @@ impl Watershed {
                 "watershed smoothing {} is not in [0, 50] pixels",
                 self.smoothing
             )));
+        }
+        if let Some(p) = self.seed
+            && !(p.is_finite() && p > 0.0 && p <= 1.0)
+        {
+            return Err(Error::invalid_argument(format!("watershed seed probability {p} is not in (0, 1]")));
         }
         Ok(())
     }
@@ -66,7 +76,10 @@ impl PostProcessing {
     pub fn to_meta(&self) -> String {
         let mut s = match self.method {
             InstanceMethod::Components => "components".to_string(),
-            InstanceMethod::Watershed(w) => format!("watershed h={} smoothing={}", w.h, w.smoothing),
+            InstanceMethod::Watershed(w) => match w.seed {
+                None => format!("watershed h={} smoothing={}", w.h, w.smoothing),
+                Some(p) => format!("watershed seed={p} smoothing={}", w.smoothing),
+            },
         };
         if let Some(t) = self.threshold {
             s += &format!(" threshold={t}");
@@ -89,6 +102,7 @@ impl PostProcessing {
             match (key, &mut method) {
                 ("h", InstanceMethod::Watershed(w)) => w.h = num()?,
                 ("smoothing", InstanceMethod::Watershed(w)) => w.smoothing = num()?,
+                ("seed", InstanceMethod::Watershed(w)) => w.seed = Some(num()?),
                 ("threshold", _) => pp.threshold = Some(num()?),
                 ("min_size", _) => pp.min_size = value.parse().map_err(|_| bad("min_size is not a count"))?,
                 _ => return Err(bad(&format!("unknown key '{key}'"))),
@@ -112,9 +126,9 @@ impl PostProcessing {
     }
 }
 
-/// Labels `buf` (`width * height`; 0 = background, anything else foreground) in place with `method`; instances
-/// are numbered 1, 2, ... in raster order of their first pixel, those under `min_size` pixels removed. Returns
-/// the instance count.
+/// Labels `buf` (`width * height`; 0 = background, anything else foreground; a watershed with a seed probability
+/// takes its markers from the [`SEED`] pixels) in place with `method`; instances are numbered 1, 2, ... in raster
+/// order of their first pixel, those under `min_size` pixels removed. Returns the instance count.
 pub fn label_instances(
     buf: &mut [u32],
     width: usize,
@@ -125,7 +139,20 @@ pub fn label_instances(
 ) -> Result<u32> {
     match method {
         InstanceMethod::Components => Ok(label_components(buf, width, height, connectivity, min_size)),
+        InstanceMethod::Watershed(params) if params.seed.is_some() => {
+            seeded_watershed(buf, width, height, params, connectivity, min_size)
+        }
         InstanceMethod::Watershed(params) => watershed(buf, width, height, params, connectivity, min_size),
+    }
+}
+
+/// The value [`label_instances`] expects for a foreground pixel of probability `p` under `method` and `threshold`
+/// (the caller decided that the pixel is foreground).
+#[inline]
+pub fn foreground_marker(method: InstanceMethod, p: f32) -> u32 {
+    match method {
+        InstanceMethod::Watershed(Watershed { seed: Some(s), .. }) if p >= s => SEED,
+        _ => FOREGROUND,
     }
 }
 
@@ -144,30 +171,15 @@ pub fn watershed(
     params.validate()?;
     let n = width * height;
     assert_eq!(buf.len(), n);
-    // Pixel indices + 1 live in `buf` as union-find parents, so they must fit below the FOREGROUND marker.
-    if n >= FOREGROUND as usize {
-        return Err(Error::invalid_argument(format!(
-            "the watershed handles images of up to {} pixels; this one has {n}",
-            FOREGROUND - 1
-        )));
-    }
+    check_pixel_count(n)?;
     let oom = || Error::new(crate::error::UnetStatus::OutOfMemory, format!("watershed: cannot allocate 8 bytes x {n}"));
     let mut heights: Vec<u32> = Vec::new();
     heights.try_reserve_exact(n).map_err(|_| oom())?;
     let mut order: Vec<u32> = Vec::new();
     order.try_reserve_exact(n).map_err(|_| oom())?;
 
-    // Distance to the nearest background pixel (f32 bits stored in `heights`), smoothed, then quantised.
     heights.resize(n, 0);
-    distance_to_background(buf, width, height, &mut heights);
-    if params.smoothing > 0.0 {
-        gaussian_smooth(&mut heights, width, height, params.smoothing);
-    }
-    let mut top = 0u32;
-    for (h, &b) in heights.iter_mut().zip(buf.iter()) {
-        *h = if b == 0 { 0 } else { (f32::from_bits(*h) * QUANTA_PER_PIXEL).round().clamp(0.0, 1e9) as u32 };
-        top = top.max(*h);
-    }
+    let top = quantised_distance(buf, width, height, params.smoothing, &mut heights);
 
     // Foreground pixels from the highest to the lowest (counting sort; raster order within one height).
     let mut start = vec![0u32; top as usize + 2];
@@ -229,36 +241,157 @@ pub fn watershed(
         }
     }
 
-    // Final numbers in raster order of first pixels; `order` becomes the basin sizes, `heights` the new numbers.
+    // Every pixel's basin: its root + 1.
     for i in 0..n {
         if buf[i] != 0 {
             buf[i] = find(buf, i as u32) + 1;
         }
     }
-    order.clear();
-    order.resize(n, 0);
+    Ok(renumber(buf, &mut order, &mut heights, min_size))
+}
+
+/// Pixel indices + 1 (and basin numbers) live in the label buffer below the [`SEED`] and [`FOREGROUND`] markers.
+fn check_pixel_count(n: usize) -> Result<()> {
+    if n >= SEED as usize {
+        return Err(Error::invalid_argument(format!(
+            "the watershed handles images of up to {} pixels; this one has {n}",
+            SEED - 1
+        )));
+    }
+    Ok(())
+}
+
+/// Distance to the nearest background pixel of every foreground pixel of `mask`, smoothed by `smoothing` pixels,
+/// in steps of 1/[`QUANTA_PER_PIXEL`] pixel (0 on background), into `heights`. Returns the largest.
+fn quantised_distance(mask: &[u32], width: usize, height: usize, smoothing: f32, heights: &mut [u32]) -> u32 {
+    distance_to_background(mask, width, height, heights);
+    if smoothing > 0.0 {
+        gaussian_smooth(heights, width, height, smoothing);
+    }
+    let mut top = 0u32;
+    for (h, &b) in heights.iter_mut().zip(mask.iter()) {
+        *h = if b == 0 { 0 } else { (f32::from_bits(*h) * QUANTA_PER_PIXEL).round().clamp(0.0, 1e9) as u32 };
+        top = top.max(*h);
+    }
+    top
+}
+
+/// Numbers the basins of `buf` (each pixel holds its basin's id, 1..=n; 0 = background) 1, 2, ... in raster order
+/// of their first pixel, removing those under `min_size` pixels; `sizes` and `numbers` are scratch of n elements.
+/// Returns the count.
+fn renumber(buf: &mut [u32], sizes: &mut Vec<u32>, numbers: &mut Vec<u32>, min_size: usize) -> u32 {
+    let n = buf.len();
+    sizes.clear();
+    sizes.resize(n, 0);
     for &b in buf.iter() {
         if b != 0 {
-            order[b as usize - 1] += 1;
+            sizes[b as usize - 1] += 1;
         }
     }
-    heights.iter_mut().for_each(|h| *h = 0);
+    numbers.clear();
+    numbers.resize(n, 0);
     let mut count = 0u32;
     for b in buf.iter_mut() {
         if *b != 0 {
-            let root = *b as usize - 1;
-            if (order[root] as usize) < min_size {
+            let basin = *b as usize - 1;
+            if (sizes[basin] as usize) < min_size {
                 *b = 0;
                 continue;
             }
-            if heights[root] == 0 {
+            if numbers[basin] == 0 {
                 count += 1;
-                heights[root] = count;
+                numbers[basin] = count;
             }
-            *b = heights[root];
+            *b = numbers[basin];
         }
     }
-    Ok(count)
+    count
+}
+
+/// The watershed from probability seeds: the connected [`SEED`] regions are the markers, flooded over the
+/// foreground from the highest distance to the lowest (a bucket queue; a pixel takes the basin of the neighbour that
+/// reaches it first). Foreground no seed reaches (a cell the network is unsure of everywhere) becomes one instance
+/// per connected part. Extra memory: 8 bytes per pixel plus the queue (at most 4 bytes per pixel).
+pub fn seeded_watershed(
+    buf: &mut [u32],
+    width: usize,
+    height: usize,
+    params: Watershed,
+    connectivity: Connectivity,
+    min_size: usize,
+) -> Result<u32> {
+    params.validate()?;
+    let n = width * height;
+    assert_eq!(buf.len(), n);
+    check_pixel_count(n)?;
+    let oom = || Error::new(crate::error::UnetStatus::OutOfMemory, format!("watershed: cannot allocate 8 bytes x {n}"));
+    let mut heights: Vec<u32> = Vec::new();
+    heights.try_reserve_exact(n).map_err(|_| oom())?;
+    heights.resize(n, 0);
+    let top = quantised_distance(buf, width, height, params.smoothing, &mut heights);
+
+    // Markers: the seed regions, numbered by connected components (basin ids 1..=k).
+    let mut seeds: Vec<u32> = Vec::new();
+    seeds.try_reserve_exact(n).map_err(|_| oom())?;
+    seeds.extend(buf.iter().map(|&b| if b == SEED { FOREGROUND } else { 0 }));
+    let mut basins = label_components(&mut seeds, width, height, connectivity, 0);
+    for (b, &s) in buf.iter_mut().zip(&seeds) {
+        if s != 0 {
+            *b = s;
+        } else if *b != 0 {
+            *b = FOREGROUND;
+        }
+    }
+    drop(seeds);
+
+    // The flood: buckets by height, first in first out within one height; the highest non-empty bucket goes next.
+    let mut buckets: Vec<std::collections::VecDeque<u32>> = vec![std::collections::VecDeque::new(); top as usize + 1];
+    let mut current = 0usize;
+    for (i, &b) in buf.iter().enumerate() {
+        if b != 0 && b != FOREGROUND {
+            buckets[heights[i] as usize].push_back(i as u32);
+            current = current.max(heights[i] as usize);
+        }
+    }
+    let offsets = neighbour_offsets(connectivity);
+    let flood = |buf: &mut [u32], buckets: &mut [std::collections::VecDeque<u32>], mut current: usize| loop {
+        let Some(p) = buckets[current].pop_front() else {
+            if current == 0 {
+                return;
+            }
+            current -= 1;
+            continue;
+        };
+        let p = p as usize;
+        let (x, y) = (p % width, p / width);
+        for &(dx, dy) in offsets {
+            let (nx, ny) = (x as isize + dx, y as isize + dy);
+            if nx < 0 || ny < 0 || nx >= width as isize || ny >= height as isize {
+                continue;
+            }
+            let q = ny as usize * width + nx as usize;
+            if buf[q] == FOREGROUND {
+                buf[q] = buf[p];
+                let level = heights[q] as usize;
+                buckets[level].push_back(q as u32);
+                current = current.max(level);
+            }
+        }
+    };
+    flood(buf, &mut buckets, current);
+    // Foreground without a seed: each connected part floods from its first pixel as one more basin.
+    for i in 0..n {
+        if buf[i] == FOREGROUND {
+            basins += 1;
+            buf[i] = basins;
+            buckets[heights[i] as usize].push_back(i as u32);
+            flood(buf, &mut buckets, heights[i] as usize);
+        }
+    }
+    drop(buckets);
+    let mut sizes = Vec::new();
+    sizes.try_reserve_exact(n).map_err(|_| oom())?;
+    Ok(renumber(buf, &mut sizes, &mut heights, min_size))
 }
 
 fn find(buf: &mut [u32], mut x: u32) -> u32 {
@@ -444,7 +577,11 @@ mod tests {
         let (w, h) = (80, 50);
         let mask = disc_mask(w, h, &[(25.0, 25.0, 14.0), (50.0, 25.0, 14.0)]);
         let mut ws = mask.clone();
-        assert_eq!(watershed(&mut ws, w, h, Watershed { h: 20.0, smoothing: 0.0 }, Connectivity::Eight, 0).unwrap(), 1);
+        assert_eq!(
+            watershed(&mut ws, w, h, Watershed { h: 20.0, smoothing: 0.0, seed: None }, Connectivity::Eight, 0)
+                .unwrap(),
+            1
+        );
         // Ellipses, rectangles and noisy blobs are one instance each (no over-segmentation).
         let mut m = vec![0u32; w * h];
         for y in 5..45 {
@@ -491,7 +628,10 @@ mod tests {
             assert_eq!(watershed(&mut none, w, h, Watershed::DEFAULT, Connectivity::Four, 0).unwrap(), 0);
         }
         let mut x = vec![FOREGROUND; 4];
-        assert!(watershed(&mut x, 2, 2, Watershed { h: f32::NAN, smoothing: 0.0 }, Connectivity::Four, 0).is_err());
+        assert!(
+            watershed(&mut x, 2, 2, Watershed { h: f32::NAN, smoothing: 0.0, seed: None }, Connectivity::Four, 0)
+                .is_err()
+        );
     }
 
     #[test]
@@ -555,19 +695,149 @@ mod tests {
         }
     }
 
+    const SEEDED: Watershed = Watershed { h: 2.0, smoothing: 0.0, seed: Some(0.8) };
+
+    /// One convex blob (no neck: the distance watershed keeps it whole) with two seed regions: the seeds split it,
+    /// each half keeps its seed, and the split lies between them.
+    #[test]
+    fn seeds_split_a_blob_without_a_neck() {
+        let (w, h) = (60, 30);
+        let mut mask = vec![0u32; w * h];
+        for y in 5..25 {
+            for x in 5..55 {
+                mask[y * w + x] = FOREGROUND;
+                if (10..20).contains(&y) && ((10..20).contains(&x) || (40..50).contains(&x)) {
+                    mask[y * w + x] = SEED;
+                }
+            }
+        }
+        let mut plain: Vec<u32> = mask.iter().map(|&m| if m != 0 { FOREGROUND } else { 0 }).collect();
+        assert_eq!(watershed(&mut plain, w, h, Watershed::DEFAULT, Connectivity::Four, 0).unwrap(), 1);
+        for conn in [Connectivity::Four, Connectivity::Eight] {
+            let mut seeded = mask.clone();
+            assert_eq!(seeded_watershed(&mut seeded, w, h, SEEDED, conn, 0).unwrap(), 2);
+            let (a, b) = (seeded[15 * w + 15], seeded[15 * w + 45]);
+            assert!(a != 0 && b != 0 && a != b);
+            for y in 5..25 {
+                for x in 5..55 {
+                    let l = seeded[y * w + x];
+                    if x < 25 {
+                        assert_eq!(l, a, "({x}, {y}) {conn:?}");
+                    } else if x >= 35 {
+                        assert_eq!(l, b, "({x}, {y}) {conn:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Random masks and seeds: the foreground is kept, every seed region lies in one instance of its own, every
+    /// instance is connected, and the count is the seed regions plus the unseeded parts.
+    #[test]
+    fn seeded_watershed_properties_on_random_masks() {
+        let mut s = 11u64;
+        let mut rand = |m: u64| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) % m
+        };
+        for case in 0..60 {
+            let (w, h) = (1 + rand(40) as usize, 1 + rand(40) as usize);
+            let conn = if case % 2 == 0 { Connectivity::Four } else { Connectivity::Eight };
+            // Blobs of foreground, some with a seeded core.
+            let mut mask = vec![0u32; w * h];
+            for _ in 0..1 + rand(8) {
+                let (cx, cy, r) = (rand(w as u64) as f32, rand(h as u64) as f32, 1.0 + rand(10) as f32);
+                let seeded = rand(3) != 0;
+                for y in 0..h {
+                    for x in 0..w {
+                        let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+                        if d <= r {
+                            let core = seeded && d <= r / 2.0;
+                            if core {
+                                mask[y * w + x] = SEED;
+                            } else if mask[y * w + x] == 0 {
+                                mask[y * w + x] = FOREGROUND;
+                            }
+                        }
+                    }
+                }
+            }
+            let mut seeds: Vec<u32> = mask.iter().map(|&m| if m == SEED { FOREGROUND } else { 0 }).collect();
+            let n_seeds = label_components(&mut seeds, w, h, conn, 0);
+            let mut parts: Vec<u32> = mask.clone();
+            label_components(&mut parts, w, h, conn, 0);
+            let unseeded_parts = {
+                let mut with_seed = std::collections::HashSet::new();
+                let mut all = std::collections::HashSet::new();
+                for i in 0..w * h {
+                    if parts[i] != 0 {
+                        all.insert(parts[i]);
+                        if seeds[i] != 0 {
+                            with_seed.insert(parts[i]);
+                        }
+                    }
+                }
+                all.len() - with_seed.len()
+            };
+            let mut got = mask.clone();
+            let n = seeded_watershed(&mut got, w, h, SEEDED, conn, 0).unwrap();
+            assert_eq!(n as usize, n_seeds as usize + unseeded_parts, "case {case}");
+            let mut seed_to_label = std::collections::HashMap::new();
+            let mut label_to_seed = std::collections::HashMap::new();
+            for i in 0..w * h {
+                assert_eq!(got[i] != 0, mask[i] != 0, "case {case}: foreground kept");
+                assert!(got[i] <= n);
+                if seeds[i] != 0 {
+                    assert_eq!(*seed_to_label.entry(seeds[i]).or_insert(got[i]), got[i], "case {case}: a seed split");
+                    assert_eq!(*label_to_seed.entry(got[i]).or_insert(seeds[i]), seeds[i], "case {case}: seeds merged");
+                }
+            }
+            // Each instance is one connected part: relabelling each instance alone gives one component.
+            for l in 1..=n {
+                let mut one: Vec<u32> = got.iter().map(|&g| if g == l { FOREGROUND } else { 0 }).collect();
+                assert_eq!(label_components(&mut one, w, h, conn, 0), 1, "case {case}: instance {l} is split");
+            }
+            // min_size removes exactly the small instances.
+            let mut small = mask.clone();
+            let m = seeded_watershed(&mut small, w, h, SEEDED, conn, 10).unwrap();
+            let sizes = (1..=n).map(|l| got.iter().filter(|&&g| g == l).count());
+            assert_eq!(m as usize, sizes.filter(|&c| c >= 10).count(), "case {case}");
+        }
+    }
+
     #[test]
     fn metadata_form_round_trips_and_rejects_nonsense() {
         for pp in [
             PostProcessing::PLAIN,
             PostProcessing {
-                method: InstanceMethod::Watershed(Watershed { h: 1.5, smoothing: 0.0 }),
+                method: InstanceMethod::Watershed(Watershed { h: 1.5, smoothing: 0.0, seed: None }),
                 threshold: Some(0.45),
                 min_size: 25,
+            },
+            PostProcessing {
+                method: InstanceMethod::Watershed(Watershed {
+                    h: Watershed::DEFAULT.h,
+                    smoothing: 2.0,
+                    seed: Some(0.85),
+                }),
+                threshold: Some(0.4),
+                min_size: 0,
             },
         ] {
             assert_eq!(PostProcessing::parse(&pp.to_meta()).unwrap(), pp);
         }
-        for bad in ["", "blobs", "watershed h=x", "components h=2", "watershed h=-1", "components threshold=2"] {
+        for bad in [
+            "",
+            "blobs",
+            "watershed h=x",
+            "components h=2",
+            "watershed h=-1",
+            "components threshold=2",
+            "watershed seed=0",
+            "watershed seed=1.5",
+            "watershed seed=NaN",
+            "components seed=0.8",
+        ] {
             assert!(PostProcessing::parse(bad).is_err(), "{bad}");
         }
     }

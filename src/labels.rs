@@ -12,6 +12,10 @@ pub enum Connectivity {
 /// Marker for a foreground pixel not yet labelled.
 pub const FOREGROUND: u32 = u32::MAX;
 
+/// Marker for a foreground pixel not yet labelled where the network is sure enough to seed a watershed basin
+/// (see `instances::Watershed::seed`); everything else treats it as [`FOREGROUND`].
+pub const SEED: u32 = u32::MAX - 1;
+
 fn find(parent: &mut [u32], mut x: u32) -> u32 {
     while parent[x as usize] != x {
         let p = parent[x as usize];

@@ -8,8 +8,8 @@ use ndarray::{ArrayView4, ArrayViewMut4};
 use crate::{
     error::{Error, Result, UnetStatus},
     image::{ImageView, Pixel, Pixels},
-    instances::{InstanceMethod, label_instances},
-    labels::{Connectivity, FOREGROUND},
+    instances::{InstanceMethod, foreground_marker, label_instances},
+    labels::Connectivity,
     metadata::Normalization,
     model::Model,
     normalize::Normalizer,
@@ -46,6 +46,9 @@ pub struct SegmentOptions<'p> {
     pub tiles_per_run: usize,
     /// Overrides the model's normalisation.
     pub normalization: Option<Normalization>,
+    /// Test-time augmentation: each tile also runs mirrored (left-right, up-down, both) and the four probability
+    /// maps, mirrored back, are averaged. Four times the network time; smoother borders, fewer merged cells.
+    pub test_time_augmentation: bool,
     pub progress: Option<&'p mut ProgressFn<'p>>,
 }
 
@@ -60,6 +63,7 @@ impl Default for SegmentOptions<'_> {
             max_tile: None,
             tiles_per_run: 0,
             normalization: None,
+            test_time_augmentation: false,
             progress: None,
         }
     }
@@ -125,6 +129,7 @@ impl Model {
             max_tile,
             tiles_per_run,
             normalization,
+            test_time_augmentation,
             mut progress,
         } = options;
         let meta = self.metadata();
@@ -186,7 +191,7 @@ impl Model {
         };
         let mut max_tile =
             max_tile.unwrap_or_else(|| max_tile_for_budget(&geometry, arch.base_width, batch, memory_budget));
-        let writer = OutputWriter { width: image.width, classes: arch.classes, threshold };
+        let writer = OutputWriter { width: image.width, classes: arch.classes, threshold, method };
         let mut out_of_memory_retries = 0;
         // A GPU out of memory is retried with fewer tiles per run, then smaller tiles; every attempt rewrites
         // every output pixel, so nothing of a failed attempt survives.
@@ -198,6 +203,7 @@ impl Model {
                 &normalizer,
                 &plan,
                 batch,
+                test_time_augmentation,
                 &writer,
                 (&mut probabilities, &mut mask, &mut labels),
                 &mut progress,
@@ -256,6 +262,7 @@ impl Model {
         normalizer: &Normalizer,
         plan: &TilePlan,
         batch: usize,
+        test_time_augmentation: bool,
         writer: &OutputWriter,
         outputs: OutputBuffers<'_, '_>,
         progress: &mut Option<&mut ProgressFn<'_>>,
@@ -292,9 +299,8 @@ impl Model {
                 fill_tile(image, normalizer, plan, tile, view.index_axis_mut(ndarray::Axis(0), i));
             }
             timings.fill_tiles += clock.elapsed();
-            let clock = Instant::now();
             let input_view = ArrayView4::from_shape((n, arch.in_channels, in_h, in_w), &input[..n * tile_len]).unwrap();
-            self.run(input_view, |probs| {
+            let check = |probs: &ArrayView4<f32>| -> Result<()> {
                 let (_, k, out_h, out_w) = probs.dim();
                 if k != arch.classes || (out_h, out_w) != plan.output_shape() {
                     return Err(Error::new(
@@ -318,18 +324,55 @@ impl Model {
                         ),
                     ));
                 }
-                timings.network += clock.elapsed();
+                Ok(())
+            };
+            let mut write = |probs: ArrayView4<f32>, timings: &mut SegmentTimings| {
                 let clock = Instant::now();
                 for (i, tile) in chunk.iter().enumerate() {
                     writer.write(probs.index_axis(ndarray::Axis(0), i), tile, probabilities, mask, labels);
                 }
                 timings.write_outputs += clock.elapsed();
-                Ok(())
-            })?;
+            };
+            let clock = Instant::now();
+            if !test_time_augmentation {
+                self.run(input_view, |probs| {
+                    check(&probs)?;
+                    timings.network += clock.elapsed();
+                    write(probs, timings);
+                    Ok(())
+                })?;
+            } else {
+                // The tile is centred in its input (valid convolutions crop evenly and every pooled size is even),
+                // so mirroring the input mirrors the output exactly: mirror back, add up, average.
+                let (out_h, out_w) = plan.output_shape();
+                let mut sum = ndarray::Array4::<f32>::zeros((n, arch.classes, out_h, out_w));
+                for (up_down, left_right) in [(false, false), (false, true), (true, false), (true, true)] {
+                    let flipped = mirrored(input_view, up_down, left_right).as_standard_layout().into_owned();
+                    self.run(flipped.view(), |probs| {
+                        check(&probs)?;
+                        sum += &mirrored(probs, up_down, left_right);
+                        Ok(())
+                    })?;
+                }
+                sum /= 4.0;
+                timings.network += clock.elapsed();
+                write(sum.view(), timings);
+            }
             report(b + 1)?;
         }
         Ok(())
     }
+}
+
+/// `v` mirrored up-down and/or left-right (a view: nothing is copied).
+fn mirrored(mut v: ArrayView4<f32>, up_down: bool, left_right: bool) -> ArrayView4<f32> {
+    if up_down {
+        v.invert_axis(ndarray::Axis(2));
+    }
+    if left_right {
+        v.invert_axis(ndarray::Axis(3));
+    }
+    v
 }
 
 /// Copies the mirrored, normalised context of `tile` into `dst` `[channels, in_h, in_w]`.
@@ -375,6 +418,8 @@ struct OutputWriter {
     width: usize,
     classes: usize,
     threshold: Option<f32>,
+    /// The instance method, for the markers written into the labels buffer (seeds where the method wants them).
+    method: InstanceMethod,
 }
 
 impl OutputWriter {
@@ -427,7 +472,7 @@ impl OutputWriter {
                     m[ox] = class as u8;
                 }
                 if let Some(l) = row.l.as_deref_mut() {
-                    l[ox] = if class != 0 { FOREGROUND } else { 0 };
+                    l[ox] = if class != 0 { foreground_marker(self.method, foreground) } else { 0 };
                 }
             }
         });

@@ -103,6 +103,40 @@ fn sample_segment_and_outputs() {
     let unet::imageio::PixelBuffer::U8(rgb) = picture.pixels else { panic!("overlay is not 8-bit") };
     let coloured = rgb.chunks(3).filter(|p| p[0] != p[1] || p[1] != p[2]).count();
     assert!(coloured > 100, "{coloured} outline pixels");
+    // --tta and --watershed-seed reach the library: the probabilities change (a random network is not
+    // mirror-symmetric), and an impossible seed is refused with the reason.
+    let random = dir.join("random.onnx");
+    assert!(unet().args(["init-model", "--base-width", "4"]).arg(&random).output().unwrap().status.success());
+    let probabilities_with = |extra: &[&str]| {
+        let p = dir.join("p.tif");
+        let out = unet()
+            .arg("segment")
+            .arg(&img)
+            .arg("--model")
+            .arg(&random)
+            .arg("--probabilities")
+            .arg(&p)
+            .args(extra)
+            .arg("--quiet")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let unet::imageio::PixelBuffer::F32(v) = unet::imageio::read_image(&p).unwrap().pixels else { panic!() };
+        v
+    };
+    let (plain, tta) = (probabilities_with(&[]), probabilities_with(&["--tta"]));
+    let changed = plain.iter().zip(&tta).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(changed > 1e-4, "--tta changed nothing ({changed})");
+    let out = unet()
+        .arg("segment")
+        .arg(&img)
+        .arg("-o")
+        .arg(&mask)
+        .args(["--instances", "watershed", "--watershed-seed", "1.5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("seed"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = unet().arg("info").args(["--provider", "cuda"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CUDA was requested"));

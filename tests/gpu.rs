@@ -184,7 +184,8 @@ fn training_step_on_cuda_matches_cpu() {
     // Every way CUDA can run the convolutions. Both GEMM paths multiply on tensor cores in TF32 (10-bit mantissa):
     // on an H100 (2026-11-27) im2col's updated weights differed from the CPU's by 1.33e-2 of each tensor's largest
     // weight, its loss by 2e-5; burn's direct kernels (float32 FMA) by 1.2e-6.
-    for conv in unet::train::conv::CudaConv::ALL {
+    // implicit-gemm is left out: on the H100 its weights differed by 3.58 (relative), so `unet train` refuses it.
+    for conv in unet::train::conv::CudaConv::TRAINS_CORRECTLY {
         conv.select();
         let (loss_gpu, w_gpu) = step::<CudaTrainBackend>(&weights, &input, &target, &wmap, tile, out, &cuda);
         let tf32 = conv != unet::train::conv::CudaConv::Direct;

@@ -52,9 +52,11 @@ fn tiled_watershed_labels_equal_a_single_pass() {
     let img = unet::synthetic::cells(230, 170, 45, (8.0, 14.0), 9);
     let view = ImageView::new(Pixels::U16(&img.pixels), 230, 170, 1, 230).unwrap();
     let model = common::baseline_model();
-    for method in
-        [InstanceMethod::Watershed(Watershed::DEFAULT), InstanceMethod::Watershed(Watershed { h: 0.5, smoothing: 0.0 })]
-    {
+    for method in [
+        InstanceMethod::Watershed(Watershed::DEFAULT),
+        InstanceMethod::Watershed(Watershed { h: 0.5, smoothing: 0.0, seed: None }),
+        InstanceMethod::Watershed(Watershed { seed: Some(0.8), ..Watershed::DEFAULT }),
+    ] {
         for connectivity in [Connectivity::Four, Connectivity::Eight] {
             let opts = |max_tile| SegmentOptions {
                 instances: Some(method),
@@ -79,7 +81,7 @@ fn the_models_recommendation_is_the_default_and_each_field_can_be_overridden() {
     let img = unet::synthetic::cells(200, 160, 40, (8.0, 14.0), 2);
     let view = ImageView::new(Pixels::U16(&img.pixels), 200, 160, 1, 200).unwrap();
     let plain = baseline_with(None);
-    let ws = Watershed { h: 1.5, smoothing: 0.5 };
+    let ws = Watershed { h: 1.5, smoothing: 0.5, seed: None };
     let recommending = baseline_with(Some(PostProcessing {
         method: InstanceMethod::Watershed(ws),
         threshold: Some(0.3),
@@ -125,7 +127,7 @@ fn the_models_recommendation_is_the_default_and_each_field_can_be_overridden() {
         .segment(
             &view,
             SegmentOptions {
-                instances: Some(InstanceMethod::Watershed(Watershed { h: -1.0, smoothing: 0.0 })),
+                instances: Some(InstanceMethod::Watershed(Watershed { h: -1.0, smoothing: 0.0, seed: None })),
                 ..Default::default()
             },
             SegmentOutputs { labels: Some(&mut l), ..Default::default() },
@@ -158,6 +160,7 @@ fn tuning_finds_that_the_watershed_separates_touching_cells() {
         thresholds: vec![0.5],
         methods: vec![InstanceMethod::Components, InstanceMethod::Watershed(Watershed::DEFAULT)],
         min_sizes: vec![0, 10],
+        test_time_augmentation: false,
     };
     let model = common::baseline_model();
     let mut calls = 0;

@@ -119,6 +119,13 @@ pub struct UnetSegmentOptions {
     /// Since 0.2. Watershed: Gaussian smoothing (pixels) of the distance map; 0 = none. Negative = the model's
     /// recommendation, else 1.
     pub watershed_smoothing: f32,
+    /// Since 0.3. Non-zero: test-time augmentation, the average of the network on the image and its three mirror
+    /// images (4x the network time; smoother borders, fewer merged cells).
+    pub test_time_augmentation: u32,
+    /// Since 0.3. Watershed markers: in (0, 1], the regions where P(foreground) >= this value (watershed_h is then
+    /// unused); 0 = the maxima of the distance map (watershed_h). Negative = the model's recommendation (0 when
+    /// watershed_h is given).
+    pub watershed_seed: f32,
 }
 
 impl Versioned for UnetSegmentOptions {
@@ -140,6 +147,8 @@ impl Versioned for UnetSegmentOptions {
             instances: UnetInstances::Model as u32,
             watershed_h: -1.0,
             watershed_smoothing: -1.0,
+            test_time_augmentation: 0,
+            watershed_seed: -1.0,
         }
     }
 }
@@ -379,6 +388,14 @@ fn segment_options<'p>(o: &UnetSegmentOptions, model: &crate::model::Model) -> R
     let watershed = Watershed {
         h: pick(o.watershed_h, recommended.h),
         smoothing: pick(o.watershed_smoothing, recommended.smoothing),
+        // An explicit h asks for the distance maxima, unless a seed is given too.
+        seed: if o.watershed_seed < 0.0 && o.watershed_h < 0.0 {
+            recommended.seed
+        } else if o.watershed_seed <= 0.0 {
+            None
+        } else {
+            Some(o.watershed_seed)
+        },
     };
     let instances = match o.instances {
         0 => None,
@@ -398,6 +415,7 @@ fn segment_options<'p>(o: &UnetSegmentOptions, model: &crate::model::Model) -> R
         max_tile: (o.max_tile > 0).then_some(o.max_tile as usize),
         tiles_per_run: o.tiles_per_run as usize,
         normalization,
+        test_time_augmentation: o.test_time_augmentation != 0,
         progress: None,
     })
 }

@@ -75,7 +75,8 @@ pub enum CudaConv {
     /// The default.
     Im2col,
     /// cubecl's implicit-GEMM kernels on tensor cores (TF32 precision), [`CudaConv::Im2col`] where they refuse a
-    /// shape.
+    /// shape. Timing only: on an H100 (2026-11-27) its training step's weights differed from the CPU step's by 3.6x
+    /// each tensor's largest weight (`tests/gpu.rs`), so `unet train` refuses it.
     ImplicitGemm,
 }
 
@@ -98,6 +99,22 @@ impl CudaConv {
             .into_iter()
             .find(|c| c.name() == s.to_ascii_lowercase())
             .ok_or_else(|| format!("unknown CUDA convolution '{s}': use direct, im2col or implicit-gemm"))
+    }
+
+    /// The ones whose training step matched the CPU's on a GPU (`tests/gpu.rs`), which `unet train` accepts.
+    pub const TRAINS_CORRECTLY: [CudaConv; 2] = [CudaConv::Direct, CudaConv::Im2col];
+
+    /// [`CudaConv::parse`] for training: a way measured to compute wrong gradients is an error saying so.
+    pub fn parse_for_training(s: &str) -> Result<CudaConv, String> {
+        let conv = CudaConv::parse(s)?;
+        if !CudaConv::TRAINS_CORRECTLY.contains(&conv) {
+            return Err(format!(
+                "--cuda-conv {}: its weight gradients were wrong on an H100 (3.6x the largest weight off the CPU \
+                 step's, tests/gpu.rs); use im2col (`unet bench-train` still times it)",
+                conv.name()
+            ));
+        }
+        Ok(conv)
     }
 
     /// The one in use (process-wide).
@@ -424,6 +441,9 @@ mod tests {
             assert_eq!(CudaConv::parse(c.name()), Ok(c));
         }
         assert_eq!(CudaConv::parse("Implicit-GEMM"), Ok(CudaConv::ImplicitGemm));
+        assert_eq!(CudaConv::parse_for_training("im2col"), Ok(CudaConv::Im2col));
+        let refused = CudaConv::parse_for_training("implicit-gemm").unwrap_err();
+        assert!(refused.contains("wrong") && refused.contains("im2col"), "{refused}");
         let err = CudaConv::parse("cudnn").unwrap_err();
         assert!(err.contains("cudnn") && err.contains("im2col"), "{err}");
         assert_eq!(CudaConv::current(), CudaConv::Im2col);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "unet.h"
@@ -146,6 +147,27 @@ int main(int argc, char **argv) {
     opts.watershed_smoothing = 1e9f;
     check("absurd smoothing is rejected", unet_segment(model, &img2, &opts, &out2) == UNET_STATUS_INVALID_ARGUMENT);
     opts.watershed_smoothing = -1.0f;
+    opts.watershed_seed = 1.5f;
+    check("a seed probability above 1 is rejected",
+          unet_segment(model, &img2, &opts, &out2) == UNET_STATUS_INVALID_ARGUMENT &&
+              strstr(unet_last_error(), "seed") != NULL);
+    opts.watershed_seed = 0.5f;
+    check("watershed from probability seeds", unet_segment(model, &img2, &opts, &out2) == UNET_STATUS_OK &&
+                                                 out2.label_count >= 1);
+    opts.watershed_seed = -1.0f;
+    opts.test_time_augmentation = 1;
+    check("test-time augmentation: still the two discs",
+          unet_segment(model, &img2, &opts, &out2) == UNET_STATUS_OK && out2.label_count == 2);
+    opts.test_time_augmentation = 0;
+
+    /* ---- a 0.2 caller: its struct ends where 0.3's watershed_seed begins; the seed keeps its default ---- */
+    size_t v02 = offsetof(UnetSegmentOptions, watershed_seed);
+    check("0.2 init", unet_segment_options_init_sized(&opts, v02) == UNET_STATUS_OK && opts.struct_size == v02);
+    opts.instances = UNET_INSTANCES_WATERSHED;
+    opts.watershed_seed = 1.5f; /* past the 0.2 struct: never read */
+    check("0.2 caller: watershed as before", unet_segment(model, &img2, &opts, &out2) == UNET_STATUS_OK &&
+                                                  out2.label_count == 2);
+    unet_segment_options_init(&opts);
 
     /* ---- a newer caller: structs larger than today's, extra fields zero ---- */
     struct {

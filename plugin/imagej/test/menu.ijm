@@ -43,4 +43,13 @@ differ = 0;
 for (y = 0; y < h; y++) for (x = 0; x < w; x++) if (getPixel(x, y) != first[y * w + x]) differ++;
 ok = differ > w * h / 100;
 check("the chooser's EM model gives another mask than the default (" + differ + " pixels differ)", ok);
+// Test-time augmentation reaches the library: the default model's mask moves a little, not wholesale.
+close("sample-mask");
+selectImage("sample");
+run("U-Net Segment", "embedded=default model=[] provider=cpu instances=components memory=512 min_size=0 mask tta");
+selectImage("sample-mask");
+differ = 0;
+for (y = 0; y < h; y++) for (x = 0; x < w; x++) if (getPixel(x, y) != first[y * w + x]) differ++;
+ok = differ > 0 && differ < w * h / 10;
+check("tta changes the default's mask a little (" + differ + " pixels differ)", ok);
 print("DONE");

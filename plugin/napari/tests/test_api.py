@@ -109,3 +109,16 @@ def test_instances_equal_the_cli_and_split_touching_cells():
     assert merged["label_count"] == cc["label_count"]
     with pytest.raises(ValueError):
         un.segment(image, BASELINE, instances="blobs")
+
+
+def test_test_time_augmentation_and_seeds_reach_the_library():
+    """The 0.3 fields: tta changes what a network that is not mirror-symmetric says; a seed probability is checked
+    by the library (so it arrives where the library reads it) and seeds the watershed."""
+    img = squares()
+    plain = un.segment(img, RANDOM_DEPTH4, outputs=("probabilities",))["probabilities"]
+    tta = un.segment(img, RANDOM_DEPTH4, outputs=("probabilities",), tta=True)["probabilities"]
+    assert np.abs(plain - tta).max() > 1e-4
+    with pytest.raises(un.UnetError, match="seed"):
+        un.segment(img, BASELINE, instances="watershed", watershed_seed=1.5)
+    seeded = un.segment(img, BASELINE, outputs=("labels",), instances="watershed", watershed_seed=0.5)
+    assert seeded["label_count"] == 4

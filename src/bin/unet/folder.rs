@@ -91,6 +91,7 @@ pub struct Settings {
     pub max_tile: Option<usize>,
     pub tiles_per_run: usize,
     pub normalization: Option<Normalization>,
+    pub test_time_augmentation: bool,
 }
 
 impl Settings {
@@ -105,6 +106,7 @@ impl Settings {
             max_tile: self.max_tile,
             tiles_per_run: self.tiles_per_run,
             normalization: self.normalization,
+            test_time_augmentation: self.test_time_augmentation,
             progress: Some(progress),
         }
     }

@@ -85,9 +85,9 @@ pub struct TrainArgs {
     /// Where the network trains: cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// How convolutions run on CUDA: im2col (GEMMs), implicit-gemm (cubecl's convolution kernels), both on tensor
-    /// cores in TF32, or direct (burn's own float32 kernels, slow). `unet bench-train --device cuda` times them.
-    #[arg(long, default_value = "im2col", value_parser = parse_cuda_conv)]
+    /// How convolutions run on CUDA: im2col (GEMMs on tensor cores in TF32) or direct (burn's own float32 kernels,
+    /// slow). `unet bench-train --device cuda` times them (and implicit-gemm, whose gradients were wrong).
+    #[arg(long, default_value = "im2col", value_parser = unet::train::conv::CudaConv::parse_for_training)]
     cuda_conv: unet::train::conv::CudaConv,
 }
 
@@ -237,7 +237,7 @@ pub fn run_train(a: TrainArgs) -> unet::Result<()> {
         };
         let model = Model::load(&summary.onnx, &options)?;
         let path = summary.onnx.display().to_string();
-        tune_post_processing(&model, &path, &sets, Connectivity::Four, Some(&summary.onnx))?;
+        tune_post_processing(&model, &path, &sets, &Default::default(), Connectivity::Four, Some(&summary.onnx))?;
     }
     if let Some(path) = a.export {
         std::fs::copy(&summary.onnx, &path)

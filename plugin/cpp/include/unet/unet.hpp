@@ -79,6 +79,11 @@ struct SegmentOptions {
     uint32_t instances = UNET_INSTANCES_MODEL;
     float watershed_h = -1.0f;          // < 0 = the model's recommendation, else 2
     float watershed_smoothing = -1.0f;  // < 0 = the model's recommendation, else 1
+    /// Watershed markers: (0, 1] = regions where P(foreground) >= this; 0 = distance maxima (watershed_h);
+    /// < 0 = the model's recommendation.
+    float watershed_seed = -1.0f;
+    /// Average the network over the image and its three mirror images (4x the network time, fewer merged cells).
+    bool test_time_augmentation = false;
     uint64_t memory_budget_bytes = 0;  // 0 = default
     uint32_t max_tile = 0;
     /// Called with (done, total); return false to cancel (segment then throws Error with UNET_STATUS_CANCELLED).
@@ -165,6 +170,8 @@ public:
         o.instances = options.instances;
         o.watershed_h = options.watershed_h;
         o.watershed_smoothing = options.watershed_smoothing;
+        o.watershed_seed = options.watershed_seed;
+        o.test_time_augmentation = options.test_time_augmentation ? 1 : 0;
         o.memory_budget_bytes = options.memory_budget_bytes;
         o.max_tile = options.max_tile;
         if (options.progress) {

@@ -2,4 +2,4 @@
 from ._api import Model, UnetError, load_model, segment, segment_dask, weight_map
 
 __all__ = ["Model", "UnetError", "load_model", "segment", "segment_dask", "weight_map"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

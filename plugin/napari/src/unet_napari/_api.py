@@ -81,12 +81,13 @@ class Model:
 
     def segment(self, image, *, outputs=("labels", "mask", "probabilities"), threshold=None, min_size=0,
                 connectivity=4, memory_mb=None, max_tile=None, normalization="model", progress=None,
-                instances="model", watershed_h=None, watershed_smoothing=None):
+                instances="model", watershed_h=None, watershed_smoothing=None, watershed_seed=None, tta=False):
         """Segments `image`; returns a dict with the requested outputs. `normalization`: "model", "none" or
         (low, high) percentiles. `instances`: "model" (what the model recommends), "components" or "watershed"
-        (splits touching cells; `watershed_h`, `watershed_smoothing` in pixels, None = the model's). `threshold`
-        None and `min_size` 0 take the model's recommendation. `progress(done, total)` may return False to cancel
-        (raises UnetError)."""
+        (splits touching cells; `watershed_h`, `watershed_smoothing` in pixels, `watershed_seed` a probability
+        whose regions seed the basins or 0 for distance maxima, None = the model's). `threshold` None and `min_size`
+        0 take the model's recommendation. `tta`: average over the image and its three mirror images (4x slower,
+        fewer merged cells). `progress(done, total)` may return False to cancel (raises UnetError)."""
         img, keep = _image_struct(image)
         h, w = keep.shape[:2]
         result = {}
@@ -116,6 +117,8 @@ class Model:
         opts.instances = N.INSTANCES[instances]
         opts.watershed_h = -1.0 if watershed_h is None else watershed_h
         opts.watershed_smoothing = -1.0 if watershed_smoothing is None else watershed_smoothing
+        opts.watershed_seed = -1.0 if watershed_seed is None else watershed_seed
+        opts.test_time_augmentation = 1 if tta else 0
         callback = None
         if progress is not None:
             callback = N.PROGRESS(lambda _user, done, total: 0 if progress(done, total) is not False else 1)

@@ -39,7 +39,9 @@ class SegmentOptions(C.Structure):
                 ("min_size", C.c_uint64), ("memory_budget_bytes", C.c_uint64), ("max_tile", C.c_uint32),
                 ("tiles_per_run", C.c_uint32), ("progress", PROGRESS), ("progress_user_data", C.c_void_p),
                 # since 0.2
-                ("instances", C.c_uint32), ("watershed_h", C.c_float), ("watershed_smoothing", C.c_float)]
+                ("instances", C.c_uint32), ("watershed_h", C.c_float), ("watershed_smoothing", C.c_float),
+                # since 0.3
+                ("test_time_augmentation", C.c_uint32), ("watershed_seed", C.c_float)]
 
 
 INSTANCES = {"model": 0, "components": 1, "watershed": 2}

@@ -15,7 +15,7 @@ import ij.process.ShortProcessor;
 /**
  * Plugins > U-Net > U-Net Segment: segments the current image (stacks frame by frame) into instance labels
  * (16-bit, or 32-bit when there are more than 65535 instances), a mask and optionally probabilities.
- * Macro: run("U-Net Segment", "embedded=default model=[] provider=auto instances=model memory=1024 min_size=0 labels mask");
+ * Macro: run("U-Net Segment", "embedded=default model=[] provider=auto instances=model memory=1024 min_size=0 labels mask [tta]");
  * embedded: a model compiled into libunet (the chooser lists them: default, em); model: an .onnx file, which wins
  * when given. instances: model (what the model recommends), components, or watershed (splits touching cells).
  * headless: call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "provider=cpu labels mask").
@@ -34,7 +34,7 @@ public class UNet_Segment implements PlugIn {
         }
         String model, provider, instances;
         int memory, minSize;
-        boolean wantLabels, wantMask, wantProbs;
+        boolean wantLabels, wantMask, wantProbs, tta;
         String opts = Unet.options(arg);
         String embedded;
         if (Unet.headless()) {
@@ -47,6 +47,7 @@ public class UNet_Segment implements PlugIn {
             wantLabels = Unet.flag(opts, "labels", true);
             wantMask = Unet.flag(opts, "mask", true);
             wantProbs = Unet.flag(opts, "probabilities", false);
+            tta = Unet.flag(opts, "tta", false);
         } else {
             GenericDialog gd = new GenericDialog("U-Net Segment");
             String[] names = Unet.modelNames();
@@ -60,6 +61,8 @@ public class UNet_Segment implements PlugIn {
             gd.addCheckbox("labels", true);
             gd.addCheckbox("mask", true);
             gd.addCheckbox("probabilities", false);
+            gd.addCheckbox("tta", false);
+            gd.addMessage("(tta: test-time augmentation, the average over the image and its mirror images; 4x slower)");
             gd.showDialog();
             if (gd.wasCanceled()) return;
             embedded = gd.getNextChoice();
@@ -71,6 +74,7 @@ public class UNet_Segment implements PlugIn {
             wantLabels = gd.getNextBoolean();
             wantMask = gd.getNextBoolean();
             wantProbs = gd.getNextBoolean();
+            tta = gd.getNextBoolean();
         }
         // A file wins; else the embedded model by name ("default" is the library's NULL path).
         if (model.isEmpty() && !embedded.equals("default")) model = embedded;
@@ -89,7 +93,7 @@ public class UNet_Segment implements PlugIn {
             return;
         }
         try {
-            segment(imp, model, providerCode, instanceCode, memory, minSize, wantLabels, wantMask, wantProbs);
+            segment(imp, model, providerCode, instanceCode, memory, minSize, wantLabels, wantMask, wantProbs, tta);
         } catch (Unet.UnetException e) {
             Unet.error(e.getMessage());
         } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
@@ -100,7 +104,7 @@ public class UNet_Segment implements PlugIn {
     }
 
     private void segment(ImagePlus imp, String modelPath, int provider, int instances, int memoryMb, int minSize,
-                         boolean wantLabels, boolean wantMask, boolean wantProbs) {
+                         boolean wantLabels, boolean wantMask, boolean wantProbs, boolean tta) {
         Pointer model = Unet.model(modelPath, provider);
         int channels = Unet.info(model).in_channels;
         int w = imp.getWidth(), h = imp.getHeight(), n = w * h;
@@ -123,6 +127,7 @@ public class UNet_Segment implements PlugIn {
             o.read();
             o.min_size = minSize;
             o.instances = instances;
+            o.test_time_augmentation = tta ? 1 : 0;
             o.memory_budget_bytes = (long) memoryMb << 20;
             o.progress = progress;
             UnetLibrary.UnetOutputs out = new UnetLibrary.UnetOutputs();

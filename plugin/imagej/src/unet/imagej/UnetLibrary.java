@@ -95,7 +95,8 @@ public interface UnetLibrary extends Library {
 
     @Structure.FieldOrder({"struct_size", "normalization", "percentile_low", "percentile_high", "threshold",
             "connectivity", "min_size", "memory_budget_bytes", "max_tile", "tiles_per_run", "progress",
-            "progress_user_data", "instances", "watershed_h", "watershed_smoothing"})
+            "progress_user_data", "instances", "watershed_h", "watershed_smoothing", "test_time_augmentation",
+            "watershed_seed"})
     class UnetSegmentOptions extends Structure {
         public int struct_size, normalization;
         public float percentile_low, percentile_high, threshold;
@@ -107,6 +108,10 @@ public interface UnetLibrary extends Library {
         /** Since 0.2: 0 = the model's recommendation, 1 = connected components, 2 = watershed. */
         public int instances;
         public float watershed_h, watershed_smoothing;
+        /** Since 0.3: non-zero = average over the image and its three mirror images (4x the network time). */
+        public int test_time_augmentation;
+        /** Since 0.3: watershed markers from P(foreground) >= this; 0 = distance maxima; negative = the model's. */
+        public float watershed_seed;
     }
 
     @Structure.FieldOrder({"struct_size", "probabilities", "probabilities_len", "mask", "mask_len", "labels",
