@@ -96,6 +96,9 @@ fn main() {
         if flags & 512 != 0 {
             o.watershed_h = b.f32();
             o.watershed_smoothing = b.f32();
+            // Since 0.3: seeds from the probabilities, and test-time augmentation.
+            o.watershed_seed = b.f32();
+            o.test_time_augmentation = u32::from(b.u8() % 2);
         }
         let mut budget = u32::from(b.u8() % 4);
         if flags & 1024 != 0 {
