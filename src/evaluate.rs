@@ -24,6 +24,16 @@ pub struct Scores {
     pub rand_error: f64,
     /// Fraction of pixels whose foreground/background differs from the truth, over all pixels.
     pub pixel_error: f64,
+    /// Predicted instances over all images (against `objects` true ones: SEG does not see the extra ones).
+    pub instances: usize,
+}
+
+/// Distinct non-zero labels.
+fn instance_count(labels: &[u32]) -> usize {
+    let max = labels.iter().copied().max().unwrap_or(0) as usize;
+    let mut seen = vec![false; max + 1];
+    labels.iter().for_each(|&l| seen[l as usize] = true);
+    seen[1..].iter().filter(|&&s| s).count()
 }
 
 /// Pools per-image SEG sums and foreground counts.
@@ -38,6 +48,7 @@ struct Pool {
     rand_images: usize,
     wrong_pixels: u64,
     pixels: u64,
+    instances: usize,
 }
 
 impl Pool {
@@ -55,6 +66,7 @@ impl Pool {
         }
         self.wrong_pixels += (crate::metrics::pixel_error(truth, predicted) * truth.len() as f64).round() as u64;
         self.pixels += truth.len() as u64;
+        self.instances += instance_count(predicted);
     }
 
     fn merge(&mut self, other: &Pool) {
@@ -67,6 +79,7 @@ impl Pool {
         self.rand_images += other.rand_images;
         self.wrong_pixels += other.wrong_pixels;
         self.pixels += other.pixels;
+        self.instances += other.instances;
     }
 
     fn scores(&self) -> Scores {
@@ -77,6 +90,7 @@ impl Pool {
             objects: self.objects,
             rand_error: if self.rand_images > 0 { self.rand_sum / self.rand_images as f64 } else { f64::NAN },
             pixel_error: if self.pixels > 0 { self.wrong_pixels as f64 / self.pixels as f64 } else { f64::NAN },
+            instances: self.instances,
         }
     }
 }
@@ -156,6 +170,29 @@ pub struct Candidate {
     pub mean_seg: f64,
     /// Mean foreground IoU over the sets: breaks ties (SEG ignores false positives, IoU does not).
     pub mean_iou: f64,
+    /// Mean over the sets of predicted instances per true object: decides among near ties ([`NEAR_TIE_SEG`]).
+    pub instances_per_object: f64,
+}
+
+/// Candidates whose mean SEG is within this of the best are equally good by SEG; among them the one with the fewest
+/// instances per true object is chosen. SEG ignores false positives (specks, fragments), which a user sees first.
+pub const NEAR_TIE_SEG: f64 = 0.002;
+
+/// Moves the near-tie winner ([`NEAR_TIE_SEG`]) of `candidates` (sorted best SEG first) to the front.
+fn prefer_fewer_instances_among_near_ties(candidates: &mut Vec<Candidate>) {
+    let Some(best) = candidates.first().map(|c| c.mean_seg) else { return };
+    let pick = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.mean_seg >= best - NEAR_TIE_SEG)
+        .min_by(|(_, a), (_, b)| {
+            a.instances_per_object.partial_cmp(&b.instances_per_object).unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .map(|(i, _)| i);
+    if let Some(i) = pick {
+        let chosen = candidates.remove(i);
+        candidates.insert(0, chosen);
+    }
 }
 
 /// The result of [`tune`]: every candidate, best first.
@@ -175,7 +212,8 @@ impl Tuning {
 }
 
 /// Tries every post-processing of `grid` on the validation sets (the network runs once per image; the candidates
-/// re-label its probabilities) and ranks them by mean SEG over the sets. Ties keep the simpler, earlier candidate.
+/// re-label its probabilities) and ranks them by mean SEG over the sets. Ties keep the simpler, earlier candidate;
+/// first goes the candidate with the fewest instances per true object among those within [`NEAR_TIE_SEG`] of the best.
 pub fn tune(
     model: &Model,
     sets: &[ValidationSet],
@@ -253,11 +291,15 @@ pub fn tune(
                 let valid: Vec<f64> = scores.iter().map(|s| s.seg).filter(|s| s.is_finite()).collect();
                 let mean_seg = if valid.is_empty() { f64::NAN } else { valid.iter().sum::<f64>() / valid.len() as f64 };
                 let mean_iou = scores.iter().map(|s| s.iou).sum::<f64>() / scores.len().max(1) as f64;
+                let ratios: Vec<f64> =
+                    scores.iter().filter(|s| s.objects > 0).map(|s| s.instances as f64 / s.objects as f64).collect();
+                let instances_per_object = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
                 candidates.push(Candidate {
                     postprocessing: PostProcessing { method, threshold: Some(t), min_size },
                     scores,
                     mean_seg,
                     mean_iou,
+                    instances_per_object,
                 });
             }
         }
@@ -272,6 +314,7 @@ pub fn tune(
         };
         by_seg.then(b.mean_iou.partial_cmp(&a.mean_iou).unwrap_or(std::cmp::Ordering::Equal))
     });
+    prefer_fewer_instances_among_near_ties(&mut candidates);
     Ok(Tuning { candidates })
 }
 
@@ -286,4 +329,46 @@ fn remove_small(labels: &[u32], min_size: usize) -> std::borrow::Cow<'_, [u32]> 
         size[l as usize] += 1;
     }
     std::borrow::Cow::Owned(labels.iter().map(|&l| if l != 0 && size[l as usize] < min_size { 0 } else { l }).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(mean_seg: f64, instances_per_object: f64, min_size: usize) -> Candidate {
+        Candidate {
+            postprocessing: PostProcessing { min_size, ..PostProcessing::PLAIN },
+            scores: Vec::new(),
+            mean_seg,
+            mean_iou: 0.5,
+            instances_per_object,
+        }
+    }
+
+    #[test]
+    fn a_near_tie_goes_to_fewer_instances_and_a_real_gap_does_not() {
+        // Sorted by SEG: the best has specks (2 instances per object), a near tie has few, a clear loser fewer still.
+        let mut c = vec![
+            candidate(0.800, 2.0, 0),
+            candidate(0.7985, 1.3, 20),
+            candidate(0.7990, 1.5, 10),
+            candidate(0.79, 1.0, 50),
+        ];
+        prefer_fewer_instances_among_near_ties(&mut c);
+        let order: Vec<usize> = c.iter().map(|c| c.postprocessing.min_size).collect();
+        assert_eq!(order, [20, 0, 10, 50]);
+        // Equal ratios keep the better SEG (the earlier one).
+        let mut c = vec![candidate(0.8, 1.2, 0), candidate(0.7995, 1.2, 20)];
+        prefer_fewer_instances_among_near_ties(&mut c);
+        assert_eq!(c[0].postprocessing.min_size, 0);
+        let mut empty: Vec<Candidate> = Vec::new();
+        prefer_fewer_instances_among_near_ties(&mut empty);
+    }
+
+    #[test]
+    fn instances_are_distinct_nonzero_labels() {
+        assert_eq!(instance_count(&[0, 3, 3, 7, 0, 1]), 3);
+        assert_eq!(instance_count(&[0, 0]), 0);
+        assert_eq!(instance_count(&[]), 0);
+    }
 }

@@ -415,11 +415,17 @@ fn tune_post_processing(
     bar.finish_and_clear();
     let line = |c: &Candidate| {
         let per: Vec<String> = c.scores.iter().map(|s| format!("{:.4}/{:.4}", s.seg, s.iou)).collect();
-        format!("mean SEG {:.4}  SEG/IoU per dataset {}  {}", c.mean_seg, per.join(" "), c.postprocessing.to_meta())
+        format!(
+            "mean SEG {:.4}  SEG/IoU per dataset {}  instances per object {:.2}  {}",
+            c.mean_seg,
+            per.join(" "),
+            c.instances_per_object,
+            c.postprocessing.to_meta()
+        )
     };
     let names: Vec<String> = sets.iter().map(|c| format!("{} ({} frames)", c.name, c.samples.len())).collect();
     println!(
-        "tuned {} candidates on {} in {:.0} s; the best:",
+        "tuned {} candidates on {} in {:.0} s; the best (near ties by SEG go to fewer instances):",
         tuning.candidates.len(),
         names.join(", "),
         started.elapsed().as_secs_f64()
