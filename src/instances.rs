@@ -172,11 +172,8 @@ pub fn watershed(
     let n = width * height;
     assert_eq!(buf.len(), n);
     check_pixel_count(n)?;
-    let oom = || Error::new(crate::error::UnetStatus::OutOfMemory, format!("watershed: cannot allocate 8 bytes x {n}"));
-    let mut heights: Vec<u32> = Vec::new();
-    heights.try_reserve_exact(n).map_err(|_| oom())?;
-    let mut order: Vec<u32> = Vec::new();
-    order.try_reserve_exact(n).map_err(|_| oom())?;
+    let mut heights = scratch(n)?;
+    let mut order = scratch(n)?;
 
     heights.resize(n, 0);
     let top = quantised_distance(buf, width, height, params.smoothing, &mut heights);
@@ -248,6 +245,16 @@ pub fn watershed(
         }
     }
     Ok(renumber(buf, &mut order, &mut heights, min_size))
+}
+
+/// An empty vector with room for `n` values: the watersheds' per-pixel scratch, an error (not an abort) when memory
+/// is short.
+fn scratch(n: usize) -> Result<Vec<u32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::new(crate::error::UnetStatus::OutOfMemory, format!("watershed: cannot allocate 4 bytes x {n}"))
+    })?;
+    Ok(v)
 }
 
 /// Pixel indices + 1 (and basin numbers) live in the label buffer below the [`SEED`] and [`FOREGROUND`] markers.
@@ -324,15 +331,12 @@ pub fn seeded_watershed(
     let n = width * height;
     assert_eq!(buf.len(), n);
     check_pixel_count(n)?;
-    let oom = || Error::new(crate::error::UnetStatus::OutOfMemory, format!("watershed: cannot allocate 8 bytes x {n}"));
-    let mut heights: Vec<u32> = Vec::new();
-    heights.try_reserve_exact(n).map_err(|_| oom())?;
+    let mut heights = scratch(n)?;
     heights.resize(n, 0);
     let top = quantised_distance(buf, width, height, params.smoothing, &mut heights);
 
     // Markers: the seed regions, numbered by connected components (basin ids 1..=k).
-    let mut seeds: Vec<u32> = Vec::new();
-    seeds.try_reserve_exact(n).map_err(|_| oom())?;
+    let mut seeds = scratch(n)?;
     seeds.extend(buf.iter().map(|&b| if b == SEED { FOREGROUND } else { 0 }));
     let mut basins = label_components(&mut seeds, width, height, connectivity, 0);
     for (b, &s) in buf.iter_mut().zip(&seeds) {
@@ -389,8 +393,7 @@ pub fn seeded_watershed(
         }
     }
     drop(buckets);
-    let mut sizes = Vec::new();
-    sizes.try_reserve_exact(n).map_err(|_| oom())?;
+    let mut sizes = scratch(n)?;
     Ok(renumber(buf, &mut sizes, &mut heights, min_size))
 }
 
