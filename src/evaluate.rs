@@ -20,8 +20,11 @@ pub struct Scores {
     pub iou: f64,
     pub images: usize,
     pub objects: usize,
-    /// ISBI 2012 Rand error (1 - foreground-restricted Rand F-score), the mean over images.
+    /// ISBI 2012 Rand error (1 - foreground-restricted Rand F-score, unassigned pixels as singletons as the
+    /// challenge scores it), the mean over images.
     pub rand_error: f64,
+    /// The same with every unassigned (predicted 0) pixel in one segment (scikit-image's convention; stricter).
+    pub rand_error_strict: f64,
     /// Fraction of pixels whose foreground/background differs from the truth, over all pixels.
     pub pixel_error: f64,
     /// Predicted instances over all images (against `objects` true ones: SEG does not see the extra ones).
@@ -45,6 +48,7 @@ struct Pool {
     union: u64,
     images: usize,
     rand_sum: f64,
+    rand_strict_sum: f64,
     rand_images: usize,
     wrong_pixels: u64,
     pixels: u64,
@@ -62,6 +66,7 @@ impl Pool {
         self.images += 1;
         if let Some(e) = crate::metrics::rand_error(truth, predicted) {
             self.rand_sum += e;
+            self.rand_strict_sum += crate::metrics::rand_error_unassigned_as_one_segment(truth, predicted).unwrap_or(e);
             self.rand_images += 1;
         }
         self.wrong_pixels += (crate::metrics::pixel_error(truth, predicted) * truth.len() as f64).round() as u64;
@@ -76,6 +81,7 @@ impl Pool {
         self.union += other.union;
         self.images += other.images;
         self.rand_sum += other.rand_sum;
+        self.rand_strict_sum += other.rand_strict_sum;
         self.rand_images += other.rand_images;
         self.wrong_pixels += other.wrong_pixels;
         self.pixels += other.pixels;
@@ -89,6 +95,11 @@ impl Pool {
             images: self.images,
             objects: self.objects,
             rand_error: if self.rand_images > 0 { self.rand_sum / self.rand_images as f64 } else { f64::NAN },
+            rand_error_strict: if self.rand_images > 0 {
+                self.rand_strict_sum / self.rand_images as f64
+            } else {
+                f64::NAN
+            },
             pixel_error: if self.pixels > 0 { self.wrong_pixels as f64 / self.pixels as f64 } else { f64::NAN },
             instances: self.instances,
         }

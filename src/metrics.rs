@@ -56,30 +56,57 @@ pub fn foreground_iou(truth: &[u32], predicted: &[u32]) -> f64 {
     if u == 0 { 1.0 } else { i as f64 / u as f64 }
 }
 
-/// Rand error as the ISBI 2012 challenge scores it: 1 - the foreground-restricted Rand F-score (V_Rand). Pixels
-/// whose truth is 0 (membrane) are left out; every predicted label, 0 included, is a segment. With p_ij the
-/// fraction of those pixels in predicted segment i and true segment j, s_i and t_j its row and column sums:
-/// precision = Σp_ij² / Σs_i², recall = Σp_ij² / Σt_j², error = 1 - 2PR / (P + R) (as scikit-image's
-/// `adapted_rand_error`). 0 for identical segmentations up to renaming; `None` when the truth has no foreground.
+/// Rand error as the ISBI 2012 challenge scores it: 1 - the foreground-restricted Rand F-score (V_Rand, the
+/// "adapted Rand" of the challenge's Fiji script and of SNEMI3D). Pixels whose truth is 0 (membrane) are left out;
+/// a predicted 0 (unassigned) pixel is a segment of its own, so a thin predicted membrane costs little and a merge
+/// costs much. Over pairs of the remaining pixels: precision = pairs together in both / pairs together in the
+/// prediction, recall = pairs together in both / pairs together in the truth, error = 1 - 2PR / (P + R).
+/// 0 for identical segmentations up to renaming; `None` when the truth has no foreground.
 pub fn rand_error(truth: &[u32], predicted: &[u32]) -> Option<f64> {
+    rand_error_with(truth, predicted, UnassignedPixels::Singletons)
+}
+
+/// The stricter variant (scikit-image's `adapted_rand_error`): every predicted label, 0 included, is one segment,
+/// so all predicted membrane inside true cells counts as one large false merge.
+pub fn rand_error_unassigned_as_one_segment(truth: &[u32], predicted: &[u32]) -> Option<f64> {
+    rand_error_with(truth, predicted, UnassignedPixels::OneSegment)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum UnassignedPixels {
+    Singletons,
+    OneSegment,
+}
+
+/// Pair counts from the contingency table: with n_ij pixels in predicted segment i and true segment j, pairs
+/// together in both = Σn_ij², in the prediction = Σ(row sums)², in the truth = Σ(column sums)² (ordered pairs,
+/// a pixel with itself included, as the challenge's N² normalisation).
+fn rand_error_with(truth: &[u32], predicted: &[u32], unassigned: UnassignedPixels) -> Option<f64> {
     assert_eq!(truth.len(), predicted.len());
     let mut joint: HashMap<(u32, u32), f64> = HashMap::new();
     let (mut rows, mut cols): (HashMap<u32, f64>, HashMap<u32, f64>) = (HashMap::new(), HashMap::new());
-    let mut n = 0.0;
+    let (mut n, mut singletons) = (0.0, 0.0);
     for (&t, &p) in truth.iter().zip(predicted) {
-        if t != 0 {
+        if t == 0 {
+            continue;
+        }
+        n += 1.0;
+        *cols.entry(t).or_default() += 1.0;
+        if p == 0 && unassigned == UnassignedPixels::Singletons {
+            singletons += 1.0;
+        } else {
             *joint.entry((p, t)).or_default() += 1.0;
             *rows.entry(p).or_default() += 1.0;
-            *cols.entry(t).or_default() += 1.0;
-            n += 1.0;
         }
     }
     if n == 0.0 {
         return None;
     }
     let squares = |v: &mut dyn Iterator<Item = &f64>| v.map(|c| (c / n) * (c / n)).sum::<f64>();
-    let (sum_joint, sum_rows, sum_cols) =
-        (squares(&mut joint.values()), squares(&mut rows.values()), squares(&mut cols.values()));
+    let singleton_pairs = singletons / (n * n);
+    let sum_joint = squares(&mut joint.values()) + singleton_pairs;
+    let sum_rows = squares(&mut rows.values()) + singleton_pairs;
+    let sum_cols = squares(&mut cols.values());
     let (precision, recall) = (sum_joint / sum_rows, sum_joint / sum_cols);
     Some(1.0 - 2.0 * precision * recall / (precision + recall))
 }
@@ -95,33 +122,53 @@ pub fn pixel_error(truth: &[u32], predicted: &[u32]) -> f64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn rand_error_against_brute_force_pair_counting() {
-        // Rand F-score by definition: over pairs of truth-foreground pixels, precision = pairs together in both /
-        // pairs together in the prediction, recall = pairs together in both / pairs together in the truth.
-        let truth = [1, 1, 1, 2, 2, 0, 3, 3, 3, 3, 0, 2];
-        let predicted = [5, 5, 6, 6, 6, 0, 7, 7, 0, 7, 1, 6];
+    /// Rand F-score by definition, over ordered pairs (a pixel with itself included) of truth-foreground pixels;
+    /// `singletons` makes each predicted-0 pixel a segment of its own.
+    fn brute_force_rand_error(truth: &[u32], predicted: &[u32], singletons: bool) -> f64 {
         let (mut both, mut in_pred, mut in_truth) = (0.0, 0.0, 0.0);
         for i in 0..truth.len() {
             for j in 0..truth.len() {
                 if truth[i] == 0 || truth[j] == 0 {
                     continue;
                 }
-                let (t, p) = (truth[i] == truth[j], predicted[i] == predicted[j]);
+                let unassigned = singletons && (predicted[i] == 0 || predicted[j] == 0);
+                let (t, p) = (truth[i] == truth[j], predicted[i] == predicted[j] && (!unassigned || i == j));
                 both += f64::from(u8::from(t && p));
                 in_pred += f64::from(u8::from(p));
                 in_truth += f64::from(u8::from(t));
             }
         }
         let (precision, recall) = (both / in_pred, both / in_truth);
-        let want = 1.0 - 2.0 * precision * recall / (precision + recall);
+        1.0 - 2.0 * precision * recall / (precision + recall)
+    }
+
+    #[test]
+    fn rand_error_against_brute_force_pair_counting() {
+        let truth = [1, 1, 1, 2, 2, 0, 3, 3, 3, 3, 0, 2, 3, 1];
+        let predicted = [5, 5, 6, 6, 6, 0, 7, 7, 0, 7, 1, 6, 0, 0];
         let got = rand_error(&truth, &predicted).unwrap();
+        let want = brute_force_rand_error(&truth, &predicted, true);
         assert!((got - want).abs() < 1e-12, "{got} vs {want}");
-        assert!(got > 0.05);
+        let strict = rand_error_unassigned_as_one_segment(&truth, &predicted).unwrap();
+        let strict_want = brute_force_rand_error(&truth, &predicted, false);
+        assert!((strict - strict_want).abs() < 1e-12, "{strict} vs {strict_want}");
+        assert!(got > 0.05 && (strict - got).abs() > 1e-3, "{got} {strict}");
         // Renaming labels changes nothing; a perfect prediction scores 0.
         let renamed: Vec<u32> = truth.iter().map(|&t| if t == 0 { 0 } else { t + 10 }).collect();
         assert!(rand_error(&truth, &renamed).unwrap().abs() < 1e-12);
         assert_eq!(rand_error(&[0, 0], &[1, 2]), None);
+    }
+
+    #[test]
+    fn a_thin_unassigned_line_inside_a_cell_costs_little_and_a_merge_costs_much() {
+        // Two true cells side by side (10x10 each). Prediction A: right, but with a 1-pixel unassigned (membrane)
+        // line across both cells. Prediction B: both cells merged into one segment.
+        let (w, h) = (20usize, 10usize);
+        let truth: Vec<u32> = (0..w * h).map(|i| if i % w < 10 { 1 } else { 2 }).collect();
+        let line: Vec<u32> = truth.iter().enumerate().map(|(i, &t)| if i / w == 4 { 0 } else { t }).collect();
+        let merged = vec![1u32; w * h];
+        let (thin, merge) = (rand_error(&truth, &line).unwrap(), rand_error(&truth, &merged).unwrap());
+        assert!(thin < 0.12 && merge > 0.3, "line {thin}, merge {merge}");
     }
 
     #[test]

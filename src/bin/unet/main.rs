@@ -663,12 +663,13 @@ fn run(cli: Cli) -> unet::Result<()> {
                 let started = Instant::now();
                 let s = unet::evaluate::evaluate_with(&model, samples, &options)?;
                 println!(
-                    "{} [{truth_name}]: SEG {:.4}, foreground IoU {:.4}, Rand error {:.4}, pixel error {:.4} over {} \
-                     image(s), {} object(s), {:.1} s",
+                    "{} [{truth_name}]: SEG {:.4}, foreground IoU {:.4}, Rand error {:.4} (unassigned as one \
+                     segment {:.4}), pixel error {:.4} over {} image(s), {} object(s), {:.1} s",
                     dir.display(),
                     s.seg,
                     s.iou,
                     s.rand_error,
+                    s.rand_error_strict,
                     s.pixel_error,
                     s.images,
                     s.objects,
