@@ -32,6 +32,7 @@ test: ort demo-image
 	scripts/setup-hosts.sh
 	scripts/test-cpp.sh
 	scripts/test-napari.sh
+	scripts/test-bioimageio.sh
 	scripts/test-imagej.sh
 
 lint:

@@ -120,6 +120,17 @@ fn read_model_file(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The bytes of a model file, or of an embedded model by name ("default", "em") when no such file exists.
+pub fn model_file_bytes(path_or_name: &str) -> Result<std::borrow::Cow<'static, [u8]>> {
+    let path = Path::new(path_or_name);
+    match model_name_of(path) {
+        Some(name) => embedded_model(name).map(std::borrow::Cow::Borrowed).ok_or_else(|| {
+            Error::new(UnetStatus::NoDefaultModel, format!("this build has no embedded model '{name}'"))
+        }),
+        None => read_model_file(path).map(std::borrow::Cow::Owned),
+    }
+}
+
 impl Model {
     /// Loads an ONNX file written by unet's ONNX writer.
     pub fn load(path: &Path, options: &ModelOptions) -> Result<Model> {

@@ -433,3 +433,58 @@ fn tiff_stack_job_segments_every_page() {
     assert_eq!(summary.lines().count(), 4, "{summary}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `export-bioimageio`: the package holds the model unchanged and every file rdf.yaml lists, each with its SHA-256.
+/// (`scripts/test-bioimageio.sh` runs the official `bioimageio test` on such packages.)
+#[test]
+fn bioimageio_package_lists_its_files_with_their_digests() {
+    use sha2::Digest;
+    use std::io::Read;
+    let dir = std::env::temp_dir().join(format!("unet-bioimageio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let package = dir.join("em.zip");
+    let out = unet().args(["export-bioimageio", "em", "-o"]).arg(&package).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&package).unwrap()).unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        files.insert(f.name().to_string(), bytes);
+    }
+    let rdf = String::from_utf8(files["rdf.yaml"].clone()).unwrap();
+    assert!(rdf.contains("format_version: 0.5") && rdf.contains("name: 'unet em'"), "{rdf}");
+    assert_eq!(files["model.onnx"], unet::model::embedded_model("em").unwrap(), "the weights must be the model itself");
+    // Every `source:` has its file in the zip and the digest that follows it matches.
+    let lines: Vec<&str> = rdf.lines().map(str::trim).collect();
+    let mut sources = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(name) = line.strip_prefix("source: ") {
+            let want = lines[i + 1].strip_prefix("sha256: ").expect("a digest after each source");
+            let got: String = sha2::Sha256::digest(&files[name]).iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(got, want, "{name}");
+            sources += 1;
+        }
+    }
+    assert_eq!(sources, 5, "weights, two test tensors and two sample tensors: {rdf}");
+    for listed in ["README.md", "cover.png"] {
+        assert!(files.contains_key(listed) && rdf.contains(listed), "{listed}");
+    }
+    // The test tensors' shapes follow the size rule rdf.yaml states: output = input + offset.
+    let shape = |npy: &[u8]| -> Vec<usize> {
+        let header = String::from_utf8_lossy(&npy[10..128]).into_owned();
+        let dims = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap().to_string();
+        dims.split(',').filter_map(|d| d.trim().parse().ok()).collect()
+    };
+    let (input, output) = (shape(&files["test_input.npy"]), shape(&files["test_output.npy"]));
+    let offset: usize = rdf.split("offset: -").nth(1).unwrap().split('}').next().unwrap().parse().unwrap();
+    assert_eq!((input[1], output[1]), (1, 2));
+    assert_eq!(output[2] + offset, input[2], "{input:?} -> {output:?}, offset {offset}");
+    // A model that does not exist is an error that names it, and no package is left behind.
+    let missing = dir.join("missing.zip");
+    let out = unet().args(["export-bioimageio", "no-such-model.onnx", "-o"]).arg(&missing).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no-such-model.onnx"));
+    assert!(!missing.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -66,14 +66,7 @@ pub fn read_unet_with_precision(bytes: &[u8]) -> Result<(UNetWeights, ModelMetad
 
 /// Reads a model file, or an embedded model by name ("default", "em") when no such file exists.
 pub fn read_unet_file(path_or_name: &str) -> Result<(UNetWeights, ModelMetadata)> {
-    if let Some(name) = crate::model::model_name_of(std::path::Path::new(path_or_name)) {
-        let bytes = crate::model::embedded_model(name).ok_or_else(|| {
-            Error::new(UnetStatus::NoDefaultModel, format!("this build has no embedded model '{name}'"))
-        })?;
-        return read_unet(bytes);
-    }
-    let bytes = std::fs::read(path_or_name)
-        .map_err(|e| Error::new(UnetStatus::ModelNotFound, format!("cannot read model file {path_or_name}: {e}")))?;
+    let bytes = crate::model::model_file_bytes(path_or_name)?;
     read_unet(&bytes).map_err(|e| e.context(path_or_name))
 }
 

@@ -1,5 +1,6 @@
 //! `unet`: the command-line face of the library (it calls the same Rust API the C ABI wraps).
 
+mod bioimageio;
 mod folder;
 #[cfg(feature = "train")]
 mod train;
@@ -362,6 +363,22 @@ enum Command {
         /// Execution provider for --check.
         #[arg(long, value_enum, default_value = "auto")]
         provider: ProviderArg,
+        #[arg(long)]
+        ort_lib: Option<PathBuf>,
+    },
+    /// Write a bioimage.io model package (format 0.5 zip: rdf.yaml, ONNX weights, test tensors, cover,
+    /// documentation) that bioimage.io tools (`bioimageio test`, deepImageJ, ilastik, the bioimage.io website) accept.
+    ExportBioimageio {
+        /// ONNX model written by unet, or an embedded model by name (default, em).
+        model: String,
+        #[arg(long, short)]
+        output: PathBuf,
+        /// The package's name (default: "unet MODEL").
+        #[arg(long)]
+        name: Option<String>,
+        /// Author names (repeat or separate by commas).
+        #[arg(long, value_delimiter = ',', default_value = "unet contributors")]
+        author: Vec<String>,
         #[arg(long)]
         ort_lib: Option<PathBuf>,
     },
@@ -787,6 +804,28 @@ fn run(cli: Cli) -> unet::Result<()> {
                 let model = ModelArgs { model: None, provider, threads: 0, ort_lib };
                 compare_models(&input, &output, &image, &model)?;
             }
+            Ok(())
+        }
+        Command::ExportBioimageio { model, output, name, author, ort_lib } => {
+            let bytes = unet::model::model_file_bytes(&model)?;
+            let loaded = Model::from_bytes(
+                &bytes,
+                &ModelOptions { provider: Provider::Cpu, ort_library: ort_lib, ..Default::default() },
+            )?;
+            let stem = Path::new(&model).file_stem().map_or(model.clone(), |s| s.to_string_lossy().into_owned());
+            let name = name.unwrap_or_else(|| format!("unet {stem}"));
+            bioimageio::export(&bioimageio::ExportRequest {
+                model_bytes: &bytes,
+                model: &loaded,
+                name: &name,
+                authors: &author,
+                output: &output,
+            })?;
+            println!(
+                "wrote {} (bioimage.io model package '{name}'; check it with `bioimageio test {}`)",
+                output.display(),
+                output.display()
+            );
             Ok(())
         }
         Command::SampleImage { output, width, height, cells, seed, style, labels } => {
