@@ -268,7 +268,10 @@ typedef struct UnetSegmentOptions {
   uint32_t tiles_per_run;
   UnetProgressCallback progress;
   void *progress_user_data;
-  // Since 0.2. A UnetInstances value: how the foreground becomes instance labels.
+  // Since 0.2. A UnetInstances value: how the foreground becomes instance labels. With UNET_INSTANCES_MODEL,
+  // watershed fields that are given (not negative) adjust the model's watershed; if the model recommends none,
+  // that is UNET_STATUS_INVALID_ARGUMENT (the same rule as the CLI and Python). UNET_INSTANCES_COMPONENTS
+  // ignores them.
   uint32_t instances;
   // Since 0.2. Watershed: minimum height (pixels of distance) of a maximum above its saddle to seed its own
   // instance; larger merges more. Negative = the model's recommendation, else 2.

@@ -57,6 +57,72 @@ pub enum InstanceMethod {
     Watershed(Watershed),
 }
 
+/// How a caller asks for instances (CLI `--instances`, C `UnetInstances`, Python `instances=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstanceRequest {
+    /// What the model recommends (its metadata), else connected components.
+    Model,
+    Components,
+    Watershed,
+}
+
+/// Watershed settings a caller gave, each `None` where it left the choice to the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WatershedOverrides {
+    pub h: Option<f32>,
+    pub smoothing: Option<f32>,
+    /// A probability in (0, 1]; 0 asks for the distance maxima.
+    pub seed: Option<f32>,
+}
+
+impl WatershedOverrides {
+    pub fn is_empty(&self) -> bool {
+        *self == WatershedOverrides::default()
+    }
+
+    /// Each given field wins over `recommended`. An explicit h asks for the distance maxima (h is their
+    /// parameter) unless a seed is given too.
+    pub fn over(self, recommended: Watershed) -> Watershed {
+        Watershed {
+            h: self.h.unwrap_or(recommended.h),
+            smoothing: self.smoothing.unwrap_or(recommended.smoothing),
+            seed: match self.seed {
+                None if self.h.is_some() => None,
+                None => recommended.seed,
+                Some(0.0) => None,
+                Some(p) => Some(p),
+            },
+        }
+    }
+}
+
+/// The one rule every host follows to turn a request and overrides into a method; `None` = the model's
+/// recommendation unchanged. Overrides with `Model` adjust the model's watershed, and are an error when the model
+/// does not recommend one (the caller would silently get something else); `Components` ignores them.
+pub fn resolve_instances(
+    request: InstanceRequest,
+    overrides: WatershedOverrides,
+    recommended: Option<PostProcessing>,
+) -> Result<Option<InstanceMethod>> {
+    let recommended_watershed = match recommended.map(|p| p.method) {
+        Some(InstanceMethod::Watershed(w)) => Some(w),
+        _ => None,
+    };
+    let watershed = || {
+        let w = overrides.over(recommended_watershed.unwrap_or(Watershed::DEFAULT));
+        w.validate().map(|()| Some(InstanceMethod::Watershed(w)))
+    };
+    match request {
+        InstanceRequest::Components => Ok(Some(InstanceMethod::Components)),
+        InstanceRequest::Watershed => watershed(),
+        InstanceRequest::Model if overrides.is_empty() => Ok(None),
+        InstanceRequest::Model if recommended_watershed.is_some() => watershed(),
+        InstanceRequest::Model => Err(Error::invalid_argument(
+            "watershed h/smoothing/seed need the watershed instance method (this model does not recommend it)",
+        )),
+    }
+}
+
 /// A complete post-processing recipe: what a model recommends in its metadata (chosen on validation data).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PostProcessing {
@@ -843,5 +909,35 @@ mod tests {
         ] {
             assert!(PostProcessing::parse(bad).is_err(), "{bad}");
         }
+    }
+    #[test]
+    fn one_rule_for_watershed_overrides() {
+        let recommended = PostProcessing {
+            method: InstanceMethod::Watershed(Watershed { h: 3.0, smoothing: 0.5, seed: Some(0.8) }),
+            threshold: Some(0.4),
+            min_size: 0,
+        };
+        let resolve = |request, o: WatershedOverrides, rec| resolve_instances(request, o, rec).unwrap();
+        let ws = |h, smoothing, seed| Some(InstanceMethod::Watershed(Watershed { h, smoothing, seed }));
+        let none = WatershedOverrides::default();
+        // Nothing given: the model's choice as is; asking for the watershed gets the model's parameters.
+        assert_eq!(resolve(InstanceRequest::Model, none, Some(recommended)), None);
+        assert_eq!(resolve(InstanceRequest::Watershed, none, Some(recommended)), ws(3.0, 0.5, Some(0.8)));
+        assert_eq!(resolve(InstanceRequest::Watershed, none, None), ws(2.0, 1.0, None));
+        // Field by field; an explicit h means distance maxima unless a seed is given too; seed 0 = maxima.
+        let h = WatershedOverrides { h: Some(5.0), ..none };
+        assert_eq!(resolve(InstanceRequest::Model, h, Some(recommended)), ws(5.0, 0.5, None));
+        let h_seed = WatershedOverrides { h: Some(5.0), seed: Some(0.6), ..none };
+        assert_eq!(resolve(InstanceRequest::Watershed, h_seed, Some(recommended)), ws(5.0, 0.5, Some(0.6)));
+        let maxima = WatershedOverrides { seed: Some(0.0), ..none };
+        assert_eq!(resolve(InstanceRequest::Watershed, maxima, Some(recommended)), ws(3.0, 0.5, None));
+        let smooth = WatershedOverrides { smoothing: Some(0.0), ..none };
+        assert_eq!(resolve(InstanceRequest::Model, smooth, Some(recommended)), ws(3.0, 0.0, Some(0.8)));
+        // Components ignores them; overrides on a model without a watershed, or invalid values, are errors.
+        assert_eq!(resolve(InstanceRequest::Components, h, Some(recommended)), Some(InstanceMethod::Components));
+        assert!(resolve_instances(InstanceRequest::Model, h, None).is_err());
+        assert!(resolve_instances(InstanceRequest::Model, h, Some(PostProcessing::PLAIN)).is_err());
+        let nan = WatershedOverrides { seed: Some(f32::NAN), ..none };
+        assert!(resolve_instances(InstanceRequest::Watershed, nan, None).is_err());
     }
 }

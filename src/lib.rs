@@ -35,7 +35,7 @@ pub mod weights;
 pub use error::{Error, Result, UnetStatus};
 pub use geometry::Architecture;
 pub use image::{ImageView, Pixels};
-pub use instances::{InstanceMethod, PostProcessing, Watershed};
+pub use instances::{InstanceMethod, InstanceRequest, PostProcessing, Watershed, WatershedOverrides};
 pub use labels::Connectivity;
 pub use metadata::{ModelMetadata, Normalization};
 pub use model::{Model, ModelOptions};

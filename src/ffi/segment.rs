@@ -6,7 +6,7 @@ use super::{Versioned, check_aligned, ffi_entry, frozen_v1_size, model::UnetMode
 use crate::{
     error::{Error, Result, UnetStatus},
     image::{ImageView, Pixels, checked_area},
-    instances::{InstanceMethod, Watershed},
+    instances::{InstanceRequest, WatershedOverrides, resolve_instances},
     labels::Connectivity,
     metadata::Normalization,
     segment::{Progress, SegmentOptions, SegmentOutputs},
@@ -111,7 +111,10 @@ pub struct UnetSegmentOptions {
     pub tiles_per_run: u32,
     pub progress: UnetProgressCallback,
     pub progress_user_data: *mut c_void,
-    /// Since 0.2. A UnetInstances value: how the foreground becomes instance labels.
+    /// Since 0.2. A UnetInstances value: how the foreground becomes instance labels. With UNET_INSTANCES_MODEL,
+    /// watershed fields that are given (not negative) adjust the model's watershed; if the model recommends none,
+    /// that is UNET_STATUS_INVALID_ARGUMENT (the same rule as the CLI and Python). UNET_INSTANCES_COMPONENTS
+    /// ignores them.
     pub instances: u32,
     /// Since 0.2. Watershed: minimum height (pixels of distance) of a maximum above its saddle to seed its own
     /// instance; larger merges more. Negative = the model's recommendation, else 2.
@@ -379,33 +382,20 @@ fn segment_options<'p>(o: &UnetSegmentOptions, model: &crate::model::Model) -> R
         0 => DEFAULT_MEMORY_BUDGET,
         b => usize::try_from(b).map_err(|_| Error::invalid_argument("memory budget exceeds the address space"))?,
     };
-    // Negative watershed parameters take the model's recommendation, field by field.
-    let recommended = match model.metadata().postprocessing.map(|p| p.method) {
-        Some(InstanceMethod::Watershed(w)) => w,
-        _ => Watershed::DEFAULT,
+    // Negative watershed parameters leave the choice to the model (NaN is "given", and refused as invalid).
+    let given = |v: f32| if v < 0.0 { None } else { Some(v) };
+    let overrides = WatershedOverrides {
+        h: given(o.watershed_h),
+        smoothing: given(o.watershed_smoothing),
+        seed: given(o.watershed_seed),
     };
-    let pick = |v: f32, model: f32| if v < 0.0 { model } else { v };
-    let watershed = Watershed {
-        h: pick(o.watershed_h, recommended.h),
-        smoothing: pick(o.watershed_smoothing, recommended.smoothing),
-        // An explicit h asks for the distance maxima, unless a seed is given too.
-        seed: if o.watershed_seed < 0.0 && o.watershed_h < 0.0 {
-            recommended.seed
-        } else if o.watershed_seed <= 0.0 {
-            None
-        } else {
-            Some(o.watershed_seed)
-        },
-    };
-    let instances = match o.instances {
-        0 => None,
-        1 => Some(InstanceMethod::Components),
-        2 => {
-            watershed.validate()?;
-            Some(InstanceMethod::Watershed(watershed))
-        }
+    let request = match o.instances {
+        0 => InstanceRequest::Model,
+        1 => InstanceRequest::Components,
+        2 => InstanceRequest::Watershed,
         v => return Err(Error::invalid_argument(format!("options->instances {v} is not a UnetInstances value"))),
     };
+    let instances = resolve_instances(request, overrides, model.metadata().postprocessing)?;
     Ok(SegmentOptions {
         threshold,
         min_size: usize::try_from(o.min_size).unwrap_or(usize::MAX),

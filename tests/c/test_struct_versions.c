@@ -140,7 +140,13 @@ int main(int argc, char **argv) {
     opts.watershed_h = 100.0f;
     check("watershed with a huge h merges them again",
           unet_segment(model, &img2, &opts, &out2) == UNET_STATUS_OK && out2.label_count == 1);
+    opts.instances = UNET_INSTANCES_MODEL;
+    check("watershed fields with instances from a model that recommends no watershed are refused, not ignored",
+          unet_segment(model, &img2, &opts, &out2) == UNET_STATUS_INVALID_ARGUMENT &&
+              strstr(unet_last_error(), "watershed") != NULL);
     opts.watershed_h = -1.0f;
+    check("instances from the model: components, as the baseline recommends nothing",
+          unet_segment(model, &img2, &opts, &out2) == UNET_STATUS_OK && out2.label_count == 1);
     opts.instances = 7;
     check("unknown instance method is rejected", unet_segment(model, &img2, &opts, &out2) == UNET_STATUS_INVALID_ARGUMENT);
     opts.instances = UNET_INSTANCES_WATERSHED;

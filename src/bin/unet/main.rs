@@ -149,38 +149,15 @@ impl InstanceArgs {
     /// The method to pass to the library (`None` = the model's recommendation), resolving omitted parameters
     /// against the model's own.
     fn method(&self, model: &Model) -> unet::Result<Option<unet::InstanceMethod>> {
-        use unet::{InstanceMethod, Watershed};
-        let recommended = match model.metadata().postprocessing.map(|p| p.method) {
-            Some(InstanceMethod::Watershed(w)) => w,
-            _ => Watershed::DEFAULT,
+        let request = match self.instances {
+            InstancesArg::Model => unet::InstanceRequest::Model,
+            InstancesArg::Components => unet::InstanceRequest::Components,
+            InstancesArg::Watershed => unet::InstanceRequest::Watershed,
         };
-        let given = self.watershed_h.is_some() || self.smoothing.is_some() || self.watershed_seed.is_some();
-        let watershed = Watershed {
-            h: self.watershed_h.unwrap_or(recommended.h),
-            smoothing: self.smoothing.unwrap_or(recommended.smoothing),
-            // An explicit h asks for the distance maxima, unless a seed is given too.
-            seed: match self.watershed_seed {
-                None if self.watershed_h.is_some() => None,
-                None => recommended.seed,
-                Some(0.0) => None,
-                Some(s) => Some(s),
-            },
-        };
-        watershed.validate()?;
-        Ok(match self.instances {
-            InstancesArg::Components => Some(InstanceMethod::Components),
-            InstancesArg::Watershed => Some(InstanceMethod::Watershed(watershed)),
-            InstancesArg::Model if given => match model.metadata().postprocessing.map(|p| p.method) {
-                Some(InstanceMethod::Watershed(_)) => Some(InstanceMethod::Watershed(watershed)),
-                _ => {
-                    return Err(unet::Error::new(
-                        unet::UnetStatus::InvalidArgument,
-                        "--watershed-h/--smoothing/--watershed-seed need --instances watershed (this model does not recommend it)",
-                    ));
-                }
-            },
-            InstancesArg::Model => None,
-        })
+        let overrides =
+            unet::WatershedOverrides { h: self.watershed_h, smoothing: self.smoothing, seed: self.watershed_seed };
+        unet::instances::resolve_instances(request, overrides, model.metadata().postprocessing)
+            .map_err(|e| e.context("--watershed-h/--smoothing/--watershed-seed"))
     }
 
     fn connectivity(&self) -> Connectivity {
