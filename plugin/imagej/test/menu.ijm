@@ -28,6 +28,14 @@ selectImage("sample-labels");
 getStatistics(area, mean, min, maxComponents);
 ok = maxComponents < maxCli;
 check("components give fewer instances than the watershed (" + maxComponents + " < " + maxCli + ")", ok);
+// The watershed fields reach the library: a huge h leaves one seed per component, i.e. the components' count.
+close("sample-labels");
+selectImage("sample");
+run("U-Net Segment", "model=[@BASELINE@] provider=cpu instances=watershed memory=512 min_size=0 labels watershed_h=100");
+selectImage("sample-labels");
+getStatistics(area, mean, min, maxHugeH);
+ok = maxHugeH == maxComponents;
+check("watershed_h=100 merges back to the components (" + maxHugeH + " == " + maxComponents + ")", ok);
 // The embedded-model chooser: the default and the EM model by name give different masks of the same image.
 selectImage("sample");
 run("U-Net Segment", "embedded=default model=[] provider=cpu instances=components memory=512 min_size=0 mask");

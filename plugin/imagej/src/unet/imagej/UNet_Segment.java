@@ -15,7 +15,8 @@ import ij.process.ShortProcessor;
 /**
  * Plugins > U-Net > U-Net Segment: segments the current image (stacks frame by frame) into instance labels
  * (16-bit, or 32-bit when there are more than 65535 instances), a mask and optionally probabilities.
- * Macro: run("U-Net Segment", "embedded=default model=[] provider=auto instances=model memory=1024 min_size=0 labels mask [tta]");
+ * Macro: run("U-Net Segment", "embedded=default model=[] provider=auto instances=model memory=1024 min_size=0 labels mask [tta]
+ * [watershed_h=2 watershed_smoothing=1 watershed_seed=0.8]"); the watershed fields default to -1 (the model's).
  * embedded: a model compiled into libunet (the chooser lists them: default, em); model: an .onnx file, which wins
  * when given. instances: model (what the model recommends), components, or watershed (splits touching cells).
  * headless: call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "provider=cpu labels mask").
@@ -24,6 +25,7 @@ public class UNet_Segment implements PlugIn {
     private static final String[] PROVIDERS = {"auto", "cpu", "cuda"};
     // Index = UnetInstances value.
     private static final String[] INSTANCES = {"model", "components", "watershed"};
+    private static final String[] WATERSHED = {"watershed_h", "watershed_smoothing", "watershed_seed"};
 
     @Override
     public void run(String arg) {
@@ -35,6 +37,8 @@ public class UNet_Segment implements PlugIn {
         String model, provider, instances;
         int memory, minSize;
         boolean wantLabels, wantMask, wantProbs, tta;
+        // Watershed parameters; negative = the model's recommendation (as in the C struct).
+        double[] watershed = new double[3];
         String opts = Unet.options(arg);
         String embedded;
         if (Unet.headless()) {
@@ -48,6 +52,8 @@ public class UNet_Segment implements PlugIn {
             wantMask = Unet.flag(opts, "mask", true);
             wantProbs = Unet.flag(opts, "probabilities", false);
             tta = Unet.flag(opts, "tta", false);
+            for (int i = 0; i < WATERSHED.length; i++)
+                watershed[i] = Double.parseDouble(Unet.value(opts, WATERSHED[i], "-1"));
         } else {
             GenericDialog gd = new GenericDialog("U-Net Segment");
             String[] names = Unet.modelNames();
@@ -63,6 +69,11 @@ public class UNet_Segment implements PlugIn {
             gd.addCheckbox("probabilities", false);
             gd.addCheckbox("tta", false);
             gd.addMessage("(tta: test-time augmentation, the average over the image and its mirror images; 4x slower)");
+            gd.addNumericField("watershed_h", -1, 2, 6, "pixels of distance (larger merges more)");
+            gd.addNumericField("watershed_smoothing", -1, 2, 6, "pixels");
+            gd.addNumericField("watershed_seed", -1, 2, 6, "probability (0 = distance maxima)");
+            gd.addMessage("(watershed fields: -1 = the model's recommendation; with instances=model they adjust the\n"
+                + "model's watershed, an error if it recommends none)");
             gd.showDialog();
             if (gd.wasCanceled()) return;
             embedded = gd.getNextChoice();
@@ -75,6 +86,7 @@ public class UNet_Segment implements PlugIn {
             wantMask = gd.getNextBoolean();
             wantProbs = gd.getNextBoolean();
             tta = gd.getNextBoolean();
+            for (int i = 0; i < WATERSHED.length; i++) watershed[i] = gd.getNextNumber();
         }
         // A file wins; else the embedded model by name ("default" is the library's NULL path).
         if (model.isEmpty() && !embedded.equals("default")) model = embedded;
@@ -93,7 +105,8 @@ public class UNet_Segment implements PlugIn {
             return;
         }
         try {
-            segment(imp, model, providerCode, instanceCode, memory, minSize, wantLabels, wantMask, wantProbs, tta);
+            segment(imp, model, providerCode, instanceCode, memory, minSize, wantLabels, wantMask, wantProbs, tta,
+                    watershed);
         } catch (Unet.UnetException e) {
             Unet.error(e.getMessage());
         } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
@@ -104,7 +117,7 @@ public class UNet_Segment implements PlugIn {
     }
 
     private void segment(ImagePlus imp, String modelPath, int provider, int instances, int memoryMb, int minSize,
-                         boolean wantLabels, boolean wantMask, boolean wantProbs, boolean tta) {
+                         boolean wantLabels, boolean wantMask, boolean wantProbs, boolean tta, double[] watershed) {
         Pointer model = Unet.model(modelPath, provider);
         int channels = Unet.info(model).in_channels;
         int w = imp.getWidth(), h = imp.getHeight(), n = w * h;
@@ -128,6 +141,9 @@ public class UNet_Segment implements PlugIn {
             o.min_size = minSize;
             o.instances = instances;
             o.test_time_augmentation = tta ? 1 : 0;
+            o.watershed_h = (float) watershed[0];
+            o.watershed_smoothing = (float) watershed[1];
+            o.watershed_seed = (float) watershed[2];
             o.memory_budget_bytes = (long) memoryMb << 20;
             o.progress = progress;
             UnetLibrary.UnetOutputs out = new UnetLibrary.UnetOutputs();
