@@ -19,7 +19,8 @@ fi
 if [ "${1:-}" != "--no-python" ]; then
   venv=$root/.venv
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  if ! "$venv/bin/python" -c "import napari, pytest, pytestqt, dask, onnxruntime, npe2" 2>/dev/null; then
-    "$venv/bin/pip" install --quiet "napari[pyqt5]==0.9.2" pytest pytest-qt "dask[array]" "onnxruntime==1.31.1" "numpy<3" >&2
+  if ! "$venv/bin/python" -c "import napari, pytest, pytestqt, dask, onnxruntime, npe2, distributed, zarr, ome_zarr, dask_image" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet "napari[pyqt5]==0.9.2" pytest pytest-qt "dask[array]" "onnxruntime==1.31.1" "numpy<3" \
+      "distributed==2026.8.0" "zarr==3.1.6" "ome-zarr==0.18.0" "dask-image==2026.5.0" >&2
   fi
 fi

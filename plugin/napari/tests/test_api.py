@@ -122,3 +122,46 @@ def test_test_time_augmentation_and_seeds_reach_the_library():
         un.segment(img, BASELINE, instances="watershed", watershed_seed=1.5)
     seeded = un.segment(img, BASELINE, outputs=("labels",), instances="watershed", watershed_seed=0.5)
     assert seeded["label_count"] == 4
+
+
+def test_segment_zarr_on_a_local_cluster_equals_one_pass(tmp_path):
+    """OME-Zarr in, OME-Zarr labels out, on a dask.distributed LocalCluster of two worker processes: each worker
+    loads the model once; the labels equal one pass over the whole image up to renumbering, including cells that
+    straddle chunk borders (numbered consistently across chunks)."""
+    import os
+
+    import tifffile
+    import zarr
+    from dask.distributed import Client, LocalCluster
+    from ome_zarr.io import parse_url
+    from ome_zarr.writer import write_image
+
+    sample = tifffile.imread(os.environ["UNET_TEST_SAMPLE"])
+    image = np.tile(sample, (6, 5))[:1024, :1061].copy()  # not a multiple of the chunk
+    path = str(tmp_path / "image.ome.zarr")
+    write_image(image, zarr.group(store=parse_url(path, mode="w").store), axes="yx",
+                storage_options={"chunks": (512, 512)})
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        labels_path, count = un.segment_zarr(path, BASELINE, chunk=512)
+        # A lambda travels by value (a test-module function would be looked up by name in the worker and fail).
+        loaded = client.run(lambda: len(un._api._models))
+    assert len(loaded) == 2 and all(n == 1 for n in loaded.values()), f"models per worker: {loaded}"
+    group = zarr.open_group(labels_path)
+    axes, level0 = un._api._ome_axes(dict(group.attrs))
+    assert axes == ["y", "x"] and "image-label" in (group.attrs.get("ome") or dict(group.attrs))
+    labels = group[level0][:]
+    single = un.segment(image, BASELINE, outputs=("labels",), instances="components", threshold=0.5)
+    assert labels.shape == image.shape and count == single["label_count"] > 20
+    pairs = set(zip(labels.ravel().tolist(), single["labels"].ravel().tolist()))
+    assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs}), "not the same instances"
+    assert ((labels > 0) == (single["labels"] > 0)).all()
+    # Cells across the chunk borders (x = 512, y = 512) keep one number on both sides (a per-chunk labelling would
+    # give them two, and the bijection above would fail).
+    across = (set(labels[:, 511].tolist()) & set(labels[:, 512].tolist())) | \
+        (set(labels[511, :].tolist()) & set(labels[512, :].tolist()))
+    across.discard(0)
+    assert across, "no cell straddles the chunk border: the test would not see a per-chunk numbering"
+    with pytest.raises(ValueError, match="OME-Zarr"):
+        zarr.group(store=parse_url(str(tmp_path / "plain.zarr"), mode="w").store)
+        un.segment_zarr(str(tmp_path / "plain.zarr"), BASELINE)

@@ -42,6 +42,9 @@ class Model:
     """A loaded model (path None = the embedded default). Safe to share between threads."""
 
     def __init__(self, path=None, provider="auto", threads=0, ort_library=None):
+        # What it takes to load this model again: a pickled Model (a dask task sent to a process worker) is
+        # reloaded there, once per process (see __reduce__).
+        self._source = (str(path) if path else None, provider, threads, ort_library)
         lib = N.lib()
         opts = N.ModelOptions()
         _check(lib.unet_model_options_init(C.byref(opts)))
@@ -78,6 +81,10 @@ class Model:
             self._handle = None
 
     __del__ = close
+
+    def __reduce__(self):
+        # The handle is a pointer into this process: another process loads the model itself, once (cached).
+        return (_load_in_worker, self._source)
 
     def segment(self, image, *, outputs=("labels", "mask", "probabilities"), threshold=None, min_size=0,
                 connectivity=4, memory_mb=None, max_tile=None, normalization="model", progress=None,
@@ -132,13 +139,17 @@ _models = {}
 _models_lock = threading.Lock()
 
 
-def load_model(path=None, provider="auto", threads=0):
-    """A cached Model per (path, provider, threads)."""
-    key = (str(path) if path else None, provider, threads)
+def load_model(path=None, provider="auto", threads=0, ort_library=None):
+    """A cached Model per (path, provider, threads, ONNX Runtime library)."""
+    key = (str(path) if path else None, provider, threads, ort_library)
     with _models_lock:
         if key not in _models:
-            _models[key] = Model(path, provider, threads)
+            _models[key] = Model(path, provider, threads, ort_library)
         return _models[key]
+
+
+def _load_in_worker(path, provider, threads, ort_library):
+    return load_model(path, provider, threads, ort_library)
 
 
 def segment(image, model=None, **kwargs):
@@ -266,3 +277,46 @@ def segment_dask(image, model=None, *, chunk=1024, threshold=None, max_tile=None
                              max_tile=max_tile)["probabilities"]
 
     return normalized.map_overlap(block_probabilities, depth=depth, boundary="reflect", dtype=np.float32)
+
+
+def _ome_axes(attrs):
+    """Axis names of an OME-Zarr image group (NGFF 0.4 `multiscales` or 0.5 under `ome`) and its level-0 path."""
+    ms = (attrs.get("ome") or attrs).get("multiscales")
+    if not ms:
+        raise ValueError("not an OME-Zarr image: the group has no 'multiscales' metadata")
+    axes = [a["name"] if isinstance(a, dict) else a for a in ms[0].get("axes", ["y", "x"])]
+    return axes, ms[0]["datasets"][0]["path"]
+
+
+def segment_zarr(image_url, model=None, *, chunk=1024, threshold=0.5, connectivity=4, name="unet",
+                 max_tile=None):
+    """Segments the 2-D image of an OME-Zarr group (level 0; axes t/c/z of size 1 are dropped) chunk by chunk on the
+    current dask scheduler (a dask.distributed Client if one is active: each worker process loads the model once)
+    and writes its instance labels into the group as OME-Zarr labels (`labels/<name>`, NGFF image-label metadata).
+    Probabilities equal one pass over the whole image (see `segment_dask`); instances are the connected components
+    of P(foreground) >= threshold, numbered consistently across chunks (dask-image). Returns (labels path, count)."""
+    import dask.array as da
+    import zarr
+    from dask_image.ndmeasure import label as dask_label
+    from ome_zarr.io import parse_url
+    from ome_zarr.writer import write_labels
+
+    group = zarr.open_group(str(image_url), mode="r+")
+    axes, level0 = _ome_axes(dict(group.attrs))
+    data = da.from_zarr(group[level0])
+    spatial = [i for i, a in enumerate(axes) if a in ("y", "x")]
+    others = [i for i, a in enumerate(axes) if a not in ("y", "x")]
+    if len(spatial) != 2 or any(data.shape[i] != 1 for i in others):
+        raise ValueError(f"segment_zarr needs a 2-D image (axes {axes}, shape {data.shape}): y and x, the rest of size 1")
+    image = data[tuple(0 if i in others else slice(None) for i in range(data.ndim))]
+    probabilities = segment_dask(image, model, chunk=chunk, max_tile=max_tile)
+    structure = np.ones((3, 3), bool) if connectivity == 8 else None
+    labels, count = dask_label(probabilities >= threshold, structure=structure)
+    labels = labels.astype(np.uint32)
+    count = int(count.compute()) if hasattr(count, "compute") else int(count)
+    store = parse_url(str(image_url), mode="w").store
+    root = zarr.open_group(store, mode="r+")
+    label_axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    write_labels(labels, root, name=name, axes=label_axes, scaler=None,
+                 label_metadata={"source": {"image": "../../"}}, storage_options={"chunks": labels.chunksize})
+    return f"{image_url}/labels/{name}", count
