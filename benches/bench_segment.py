@@ -21,7 +21,7 @@ from unet_napari._native import Image, ModelOptions, Outputs, SegmentOptions  # 
 
 
 def axis_plan(n, max_tile, halo=92, step=16, residue=4, min_output=4):
-    """The library's AxisPlan (src/tiling.rs): (tile output size, count)."""
+    """The library's AxisPlan (src/infer/tiling.rs): (tile output size, count)."""
     def at_most(v):
         return min_output if v <= min_output else min_output + (v - min_output) // step * step
 

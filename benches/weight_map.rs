@@ -6,7 +6,8 @@
 
 use std::time::Instant;
 
-use unet::weight_map::{ClassBalance, EdtScratch, LabelView, WeightMapOptions, weight_map};
+use unet::distance::EdtScratch;
+use unet::weight_map::{ClassBalance, LabelView, WeightMapOptions, weight_map};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());

@@ -4,41 +4,35 @@
 //! (ONNX Runtime) -> [`segment`] (stitching, mask) -> [`labels`]. The C ABI in [`ffi`] is a thin skin over this
 //! Rust API. [`onnx`] writes the paper's network as ONNX from [`weights`].
 
-pub mod augment;
-pub mod baseline;
-pub mod dataset;
+// Shared types and algorithms.
+pub mod distance;
 pub mod error;
-pub mod evaluate;
-pub mod ffi;
 pub mod fsutil;
 pub mod geometry;
-pub mod gpu_memory;
 pub mod image;
-pub mod imageio;
-pub mod instances;
-pub mod labels;
 pub mod metadata;
-pub mod metrics;
-pub mod model;
-pub mod normalize;
-pub mod onnx;
-pub mod provider;
-pub mod runtime;
-pub mod segment;
-pub mod synthetic;
-pub mod tiling;
+pub mod postprocessing;
+
+// The layers: inference (what the C ABI needs), the network, data and scoring, training, and the C skin.
+pub mod data;
+pub mod ffi;
+pub mod infer;
+pub mod net;
 #[cfg(feature = "train")]
 pub mod train;
-pub mod weight_map;
-pub mod weights;
+
+// Every module keeps its short path (`unet::segment`, `crate::onnx`, ...): hosts, tests and the CLI use them.
+pub use data::{augment, dataset, evaluate, imageio, metrics, synthetic, weight_map};
+pub use infer::{gpu_memory, instances, labels, model, normalize, provider, runtime, segment, tiling};
+pub use net::{baseline, onnx, weights};
 
 pub use error::{Error, Result, UnetStatus};
 pub use geometry::Architecture;
 pub use image::{ImageView, Pixels};
-pub use instances::{InstanceMethod, InstanceRequest, PostProcessing, Watershed, WatershedOverrides};
 pub use labels::Connectivity;
 pub use metadata::{ModelMetadata, Normalization};
 pub use model::{Model, ModelOptions};
+pub use postprocessing::{InstanceMethod, InstanceRequest, PostProcessing, Watershed, WatershedOverrides};
 pub use provider::Provider;
 pub use segment::{Progress, SegmentOptions, SegmentOutputs, SegmentReport, SegmentTimings};
 pub use weights::UNetWeights;

@@ -4,7 +4,7 @@
 use crate::{
     error::{Error, Result, UnetStatus},
     geometry::{Architecture, Geometry},
-    instances::PostProcessing,
+    postprocessing::PostProcessing,
 };
 
 /// Version of the metadata convention below; bumped when a key changes meaning.

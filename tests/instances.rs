@@ -161,6 +161,7 @@ fn tuning_finds_that_the_watershed_separates_touching_cells() {
         methods: vec![InstanceMethod::Components, InstanceMethod::Watershed(Watershed::DEFAULT)],
         min_sizes: vec![0, 10],
         test_time_augmentation: false,
+        objective: unet::evaluate::TuneObjective::Seg,
     };
     let model = common::baseline_model();
     let mut calls = 0;
@@ -186,4 +187,17 @@ fn tuning_finds_that_the_watershed_separates_touching_cells() {
             "{direct:?} vs {scores:?}"
         );
     }
+    // Tuned for the Rand F-score instead: the ranking follows 1 - the mean Rand error over the sets.
+    let by_rand = TuneGrid { objective: unet::evaluate::TuneObjective::RandFScore, ..grid };
+    let tuning = tune(&model, &sets, &by_rand, Connectivity::Four, |_, _| {}).unwrap();
+    let rand_score = |c: &unet::evaluate::Candidate| {
+        1.0 - c.scores.iter().map(|s| s.rand_error).sum::<f64>() / c.scores.len() as f64
+    };
+    for c in &tuning.candidates {
+        assert!((c.objective - rand_score(c)).abs() < 1e-12);
+        assert!(tuning.best().objective >= c.objective - unet::evaluate::NEAR_TIE_SEG, "{c:?}");
+    }
+    let spread = tuning.candidates.iter().map(rand_score).fold(f64::NEG_INFINITY, f64::max)
+        - tuning.candidates.iter().map(rand_score).fold(f64::INFINITY, f64::min);
+    assert!(spread > 1e-3, "the candidates' Rand scores must differ for the ranking to mean anything");
 }

@@ -103,6 +103,12 @@ impl ModelArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum TuneFor {
+    Seg,
+    Rand,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum InstancesArg {
     /// What the model's metadata recommends (else components).
     Model,
@@ -272,9 +278,13 @@ enum Command {
         #[arg(long, default_value = "both", value_parser = ["silver", "gold", "both"])]
         truth: String,
         /// Search threshold, instance method (components; watershed h, smoothing) and minimum size on the held-out
-        /// frames (silver truth; --held-out 0.2 unless given), ranked by SEG averaged over the datasets.
+        /// frames (silver truth; --held-out 0.2 unless given), ranked by --tune-for averaged over the datasets.
         #[arg(long)]
         tune: bool,
+        /// What --tune maximises: seg (light microscopy, the Cell Tracking Challenge's measure) or rand (1 - the
+        /// ISBI 2012 Rand error: EM membranes, where merged and split cells matter).
+        #[arg(long, value_enum, default_value = "seg", requires = "tune")]
+        tune_for: TuneFor,
         /// With --tune: write the model with the best post-processing in its metadata to this file.
         #[arg(long, requires = "tune")]
         write: Option<PathBuf>,
@@ -409,20 +419,23 @@ fn tune_post_processing(
     bar.finish_and_clear();
     let line = |c: &Candidate| {
         let per: Vec<String> = c.scores.iter().map(|s| format!("{:.4}/{:.4}", s.seg, s.iou)).collect();
+        let rand: Vec<String> = c.scores.iter().map(|s| format!("{:.4}", s.rand_error)).collect();
         format!(
-            "mean SEG {:.4}  SEG/IoU per dataset {}  instances per object {:.2}  {}",
+            "mean SEG {:.4}  SEG/IoU per dataset {}  Rand error {}  instances per object {:.2}  {}",
             c.mean_seg,
             per.join(" "),
+            rand.join(" "),
             c.instances_per_object,
             c.postprocessing.to_meta()
         )
     };
     let names: Vec<String> = sets.iter().map(|c| format!("{} ({} frames)", c.name, c.samples.len())).collect();
     println!(
-        "tuned {} candidates on {} in {:.0} s; the best (near ties by SEG go to fewer instances):",
+        "tuned {} candidates on {} in {:.0} s; the best by {} (near ties go to fewer instances):",
         tuning.candidates.len(),
         names.join(", "),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        grid.objective.name()
     );
     for c in tuning.candidates.iter().take(5) {
         println!("  {}", line(c));
@@ -437,11 +450,15 @@ fn tune_post_processing(
     if let Some(out) = write {
         let (weights, mut meta) = unet::onnx::read_unet_file(model_path)?;
         meta.postprocessing = Some(best.postprocessing);
-        let per: Vec<String> =
-            sets.iter().zip(&best.scores).map(|(c, s)| format!("{} SEG {:.4}", data_name(&c.name), s.seg)).collect();
+        let per: Vec<String> = sets
+            .iter()
+            .zip(&best.scores)
+            .map(|(c, s)| format!("{} SEG {:.4} Rand error {:.4}", data_name(&c.name), s.seg, s.rand_error))
+            .collect();
         meta.provenance += &format!(
-            "; post-processing '{}' chosen by unet eval --tune on held-out frames ({})",
+            "; post-processing '{}' chosen by unet eval --tune (best {}) on held-out frames ({})",
             best.postprocessing.to_meta(),
+            grid.objective.name(),
             per.join(", ")
         );
         unet::onnx::write_unet(out, &weights, &meta)?;
@@ -586,6 +603,7 @@ fn run(cli: Cli) -> unet::Result<()> {
             held_out,
             truth,
             tune,
+            tune_for,
             write,
         } => {
             use unet::dataset::{Layout, Truth, load_with};
@@ -681,7 +699,11 @@ fn run(cli: Cli) -> unet::Result<()> {
                     }
                     chosen.push(ValidationSet { name, samples });
                 }
-                let grid = unet::evaluate::TuneGrid { test_time_augmentation, ..Default::default() };
+                let objective = match tune_for {
+                    TuneFor::Seg => unet::evaluate::TuneObjective::Seg,
+                    TuneFor::Rand => unet::evaluate::TuneObjective::RandFScore,
+                };
+                let grid = unet::evaluate::TuneGrid { test_time_augmentation, objective, ..Default::default() };
                 tune_post_processing(&model, &model_path, &chosen, &grid, connectivity, write.as_deref())?;
             }
             Ok(())

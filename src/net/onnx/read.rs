@@ -66,7 +66,7 @@ pub fn read_unet_with_precision(bytes: &[u8]) -> Result<(UNetWeights, ModelMetad
 
 /// Reads a model file, or an embedded model by name ("default", "em") when no such file exists.
 pub fn read_unet_file(path_or_name: &str) -> Result<(UNetWeights, ModelMetadata)> {
-    let bytes = crate::model::model_file_bytes(path_or_name)?;
+    let bytes = crate::net::model_files::model_file_bytes(path_or_name)?;
     read_unet(&bytes).map_err(|e| e.context(path_or_name))
 }
 
@@ -81,7 +81,7 @@ mod tests {
         let weights = UNetWeights::he_normal(arch, 5);
         let mut meta = ModelMetadata::new(arch, "round trip");
         meta.postprocessing =
-            Some(crate::instances::PostProcessing::parse("watershed h=1 smoothing=0 min_size=3").unwrap());
+            Some(crate::postprocessing::PostProcessing::parse("watershed h=1 smoothing=0 min_size=3").unwrap());
         let bytes = super::super::encode_unet(&weights, &meta).unwrap();
         let (w, m) = read_unet(&bytes).unwrap();
         assert_eq!((w, m), (weights.clone(), meta.clone()));

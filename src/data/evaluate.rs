@@ -143,6 +143,34 @@ pub struct TuneGrid {
     /// The probabilities the candidates re-label come with test-time augmentation (for a caller who segments with
     /// it).
     pub test_time_augmentation: bool,
+    /// What "best" means.
+    pub objective: TuneObjective,
+}
+
+/// The score a tuning maximises, averaged over the validation sets (each set counts once).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TuneObjective {
+    /// The Cell Tracking Challenge's SEG (light microscopy).
+    #[default]
+    Seg,
+    /// 1 - the ISBI 2012 Rand error (EM membranes: merges and splits of whole cells, the paper's EM measure).
+    RandFScore,
+}
+
+impl TuneObjective {
+    pub fn name(self) -> &'static str {
+        match self {
+            TuneObjective::Seg => "SEG",
+            TuneObjective::RandFScore => "Rand F-score",
+        }
+    }
+
+    fn of(self, s: &Scores) -> f64 {
+        match self {
+            TuneObjective::Seg => s.seg,
+            TuneObjective::RandFScore => 1.0 - s.rand_error,
+        }
+    }
 }
 
 impl Default for TuneGrid {
@@ -163,10 +191,12 @@ impl Default for TuneGrid {
             }
         }
         TuneGrid {
-            thresholds: vec![0.3, 0.4, 0.5, 0.6, 0.7],
+            // Up to 0.9: EM membranes tuned for the Rand score want thick borders (cells cut apart, not merged).
+            thresholds: vec![0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
             methods,
             min_sizes: vec![0, 20, 50, 100, 200],
             test_time_augmentation: false,
+            objective: TuneObjective::Seg,
         }
     }
 }
@@ -179,23 +209,26 @@ pub struct Candidate {
     pub scores: Vec<Scores>,
     /// Mean SEG over the sets (each set counts once, whatever its size).
     pub mean_seg: f64,
+    /// Mean of the grid's objective over the sets (higher is better): what the ranking uses.
+    pub objective: f64,
     /// Mean foreground IoU over the sets: breaks ties (SEG ignores false positives, IoU does not).
     pub mean_iou: f64,
     /// Mean over the sets of predicted instances per true object: decides among near ties ([`NEAR_TIE_SEG`]).
     pub instances_per_object: f64,
 }
 
-/// Candidates whose mean SEG is within this of the best are equally good by SEG; among them the one with the fewest
-/// instances per true object is chosen. SEG ignores false positives (specks, fragments), which a user sees first.
+/// Candidates whose objective (mean SEG, or Rand F-score) is within this of the best are equally good; among them
+/// the one with the fewest instances per true object is chosen. SEG ignores false positives (specks, fragments),
+/// which a user sees first.
 pub const NEAR_TIE_SEG: f64 = 0.002;
 
-/// Moves the near-tie winner ([`NEAR_TIE_SEG`]) of `candidates` (sorted best SEG first) to the front.
+/// Moves the near-tie winner ([`NEAR_TIE_SEG`]) of `candidates` (sorted best objective first) to the front.
 fn prefer_fewer_instances_among_near_ties(candidates: &mut Vec<Candidate>) {
-    let Some(best) = candidates.first().map(|c| c.mean_seg) else { return };
+    let Some(best) = candidates.first().map(|c| c.objective) else { return };
     let pick = candidates
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.mean_seg >= best - NEAR_TIE_SEG)
+        .filter(|(_, c)| c.objective >= best - NEAR_TIE_SEG)
         .min_by(|(_, a), (_, b)| {
             a.instances_per_object.partial_cmp(&b.instances_per_object).unwrap_or(std::cmp::Ordering::Equal)
         })
@@ -223,7 +256,8 @@ impl Tuning {
 }
 
 /// Tries every post-processing of `grid` on the validation sets (the network runs once per image; the candidates
-/// re-label its probabilities) and ranks them by mean SEG over the sets. Ties keep the simpler, earlier candidate;
+/// re-label its probabilities) and ranks them by the grid's objective (mean SEG by default) over the sets. Ties keep
+/// the simpler, earlier candidate;
 /// first goes the candidate with the fewest instances per true object among those within [`NEAR_TIE_SEG`] of the best.
 pub fn tune(
     model: &Model,
@@ -301,6 +335,9 @@ pub fn tune(
                 let scores: Vec<Scores> = (0..sets.len()).map(|s| pools[index(ti, mi, zi, s)].scores()).collect();
                 let valid: Vec<f64> = scores.iter().map(|s| s.seg).filter(|s| s.is_finite()).collect();
                 let mean_seg = if valid.is_empty() { f64::NAN } else { valid.iter().sum::<f64>() / valid.len() as f64 };
+                let goals: Vec<f64> = scores.iter().map(|s| grid.objective.of(s)).filter(|v| v.is_finite()).collect();
+                let objective =
+                    if goals.is_empty() { f64::NAN } else { goals.iter().sum::<f64>() / goals.len() as f64 };
                 let mean_iou = scores.iter().map(|s| s.iou).sum::<f64>() / scores.len().max(1) as f64;
                 let ratios: Vec<f64> =
                     scores.iter().filter(|s| s.objects > 0).map(|s| s.instances as f64 / s.objects as f64).collect();
@@ -309,21 +346,22 @@ pub fn tune(
                     postprocessing: PostProcessing { method, threshold: Some(t), min_size },
                     scores,
                     mean_seg,
+                    objective,
                     mean_iou,
                     instances_per_object,
                 });
             }
         }
     }
-    // Best SEG first; equal SEG (to 1e-9) is decided by IoU; the sort is stable, so the earlier (simpler) candidate
-    // wins what remains.
+    // Best objective first; equal ones (to 1e-9) are decided by IoU; the sort is stable, so the earlier (simpler)
+    // candidate wins what remains.
     candidates.sort_by(|a, b| {
-        let by_seg = if (a.mean_seg - b.mean_seg).abs() < 1e-9 {
+        let by_objective = if (a.objective - b.objective).abs() < 1e-9 {
             std::cmp::Ordering::Equal
         } else {
-            b.mean_seg.partial_cmp(&a.mean_seg).unwrap_or(std::cmp::Ordering::Equal)
+            b.objective.partial_cmp(&a.objective).unwrap_or(std::cmp::Ordering::Equal)
         };
-        by_seg.then(b.mean_iou.partial_cmp(&a.mean_iou).unwrap_or(std::cmp::Ordering::Equal))
+        by_objective.then(b.mean_iou.partial_cmp(&a.mean_iou).unwrap_or(std::cmp::Ordering::Equal))
     });
     prefer_fewer_instances_among_near_ties(&mut candidates);
     Ok(Tuning { candidates })
@@ -351,6 +389,7 @@ mod tests {
             postprocessing: PostProcessing { min_size, ..PostProcessing::PLAIN },
             scores: Vec::new(),
             mean_seg,
+            objective: mean_seg,
             mean_iou: 0.5,
             instances_per_object,
         }

@@ -298,7 +298,7 @@ mod tests {
     /// whose IFD overlaps its pixel data decoded to 4 values and was returned as a 5x4 image.
     #[test]
     fn a_tiff_with_less_data_than_its_header_promises_is_an_error() {
-        let bytes = include_bytes!("../tests/fuzz/regressions/image_file-short-pixel-buffer.tif");
+        let bytes = include_bytes!("../../tests/fuzz/regressions/image_file-short-pixel-buffer.tif");
         let path = Path::new("short.tif");
         let e = decode_image(bytes, path).unwrap_err();
         assert!(e.message().contains("holds 4 values") && e.message().contains("5x4x1"), "{}", e.message());

@@ -1,0 +1,11 @@
+//! Data around the network: image files ([`imageio`]), annotated datasets ([`dataset`]), synthetic images with
+//! known truth ([`synthetic`]), training augmentation ([`augment`]), the paper's loss weights ([`weight_map`]), and
+//! scoring ([`metrics`], [`evaluate`]).
+
+pub mod augment;
+pub mod dataset;
+pub mod evaluate;
+pub mod imageio;
+pub mod metrics;
+pub mod synthetic;
+pub mod weight_map;
