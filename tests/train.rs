@@ -435,6 +435,20 @@ mod training {
         );
         let csv = std::fs::read_to_string(killed.metrics_csv()).unwrap();
         assert_eq!(csv.lines().count(), 5, "{csv}");
+        // `--export-only` with nothing but the run folder takes the run's own architecture (base width 4, depth 2).
+        let exported = straight.0.join("exported.onnx");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_unet"))
+            .arg("train")
+            .arg(&data)
+            .arg("--out")
+            .arg(&straight.0)
+            .arg("--export-only")
+            .arg("--export")
+            .arg(&exported)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(onnx_weights(&exported) == onnx_weights(&straight.model_onnx()), "export-only differs from the run's");
         for r in [straight, killed] {
             std::fs::remove_dir_all(&r.0).unwrap();
         }

@@ -307,6 +307,22 @@ fn step_rng(seed: u64, global_step: u64) -> StdRng {
 pub struct RunDir(pub PathBuf);
 
 impl RunDir {
+    /// The architecture the run's `config.txt` records (`architecture: Architecture { in_channels: 1, ... }`).
+    pub fn saved_architecture(&self) -> Option<Architecture> {
+        let text = std::fs::read_to_string(self.0.join("config.txt")).ok()?;
+        let line = text.lines().find_map(|l| l.strip_prefix("architecture: "))?;
+        let field = |name: &str| -> Option<usize> {
+            let rest = line.split(&format!("{name}: ")).nth(1)?;
+            rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        };
+        Some(Architecture {
+            in_channels: field("in_channels")?,
+            classes: field("classes")?,
+            base_width: field("base_width")?,
+            depth: field("depth")?,
+        })
+    }
+
     /// The folder of the checkpoint after `epoch` (complete once `latest` names it).
     pub fn checkpoint(&self, epoch: usize) -> PathBuf {
         self.0.join(format!("checkpoints/epoch-{epoch:05}"))

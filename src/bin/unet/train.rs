@@ -137,6 +137,15 @@ pub fn run_train(a: TrainArgs) -> unet::Result<()> {
             }
             from
         }
+        // Exporting a run: its own architecture unless the command line says otherwise.
+        None if a.export_only && a.base_width.is_none() && a.depth.is_none() => {
+            RunDir(a.out.clone()).saved_architecture().ok_or_else(|| {
+                unet::Error::new(
+                    unet::UnetStatus::InvalidArgument,
+                    format!("{} has no readable config.txt: give --base-width and --depth", a.out.display()),
+                )
+            })?
+        }
         None => unet::Architecture {
             in_channels: 1,
             classes: 2,
