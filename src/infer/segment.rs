@@ -347,7 +347,9 @@ impl Model {
                 let (out_h, out_w) = plan.output_shape();
                 let mut sum = ndarray::Array4::<f32>::zeros((n, arch.classes, out_h, out_w));
                 for (up_down, left_right) in [(false, false), (false, true), (true, false), (true, true)] {
-                    let flipped = mirrored(input_view, up_down, left_right).as_standard_layout().into_owned();
+                    // A copy only for the mirrored passes (the plain one is already in standard layout).
+                    let view = mirrored(input_view, up_down, left_right);
+                    let flipped = view.as_standard_layout();
                     self.run(flipped.view(), |probs| {
                         check(&probs)?;
                         sum += &mirrored(probs, up_down, left_right);
