@@ -222,17 +222,25 @@ pub struct Candidate {
 /// which a user sees first.
 pub const NEAR_TIE_SEG: f64 = 0.002;
 
-/// Moves the near-tie winner ([`NEAR_TIE_SEG`]) of `candidates` (sorted best objective first) to the front.
-fn prefer_fewer_instances_among_near_ties(candidates: &mut Vec<Candidate>) {
+/// Moves the near-tie winner ([`NEAR_TIE_SEG`]) of `candidates` (sorted best objective first) to the front: the
+/// fewest instances per true object among the near ties. When the objective is not SEG, the near ties are first
+/// narrowed to those within [`NEAR_TIE_SEG`] of their best SEG: the Rand score barely sees cells dropped by a
+/// minimum size (their pixels become unassigned), SEG does.
+fn prefer_fewer_instances_among_near_ties(candidates: &mut Vec<Candidate>, objective: TuneObjective) {
     let Some(best) = candidates.first().map(|c| c.objective) else { return };
-    let pick = candidates
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.objective >= best - NEAR_TIE_SEG)
-        .min_by(|(_, a), (_, b)| {
-            a.instances_per_object.partial_cmp(&b.instances_per_object).unwrap_or(std::cmp::Ordering::Equal)
-        })
-        .map(|(i, _)| i);
+    let near: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].objective >= best - NEAR_TIE_SEG).collect();
+    let near = if objective == TuneObjective::Seg {
+        near
+    } else {
+        let best_seg = near.iter().map(|&i| candidates[i].mean_seg).fold(f64::NEG_INFINITY, f64::max);
+        near.into_iter().filter(|&i| candidates[i].mean_seg >= best_seg - NEAR_TIE_SEG).collect()
+    };
+    let pick = near.into_iter().min_by(|&a, &b| {
+        candidates[a]
+            .instances_per_object
+            .partial_cmp(&candidates[b].instances_per_object)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     if let Some(i) = pick {
         let chosen = candidates.remove(i);
         candidates.insert(0, chosen);
@@ -363,7 +371,7 @@ pub fn tune(
         };
         by_objective.then(b.mean_iou.partial_cmp(&a.mean_iou).unwrap_or(std::cmp::Ordering::Equal))
     });
-    prefer_fewer_instances_among_near_ties(&mut candidates);
+    prefer_fewer_instances_among_near_ties(&mut candidates, grid.objective);
     Ok(Tuning { candidates })
 }
 
@@ -404,15 +412,32 @@ mod tests {
             candidate(0.7990, 1.5, 10),
             candidate(0.79, 1.0, 50),
         ];
-        prefer_fewer_instances_among_near_ties(&mut c);
+        prefer_fewer_instances_among_near_ties(&mut c, TuneObjective::Seg);
         let order: Vec<usize> = c.iter().map(|c| c.postprocessing.min_size).collect();
         assert_eq!(order, [20, 0, 10, 50]);
         // Equal ratios keep the better SEG (the earlier one).
         let mut c = vec![candidate(0.8, 1.2, 0), candidate(0.7995, 1.2, 20)];
-        prefer_fewer_instances_among_near_ties(&mut c);
+        prefer_fewer_instances_among_near_ties(&mut c, TuneObjective::Seg);
         assert_eq!(c[0].postprocessing.min_size, 0);
         let mut empty: Vec<Candidate> = Vec::new();
-        prefer_fewer_instances_among_near_ties(&mut empty);
+        prefer_fewer_instances_among_near_ties(&mut empty, TuneObjective::Seg);
+    }
+
+    #[test]
+    fn rand_near_ties_keep_the_cells_that_seg_sees() {
+        // Equal Rand scores; the one with the fewest instances dropped cells (SEG 0.60), so it must not win.
+        let with = |rand: f64, seg: f64, per_object: f64, min_size: usize| Candidate {
+            objective: rand,
+            ..candidate(seg, per_object, min_size)
+        };
+        let mut c =
+            vec![with(0.8936, 0.6758, 2.94, 0), with(0.8936, 0.6744, 1.38, 20), with(0.8935, 0.5955, 0.85, 200)];
+        prefer_fewer_instances_among_near_ties(&mut c, TuneObjective::RandFScore);
+        assert_eq!(c[0].postprocessing.min_size, 20);
+        // By SEG alone the same list would pick the fewest instances among its own near ties.
+        let mut c = vec![with(0.8936, 0.6758, 2.94, 0), with(0.8936, 0.6744, 1.38, 20)];
+        prefer_fewer_instances_among_near_ties(&mut c, TuneObjective::Seg);
+        assert_eq!(c[0].postprocessing.min_size, 20);
     }
 
     #[test]
