@@ -7,7 +7,7 @@ use crate::{
     error::Result,
     instances::{InstanceMethod, PostProcessing, Watershed, foreground_marker, label_instances},
     labels::Connectivity,
-    metrics::{foreground_counts, seg_sum},
+    metrics::{foreground_counts, seg_matches},
     model::Model,
     segment::{SegmentOptions, SegmentOutputs},
 };
@@ -29,6 +29,17 @@ pub struct Scores {
     pub pixel_error: f64,
     /// Predicted instances over all images (against `objects` true ones: SEG does not see the extra ones).
     pub instances: usize,
+    /// True objects matched by a predicted one (more than half covered, as SEG matches).
+    pub matched: usize,
+}
+
+impl Scores {
+    /// Detection F1: 2 matched / (true objects + predicted instances). Specks and fragments lower it (SEG ignores
+    /// them), so do dropped cells (the Rand score barely sees those).
+    pub fn object_f1(&self) -> f64 {
+        let n = self.objects + self.instances;
+        if n == 0 { 1.0 } else { 2.0 * self.matched as f64 / n as f64 }
+    }
 }
 
 /// Distinct non-zero labels.
@@ -44,6 +55,7 @@ fn instance_count(labels: &[u32]) -> usize {
 struct Pool {
     seg_total: f64,
     objects: usize,
+    matched: usize,
     inter: u64,
     union: u64,
     images: usize,
@@ -57,9 +69,10 @@ struct Pool {
 
 impl Pool {
     fn add(&mut self, truth: &[u32], predicted: &[u32]) {
-        let (sum, n) = seg_sum(truth, predicted);
+        let (sum, n, matched) = seg_matches(truth, predicted);
         self.seg_total += sum;
         self.objects += n;
+        self.matched += matched;
         let (i, u) = foreground_counts(truth, predicted);
         self.inter += i;
         self.union += u;
@@ -77,6 +90,7 @@ impl Pool {
     fn merge(&mut self, other: &Pool) {
         self.seg_total += other.seg_total;
         self.objects += other.objects;
+        self.matched += other.matched;
         self.inter += other.inter;
         self.union += other.union;
         self.images += other.images;
@@ -102,6 +116,7 @@ impl Pool {
             },
             pixel_error: if self.pixels > 0 { self.wrong_pixels as f64 / self.pixels as f64 } else { f64::NAN },
             instances: self.instances,
+            matched: self.matched,
         }
     }
 }
@@ -213,8 +228,10 @@ pub struct Candidate {
     pub objective: f64,
     /// Mean foreground IoU over the sets: breaks ties (SEG ignores false positives, IoU does not).
     pub mean_iou: f64,
-    /// Mean over the sets of predicted instances per true object: decides among near ties ([`NEAR_TIE_SEG`]).
+    /// Mean over the sets of predicted instances per true object: decides among near ties by SEG ([`NEAR_TIE_SEG`]).
     pub instances_per_object: f64,
+    /// Mean over the sets of [`Scores::object_f1`]: decides among near ties by any other objective.
+    pub object_f1: f64,
 }
 
 /// Candidates whose objective (mean SEG, or Rand F-score) is within this of the best are equally good; among them
@@ -222,25 +239,21 @@ pub struct Candidate {
 /// which a user sees first.
 pub const NEAR_TIE_SEG: f64 = 0.002;
 
-/// Moves the near-tie winner ([`NEAR_TIE_SEG`]) of `candidates` (sorted best objective first) to the front: the
-/// fewest instances per true object among the near ties. When the objective is not SEG, the near ties are first
-/// narrowed to those within [`NEAR_TIE_SEG`] of their best SEG: the Rand score barely sees cells dropped by a
-/// minimum size (their pixels become unassigned), SEG does.
+/// Moves the near-tie winner ([`NEAR_TIE_SEG`]) of `candidates` (sorted best objective first) to the front. By SEG:
+/// the fewest instances per true object (SEG ignores specks and fragments). By the Rand score: the best detection
+/// F1, which counts both specks and dropped cells (a minimum size that drops cells costs the Rand score almost
+/// nothing, their pixels becoming unassigned; the fewest-instances rule then chose min size 200 on EM).
 fn prefer_fewer_instances_among_near_ties(candidates: &mut Vec<Candidate>, objective: TuneObjective) {
     let Some(best) = candidates.first().map(|c| c.objective) else { return };
-    let near: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].objective >= best - NEAR_TIE_SEG).collect();
-    let near = if objective == TuneObjective::Seg {
-        near
-    } else {
-        let best_seg = near.iter().map(|&i| candidates[i].mean_seg).fold(f64::NEG_INFINITY, f64::max);
-        near.into_iter().filter(|&i| candidates[i].mean_seg >= best_seg - NEAR_TIE_SEG).collect()
+    let near = (0..candidates.len()).filter(|&i| candidates[i].objective >= best - NEAR_TIE_SEG);
+    let order = |a: f64, b: f64| a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal);
+    let pick = match objective {
+        TuneObjective::Seg => {
+            near.min_by(|&a, &b| order(candidates[a].instances_per_object, candidates[b].instances_per_object))
+        }
+        // min_by keeps the first of equals: negate to find the first best F1.
+        TuneObjective::RandFScore => near.min_by(|&a, &b| order(-candidates[a].object_f1, -candidates[b].object_f1)),
     };
-    let pick = near.into_iter().min_by(|&a, &b| {
-        candidates[a]
-            .instances_per_object
-            .partial_cmp(&candidates[b].instances_per_object)
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
     if let Some(i) = pick {
         let chosen = candidates.remove(i);
         candidates.insert(0, chosen);
@@ -350,6 +363,7 @@ pub fn tune(
                 let ratios: Vec<f64> =
                     scores.iter().filter(|s| s.objects > 0).map(|s| s.instances as f64 / s.objects as f64).collect();
                 let instances_per_object = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
+                let object_f1 = scores.iter().map(Scores::object_f1).sum::<f64>() / scores.len().max(1) as f64;
                 candidates.push(Candidate {
                     postprocessing: PostProcessing { method, threshold: Some(t), min_size },
                     scores,
@@ -357,6 +371,7 @@ pub fn tune(
                     objective,
                     mean_iou,
                     instances_per_object,
+                    object_f1,
                 });
             }
         }
@@ -400,6 +415,7 @@ mod tests {
             objective: mean_seg,
             mean_iou: 0.5,
             instances_per_object,
+            object_f1: 0.5,
         }
     }
 
@@ -424,20 +440,28 @@ mod tests {
     }
 
     #[test]
-    fn rand_near_ties_keep_the_cells_that_seg_sees() {
-        // Equal Rand scores; the one with the fewest instances dropped cells (SEG 0.60), so it must not win.
-        let with = |rand: f64, seg: f64, per_object: f64, min_size: usize| Candidate {
+    fn rand_near_ties_go_to_the_best_detection_f1() {
+        // Equal Rand scores: fragments (F1 0.50), a clean result (0.85), cells dropped by a large min size (0.70).
+        let with = |rand: f64, f1: f64, per_object: f64, min_size: usize| Candidate {
             objective: rand,
-            ..candidate(seg, per_object, min_size)
+            object_f1: f1,
+            ..candidate(0.6, per_object, min_size)
         };
-        let mut c =
-            vec![with(0.8936, 0.6758, 2.94, 0), with(0.8936, 0.6744, 1.38, 20), with(0.8935, 0.5955, 0.85, 200)];
+        let mut c = vec![with(0.8936, 0.50, 2.94, 0), with(0.8936, 0.85, 1.38, 20), with(0.8935, 0.70, 0.85, 200)];
         prefer_fewer_instances_among_near_ties(&mut c, TuneObjective::RandFScore);
         assert_eq!(c[0].postprocessing.min_size, 20);
-        // By SEG alone the same list would pick the fewest instances among its own near ties.
-        let mut c = vec![with(0.8936, 0.6758, 2.94, 0), with(0.8936, 0.6744, 1.38, 20)];
-        prefer_fewer_instances_among_near_ties(&mut c, TuneObjective::Seg);
-        assert_eq!(c[0].postprocessing.min_size, 20);
+        // A real gap in the Rand score is not overruled by F1.
+        let mut c = vec![with(0.90, 0.50, 2.94, 0), with(0.89, 0.85, 1.38, 20)];
+        prefer_fewer_instances_among_near_ties(&mut c, TuneObjective::RandFScore);
+        assert_eq!(c[0].postprocessing.min_size, 0);
+    }
+
+    #[test]
+    fn detection_f1_counts_specks_and_misses() {
+        let s = |objects, instances, matched| Scores { objects, instances, matched, ..Default::default() };
+        assert_eq!(s(10, 10, 10).object_f1(), 1.0);
+        assert!((s(10, 30, 10).object_f1() - 0.5).abs() < 1e-12); // specks
+        assert!((s(10, 5, 5).object_f1() - 2.0 / 3.0).abs() < 1e-12); // dropped cells
     }
 
     #[test]

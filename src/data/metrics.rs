@@ -8,6 +8,13 @@ use std::collections::HashMap;
 /// sparse ground truth are not counted. Returns the sum of Jaccard indices and the number of objects, so that
 /// several images can be pooled (SEG = sum / count); `None` count 0 means no objects.
 pub fn seg_sum(truth: &[u32], predicted: &[u32]) -> (f64, usize) {
+    let (sum, objects, _) = seg_matches(truth, predicted);
+    (sum, objects)
+}
+
+/// [`seg_sum`] and the number of ground-truth objects matched (a predicted object covers more than half of it):
+/// matched / predicted instances is the detection precision that SEG does not see.
+pub fn seg_matches(truth: &[u32], predicted: &[u32]) -> (f64, usize, usize) {
     assert_eq!(truth.len(), predicted.len());
     let mut truth_size: HashMap<u32, u64> = HashMap::new();
     let mut pred_size: HashMap<u32, u64> = HashMap::new();
@@ -23,15 +30,16 @@ pub fn seg_sum(truth: &[u32], predicted: &[u32]) -> (f64, usize) {
             *pred_size.entry(p).or_default() += 1;
         }
     }
-    let mut sum = 0.0;
+    let (mut sum, mut matched) = (0.0, 0);
     for (&(t, p), &inter) in &overlap {
         let r = truth_size[&t];
         if 2 * inter > r {
             let union = r + pred_size[&p] - inter;
             sum += inter as f64 / union as f64;
+            matched += 1;
         }
     }
-    (sum, truth_size.len())
+    (sum, truth_size.len(), matched)
 }
 
 /// SEG of one image; `None` when the ground truth has no object.
@@ -185,6 +193,7 @@ mod tests {
         // Object 1: 3 > 2 -> J = 3 / (4 + 4 - 3) = 0.6. Object 2: 1 > 1 fails -> 0.
         assert!((seg(&truth, &pred).unwrap() - 0.3).abs() < 1e-12);
         assert_eq!(seg(&truth, &truth), Some(1.0));
+        assert_eq!(seg_matches(&truth, &pred).2, 1);
         assert_eq!(seg(&[0, 0], &[1, 1]), None);
         // IoU: truth fg 6, pred fg 5, both 4 -> 4 / 7.
         assert!((foreground_iou(&truth, &pred) - 4.0 / 7.0).abs() < 1e-12);

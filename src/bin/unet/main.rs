@@ -421,11 +421,12 @@ fn tune_post_processing(
         let per: Vec<String> = c.scores.iter().map(|s| format!("{:.4}/{:.4}", s.seg, s.iou)).collect();
         let rand: Vec<String> = c.scores.iter().map(|s| format!("{:.4}", s.rand_error)).collect();
         format!(
-            "mean SEG {:.4}  SEG/IoU per dataset {}  Rand error {}  instances per object {:.2}  {}",
+            "mean SEG {:.4}  SEG/IoU per dataset {}  Rand error {}  instances per object {:.2}  detection F1 {:.3}  {}",
             c.mean_seg,
             per.join(" "),
             rand.join(" "),
             c.instances_per_object,
+            c.object_f1,
             c.postprocessing.to_meta()
         )
     };
