@@ -432,11 +432,15 @@ fn tune_post_processing(
     };
     let names: Vec<String> = sets.iter().map(|c| format!("{} ({} frames)", c.name, c.samples.len())).collect();
     println!(
-        "tuned {} candidates on {} in {:.0} s; the best by {} (near ties go to fewer instances):",
+        "tuned {} candidates on {} in {:.0} s; the best by {} (near ties: {}):",
         tuning.candidates.len(),
         names.join(", "),
         started.elapsed().as_secs_f64(),
-        grid.objective.name()
+        grid.objective.name(),
+        match grid.objective {
+            unet::evaluate::TuneObjective::Seg => "fewest instances per object",
+            unet::evaluate::TuneObjective::RandFScore => "best detection F1",
+        }
     );
     for c in tuning.candidates.iter().take(5) {
         println!("  {}", line(c));
