@@ -298,7 +298,6 @@ def segment_zarr(image_url, model=None, *, chunk=1024, threshold=0.5, connectivi
     import dask.array as da
     import zarr
     from dask_image.ndmeasure import label as dask_label
-    from ome_zarr.io import parse_url
     from ome_zarr.writer import write_labels
 
     group = zarr.open_group(str(image_url), mode="r+")
@@ -314,9 +313,7 @@ def segment_zarr(image_url, model=None, *, chunk=1024, threshold=0.5, connectivi
     labels, count = dask_label(probabilities >= threshold, structure=structure)
     labels = labels.astype(np.uint32)
     count = int(count.compute()) if hasattr(count, "compute") else int(count)
-    store = parse_url(str(image_url), mode="w").store
-    root = zarr.open_group(store, mode="r+")
     label_axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
-    write_labels(labels, root, name=name, axes=label_axes, scaler=None,
+    write_labels(labels, group, name=name, axes=label_axes, scaler=None,
                  label_metadata={"source": {"image": "../../"}}, storage_options={"chunks": labels.chunksize})
     return f"{image_url}/labels/{name}", count
