@@ -41,17 +41,21 @@ impl Architecture {
     }
 }
 
-/// Input/output size rules of a U-Net of a given depth (two unpadded 3x3 convolutions per level).
+/// Input/output size rules of a network: those of a U-Net of a given depth (two unpadded 3x3 convolutions per
+/// level), or those an imported model declares (a bioimage.io package: padded convolutions whose border pixels are
+/// cropped as halo, perhaps one fixed input size).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
-    pub depth: usize,
-    /// Pixels lost on each side: output = input - 2 * halo.
+    /// Pixels lost (or cropped) on each side: output = input - 2 * halo.
     pub halo: usize,
-    /// Valid input sizes are `size_step * k + size_offset` (16k + 60 for depth 4), at least `min_input`.
+    /// Valid input sizes are `size_step * k + size_offset` (16k + 60 for depth 4), at least `min_input`. For a
+    /// fixed-size network, the grid that tile origins keep to.
     pub size_step: usize,
     pub size_offset: usize,
     /// Smallest valid input size (its output is at least one pixel).
     pub min_input: usize,
+    /// Only `min_input` is valid (a network exported for one input size).
+    pub fixed: bool,
 }
 
 impl Geometry {
@@ -62,17 +66,35 @@ impl Geometry {
         let halo = (min_input - output_size(depth, min_input).unwrap()) / 2;
         // Written as the paper writes it (16k + 60 for depth 4): the 4 pixels each level's two convolutions lose,
         // scaled back to the input: 4 * (2^depth - 1).
-        Geometry { depth, halo, size_step, size_offset: 4 * (size_step - 1), min_input }
+        Geometry { halo, size_step, size_offset: 4 * (size_step - 1), min_input, fixed: false }
+    }
+
+    /// Size rules an imported network declares: inputs `min_input + step * k` (only `min_input` when `fixed`),
+    /// `halo` pixels cropped on each side. `None` when they leave no output pixel or the step is 0.
+    pub fn declared(min_input: usize, step: usize, halo: usize, fixed: bool) -> Option<Geometry> {
+        (step > 0 && min_input > 2 * halo).then(|| Geometry {
+            halo,
+            size_step: step,
+            size_offset: min_input % step,
+            min_input,
+            fixed,
+        })
     }
 
     pub fn output_for_input(&self, input: usize) -> Option<usize> {
-        output_size(self.depth, input)
+        let valid = input >= self.min_input
+            && if self.fixed {
+                input == self.min_input
+            } else {
+                input % self.size_step == self.size_offset % self.size_step
+            };
+        valid.then(|| input - 2 * self.halo)
     }
 
-    /// Smallest valid output size that is at least `n`.
+    /// Smallest valid output size that is at least `n` (the one size of a fixed network, even when smaller).
     pub fn output_at_least(&self, n: usize) -> usize {
         let min_output = self.min_input - 2 * self.halo;
-        if n <= min_output {
+        if n <= min_output || self.fixed {
             return min_output;
         }
         min_output + (n - min_output).div_ceil(self.size_step) * self.size_step
@@ -86,7 +108,7 @@ impl Geometry {
     /// Largest valid output size that is at most `n` (at least the smallest valid output).
     pub fn output_at_most(&self, n: usize) -> usize {
         let min_output = self.min_input - 2 * self.halo;
-        if n <= min_output {
+        if n <= min_output || self.fixed {
             return min_output;
         }
         min_output + (n - min_output) / self.size_step * self.size_step
@@ -142,6 +164,7 @@ mod tests {
                 let valid = output_size(depth, s).is_some();
                 let rule = s >= g.min_input && s % g.size_step == g.size_offset % g.size_step;
                 assert_eq!(valid, rule, "depth {depth} size {s}");
+                assert_eq!(g.output_for_input(s), output_size(depth, s), "depth {depth} size {s}");
                 if valid {
                     assert_eq!(output_size(depth, s), Some(s - 2 * g.halo));
                 }

@@ -113,6 +113,18 @@ impl<'a> ImageView<'a> {
         self.width * self.height
     }
 
+    /// One pixel value as f64 (row `y`, column `x`, channel `c`).
+    #[inline]
+    pub fn value(&self, y: usize, x: usize, c: usize) -> f64 {
+        let i = y * self.row_stride + x * self.channels + c;
+        match self.pixels {
+            Pixels::U8(p) => p[i] as f64,
+            Pixels::U16(p) => p[i] as f64,
+            Pixels::U32(p) => p[i] as f64,
+            Pixels::F32(p) => p[i] as f64,
+        }
+    }
+
     /// Rejects NaN and infinite pixels, naming the first one.
     pub fn check_finite(&self) -> Result<()> {
         if let Pixels::F32(p) = self.pixels {

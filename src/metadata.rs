@@ -17,6 +17,8 @@ pub enum Normalization {
     None,
     /// Per channel: (x - P_low) / (P_high - P_low), percentiles of the whole image (CSBDeep/StarDist style).
     Percentile { low: f32, high: f32 },
+    /// Per channel: (x - mean) / (std + 1e-6) over the whole image (bioimage.io's `zero_mean_unit_variance`).
+    MeanStd,
 }
 
 impl Normalization {
@@ -25,13 +27,16 @@ impl Normalization {
     pub fn to_meta(self) -> String {
         match self {
             Normalization::None => "none".into(),
+            Normalization::MeanStd => "meanstd".into(),
             Normalization::Percentile { low, high } => format!("percentile:{low}:{high}"),
         }
     }
 
     pub fn parse(s: &str) -> Option<Normalization> {
-        if s == "none" {
-            return Some(Normalization::None);
+        match s {
+            "none" => return Some(Normalization::None),
+            "meanstd" => return Some(Normalization::MeanStd),
+            _ => {}
         }
         let mut parts = s.strip_prefix("percentile:")?.split(':');
         let low: f32 = parts.next()?.parse().ok()?;
@@ -63,7 +68,21 @@ pub struct ModelMetadata {
     /// Post-processing chosen on validation data (instance method, threshold, minimum size); `None` = connected
     /// components of the most probable class, as for every model before this key existed.
     pub postprocessing: Option<PostProcessing>,
+    /// Set for a network unet did not write (a bioimage.io package wrapped to unet's input/output convention):
+    /// then `arch` gives only channels and classes, and the sizes come from here.
+    pub imported: Option<ImportedNetwork>,
 }
+
+/// The size rules of an imported network, as its package declares them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportedNetwork {
+    pub sizes: Geometry,
+    /// Most tiles one run may hold (a network exported for batch 1, or without a batch axis).
+    pub max_batch: Option<usize>,
+}
+
+/// Stand-in base width for an imported network's memory estimate (its width is unknown).
+pub const IMPORTED_BASE_WIDTH: usize = 32;
 
 mod key {
     pub const FORMAT: &str = "unet.format_version";
@@ -78,6 +97,8 @@ mod key {
     pub const CLASS_NAMES: &str = "unet.class_names";
     pub const PROVENANCE: &str = "unet.provenance";
     pub const POSTPROCESSING: &str = "unet.postprocessing";
+    pub const INPUT_SIZES: &str = "unet.input_sizes";
+    pub const MAX_BATCH: &str = "unet.max_batch";
 }
 
 impl ModelMetadata {
@@ -93,15 +114,17 @@ impl ModelMetadata {
             class_names,
             provenance: provenance.into(),
             postprocessing: None,
+            imported: None,
         }
     }
 
     /// Key/value pairs for the ONNX file.
     pub fn to_props(&self) -> Vec<(String, String)> {
-        let g = self.arch.geometry();
+        let g = self.geometry();
+        let architecture = if self.imported.is_some() { "imported" } else { "unet2015" };
         let pairs: [(&str, String); 11] = [
             (key::FORMAT, FORMAT_VERSION.to_string()),
-            (key::ARCHITECTURE, "unet2015".into()),
+            (key::ARCHITECTURE, architecture.into()),
             (key::IN_CHANNELS, self.arch.in_channels.to_string()),
             (key::CLASSES, self.arch.classes.to_string()),
             (key::BASE_WIDTH, self.arch.base_width.to_string()),
@@ -115,6 +138,13 @@ impl ModelMetadata {
         let mut props: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         if let Some(pp) = &self.postprocessing {
             props.push((key::POSTPROCESSING.to_string(), pp.to_meta()));
+        }
+        if let Some(imported) = &self.imported {
+            let fixed = if g.fixed { " fixed" } else { "" };
+            props.push((key::INPUT_SIZES.to_string(), format!("min={} step={}{fixed}", g.min_input, g.size_step)));
+            if let Some(n) = imported.max_batch {
+                props.push((key::MAX_BATCH.to_string(), n.to_string()));
+            }
         }
         props
     }
@@ -145,17 +175,28 @@ impl ModelMetadata {
             )));
         }
         let architecture = get(key::ARCHITECTURE)?;
-        if architecture != "unet2015" {
-            return Err(incompatible(format!("unknown architecture '{architecture}' (expected 'unet2015')")));
+        if architecture != "unet2015" && architecture != "imported" {
+            return Err(incompatible(format!(
+                "unknown architecture '{architecture}' (expected 'unet2015' or 'imported')"
+            )));
         }
+        let imported = architecture == "imported";
         let arch = Architecture {
             in_channels: num(key::IN_CHANNELS, 1..=64)?,
             classes: num(key::CLASSES, 2..=255)?,
-            base_width: num(key::BASE_WIDTH, 1..=4096)?,
-            depth: num(key::DEPTH, 1..=8)?,
+            base_width: num(key::BASE_WIDTH, if imported { 0..=4096 } else { 1..=4096 })?,
+            depth: num(key::DEPTH, if imported { 0..=8 } else { 1..=8 })?,
         };
         let halo = num(key::HALO, 0..=100_000)?;
-        if halo != arch.geometry().halo {
+        let imported = match imported {
+            false => None,
+            true => Some(ImportedNetwork {
+                sizes: parse_input_sizes(&get(key::INPUT_SIZES)?, halo)
+                    .ok_or_else(|| incompatible(format!("model metadata '{}' is not understood", key::INPUT_SIZES)))?,
+                max_batch: lookup(key::MAX_BATCH).map(|_| num(key::MAX_BATCH, 1..=4096)).transpose()?,
+            }),
+        };
+        if imported.is_none() && halo != arch.geometry().halo {
             return Err(incompatible(format!(
                 "model metadata halo {halo} does not match a depth-{} U-Net (halo {})",
                 arch.depth,
@@ -187,12 +228,37 @@ impl ModelMetadata {
             class_names,
             provenance: lookup(key::PROVENANCE).unwrap_or_default(),
             postprocessing,
+            imported,
         })
     }
 
     pub fn geometry(&self) -> Geometry {
-        self.arch.geometry()
+        match &self.imported {
+            Some(imported) => imported.sizes,
+            None => self.arch.geometry(),
+        }
     }
+
+    /// Base width for the memory estimate of a tile.
+    pub fn base_width_for_memory(&self) -> usize {
+        if self.imported.is_some() { IMPORTED_BASE_WIDTH } else { self.arch.base_width }
+    }
+}
+
+/// `min=96 step=8` or `min=96 step=8 fixed` (see [`ModelMetadata::to_props`]).
+fn parse_input_sizes(s: &str, halo: usize) -> Option<Geometry> {
+    let mut words = s.split_whitespace();
+    let min: usize = words.next()?.strip_prefix("min=")?.parse().ok()?;
+    let step: usize = words.next()?.strip_prefix("step=")?.parse().ok()?;
+    let fixed = match words.next() {
+        None => false,
+        Some("fixed") => true,
+        Some(_) => return None,
+    };
+    if words.next().is_some() || min > 1 << 20 || step > 1 << 20 {
+        return None;
+    }
+    Geometry::declared(min, step, halo, fixed)
 }
 
 #[cfg(test)]
@@ -225,9 +291,29 @@ mod tests {
     }
 
     #[test]
+    fn imported_networks_keep_their_sizes() {
+        let mut meta = ModelMetadata::new(Architecture { in_channels: 3, classes: 2, base_width: 0, depth: 0 }, "x");
+        meta.imported =
+            Some(ImportedNetwork { sizes: Geometry::declared(96, 8, 16, true).unwrap(), max_batch: Some(1) });
+        let map: HashMap<String, String> = meta.to_props().into_iter().collect();
+        let back = ModelMetadata::from_lookup(|k| map.get(k).cloned()).unwrap();
+        assert_eq!(back, meta);
+        assert_eq!(back.geometry().output_for_input(96), Some(64));
+        let mut free = meta.clone();
+        free.imported = Some(ImportedNetwork { sizes: Geometry::declared(64, 16, 0, false).unwrap(), max_batch: None });
+        let map: HashMap<String, String> = free.to_props().into_iter().collect();
+        assert_eq!(ModelMetadata::from_lookup(|k| map.get(k).cloned()).unwrap(), free);
+        let mut bad = map.clone();
+        bad.insert("unet.input_sizes".into(), "min=8 step=16".into());
+        bad.insert("unet.halo".into(), "4".into());
+        assert!(ModelMetadata::from_lookup(|k| bad.get(k).cloned()).is_err(), "no output pixel left");
+    }
+
+    #[test]
     fn normalisation_strings() {
         assert_eq!(Normalization::parse("percentile:1:99.8"), Some(Normalization::DEFAULT));
         assert_eq!(Normalization::parse("none"), Some(Normalization::None));
+        assert_eq!(Normalization::parse("meanstd"), Some(Normalization::MeanStd));
         assert_eq!(Normalization::parse("percentile:50:10"), None);
         assert_eq!(Normalization::parse("zscore"), None);
     }

@@ -203,8 +203,10 @@ unsafe fn store(out: *mut *mut UnetModel, model: Model) {
 }
 
 /// Loads a model from an ONNX file; `path` NULL loads the embedded default model, and a path that names no file
-/// but an embedded model ("default", "em" for the electron-microscopy membrane model) loads that one. `options` may be NULL
-/// (defaults). On success `*out` receives a handle to free with unet_model_free; on failure `*out` is NULL.
+/// but an embedded model ("default", "em" for the electron-microscopy membrane model) loads that one. A bioimage.io
+/// model package with ONNX weights runs too: its `.zip`, its `rdf.yaml`, or the folder holding it (axes, halo,
+/// pre- and post-processing come from the package; what cannot run fails with UNET_MODEL_INCOMPATIBLE naming the
+/// field). `options` may be NULL (defaults). On success `*out` receives a handle to free with unet_model_free; on failure `*out` is NULL.
 ///
 /// # Safety
 /// Every pointer must be NULL or valid for what its type and the documentation above describe.
@@ -232,7 +234,7 @@ pub unsafe extern "C" fn unet_model_load(
     })
 }
 
-/// Loads a model from `len` bytes of ONNX at `data` (the bytes are not kept).
+/// Loads a model from `len` bytes of ONNX at `data`, or of a bioimage.io package zip (the bytes are not kept).
 ///
 /// # Safety
 /// Every pointer must be NULL or valid for what its type and the documentation above describe.

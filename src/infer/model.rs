@@ -23,10 +23,10 @@ use crate::{
     runtime::{self, Runtime},
 };
 // Model files and the models compiled into the library belong to the network layer; their old paths stay.
-use crate::net::model_files::read_model_file;
 pub use crate::net::model_files::{
     EMBEDDED_DEFAULT, EMBEDDED_EM, MAX_MODEL_BYTES, MODEL_NAMES, embedded_model, model_file_bytes, model_name_of,
 };
+use crate::net::{bioimageio, model_files::read_model_file};
 
 /// How to load a model.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,8 +61,13 @@ impl std::fmt::Debug for Model {
 }
 
 impl Model {
-    /// Loads an ONNX file written by unet's ONNX writer.
+    /// Loads an ONNX file written by unet's ONNX writer, or a bioimage.io model package (a `.zip`, its
+    /// `rdf.yaml`, or the folder holding it; see [`crate::net::bioimageio`]).
     pub fn load(path: &Path, options: &ModelOptions) -> Result<Model> {
+        if bioimageio::is_package_path(path) {
+            let bytes = bioimageio::import_path(path)?;
+            return Model::from_bytes_named(&bytes, options, format!("{} (bioimage.io package)", path.display()));
+        }
         let bytes = read_model_file(path)?;
         Model::from_bytes_named(&bytes, options, path.display().to_string())
     }
@@ -104,6 +109,11 @@ impl Model {
     fn from_bytes_named(bytes: &[u8], options: &ModelOptions, source: String) -> Result<Model> {
         if bytes.is_empty() {
             return Err(Error::new(UnetStatus::ModelInvalid, format!("{source} is empty, not an ONNX model")));
+        }
+        if bioimageio::is_zip(bytes) {
+            // A bioimage.io package in memory (the C ABI's load-from-memory, or a renamed .zip).
+            let wrapped = bioimageio::import_zip(bytes).map_err(|e| e.context(&source))?;
+            return Model::from_bytes_named(&wrapped, options, format!("{source} (bioimage.io package)"));
         }
         let runtime = runtime::ensure_loaded(options.ort_library.as_deref())?;
         let (session, provider) = create_session(&runtime, bytes, options).map_err(|e| e.context(&source))?;

@@ -26,6 +26,16 @@ impl Normalizer {
         image.check_finite()?;
         match normalization {
             Normalization::None => Ok(Normalizer::identity(image.channels)),
+            Normalization::MeanStd => {
+                let mut n = Normalizer::identity(image.channels);
+                for c in 0..image.channels {
+                    let (mean, std) = mean_and_std(image, c);
+                    n.offset[c] = mean;
+                    // bioimage.io's eps: out = (x - mean) / (std + eps).
+                    n.scale[c] = 1.0 / (std + 1e-6);
+                }
+                Ok(n)
+            }
             Normalization::Percentile { low, high } => {
                 let mut n = Normalizer::identity(image.channels);
                 for c in 0..image.channels {
@@ -44,6 +54,24 @@ impl Normalizer {
     pub fn apply(&self, channel: usize, v: f32) -> f32 {
         ((v as f64 - self.offset[channel]) * self.scale[channel]) as f32
     }
+}
+
+/// Mean and (population) standard deviation of one channel, in f64 (two passes: no cancellation).
+pub fn mean_and_std(image: &ImageView, channel: usize) -> (f64, f64) {
+    let values = |f: &mut dyn FnMut(f64)| {
+        for y in 0..image.height {
+            for x in 0..image.width {
+                f(image.value(y, x, channel));
+            }
+        }
+    };
+    let n = image.area().max(1) as f64;
+    let mut sum = 0.0;
+    values(&mut |v| sum += v);
+    let mean = sum / n;
+    let mut squares = 0.0;
+    values(&mut |v| squares += (v - mean) * (v - mean));
+    (mean, (squares / n).sqrt())
 }
 
 /// Order-preserving map of a pixel value to u32, and back.

@@ -181,6 +181,9 @@ impl Model {
             0 => 1,
             n => n,
         };
+        if let Some(most) = meta.imported.and_then(|i| i.max_batch) {
+            batch = batch.min(most);
+        }
         // On a GPU the default budget becomes a share of the GPU's free memory (bigger tiles, less halo work); asked
         // only when the tile size is still to be chosen.
         let free_gpu_memory = || self.cuda_device().and_then(|d| crate::gpu_memory::free_bytes(d.max(0) as u32));
@@ -189,8 +192,8 @@ impl Model {
         } else {
             memory_budget
         };
-        let mut max_tile =
-            max_tile.unwrap_or_else(|| max_tile_for_budget(&geometry, arch.base_width, batch, memory_budget));
+        let mut max_tile = max_tile
+            .unwrap_or_else(|| max_tile_for_budget(&geometry, meta.base_width_for_memory(), batch, memory_budget));
         let writer = OutputWriter { width: image.width, classes: arch.classes, threshold, method };
         let mut out_of_memory_retries = 0;
         // A GPU out of memory is retried with fewer tiles per run, then smaller tiles; every attempt rewrites

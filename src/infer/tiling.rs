@@ -27,8 +27,13 @@ impl AxisPlan {
     pub fn new(g: &Geometry, n: usize, max_tile: usize) -> AxisPlan {
         let max_tile = g.output_at_most(max_tile);
         let single = g.output_at_least(n);
-        if single <= max_tile {
+        if single <= max_tile && single >= n {
             return AxisPlan { tile: single, stride: single, count: 1 };
+        }
+        if g.fixed {
+            // One tile size: origins on the step grid as far apart as the tile allows.
+            let stride = if max_tile >= g.size_step { max_tile / g.size_step * g.size_step } else { max_tile };
+            return AxisPlan { tile: max_tile, stride, count: n.div_ceil(stride) };
         }
         let step = g.size_step;
         let max_stride = ((max_tile - g.output_residue()) / step * step).max(step);
@@ -149,6 +154,34 @@ mod tests {
                     covered[a..b].iter_mut().for_each(|c| *c += 1);
                 }
                 assert!(covered.iter().all(|&c| c == 1), "n={n} max={max_tile}: {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn declared_and_fixed_sizes_cover_every_pixel_once() {
+        // Padded convolutions, 16-step sizes from 64, 8 px cropped; and a network exported for 96x96 inputs only.
+        let free = Geometry::declared(64, 16, 8, false).unwrap();
+        let fixed = Geometry::declared(96, 8, 16, true).unwrap();
+        assert_eq!(free.output_for_input(80), Some(64));
+        assert_eq!(free.output_for_input(72), None);
+        assert_eq!(fixed.output_for_input(96), Some(64));
+        assert_eq!(fixed.output_for_input(112), None);
+        assert!(Geometry::declared(16, 16, 8, false).is_none() && Geometry::declared(64, 0, 0, false).is_none());
+        for g in [free, fixed] {
+            for n in [1, 7, 64, 65, 200, 1000] {
+                for max_tile in [1, 48, 64, 500] {
+                    let p = AxisPlan::new(&g, n, max_tile);
+                    assert!(g.output_for_input(p.tile + 2 * g.halo).is_some(), "n={n} max={max_tile}: {p:?}");
+                    let mut covered = vec![0; n];
+                    for i in 0..p.count {
+                        assert_eq!(i * p.stride % g.size_step, 0, "origin off the grid");
+                        let (a, b) = p.owned(i, n);
+                        assert!(b - a <= p.tile && a < b);
+                        covered[a..b].iter_mut().for_each(|c| *c += 1);
+                    }
+                    assert!(covered.iter().all(|&c| c == 1), "n={n} max={max_tile}: {p:?}");
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 //! intensity baseline the tests use as an exact reference ([`baseline`]).
 
 pub mod baseline;
+pub mod bioimageio;
 pub mod model_files;
 pub mod onnx;
 pub mod weights;

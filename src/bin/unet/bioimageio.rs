@@ -34,10 +34,13 @@ pub struct ExportRequest<'a> {
 pub fn export(req: &ExportRequest) -> Result<()> {
     let meta = req.model.metadata();
     let arch = meta.arch;
-    let preprocessing = match meta.normalization {
-        Normalization::Percentile { low, high } => Some((low, high)),
-        Normalization::None => None,
-    };
+    if meta.imported.is_some() {
+        return Err(Error::new(
+            UnetStatus::InvalidArgument,
+            "this model was imported from a bioimage.io package; share that package instead",
+        ));
+    }
+    let preprocessing = meta.normalization;
     let size = test_input_size(req.model);
     let channels = arch.in_channels;
     // A synthetic fluorescence image (made here, so the package holds no third-party data), one copy per channel.
@@ -113,7 +116,7 @@ struct RdfFields<'a> {
     min_input: usize,
     step: usize,
     halo: usize,
-    preprocessing: Option<(f32, f32)>,
+    preprocessing: Normalization,
     /// sha256 of model.onnx, test_input.npy, test_output.npy.
     shas: [&'a str; 3],
     /// sha256 of sample_input.tif, sample_output.tif.
@@ -155,12 +158,18 @@ fn rdf_yaml(f: &RdfFields) -> String {
     let _ = writeln!(y, "    test_tensor:\n      source: test_input.npy\n      sha256: {}", f.shas[1]);
     let _ = writeln!(y, "    sample_tensor:\n      source: sample_input.tif\n      sha256: {}", f.sample_shas[0]);
     y.push_str("    data:\n      type: float32\n");
-    if let Some((low, high)) = f.preprocessing {
-        let _ = writeln!(
-            y,
-            "    preprocessing:\n      - id: scale_range\n        kwargs: {{axes: [y, x], min_percentile: {low}, \
-             max_percentile: {high}, eps: 1.0e-6}}"
-        );
+    match f.preprocessing {
+        Normalization::Percentile { low, high } => {
+            let _ = writeln!(
+                y,
+                "    preprocessing:\n      - id: scale_range\n        kwargs: {{axes: [y, x], min_percentile: {low}, \
+                 max_percentile: {high}, eps: 1.0e-6}}"
+            );
+        }
+        Normalization::MeanStd => {
+            y.push_str("    preprocessing:\n      - id: zero_mean_unit_variance\n        kwargs: {axes: [y, x], eps: 1.0e-6}\n");
+        }
+        Normalization::None => {}
     }
     let class_names: Vec<String> =
         (0..f.classes).map(|c| f.class_names.get(c).cloned().unwrap_or(format!("class{c}"))).collect();

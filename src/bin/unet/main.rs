@@ -499,18 +499,31 @@ fn describe(model: &Model) -> String {
     let m = model.metadata();
     let g = m.geometry();
     let p = model.provider();
+    let network = if m.imported.is_some() {
+        let fixed = if g.fixed { ", one input size only" } else { "" };
+        format!(
+            "imported network (bioimage.io package{fixed}), {} input channel(s), {} classes ({})",
+            m.arch.in_channels,
+            m.arch.classes,
+            m.class_names.join(", ")
+        )
+    } else {
+        format!(
+            "U-Net depth {}, base width {}, {} input channel(s), {} classes ({}), {} parameters",
+            m.arch.depth,
+            m.arch.base_width,
+            m.arch.in_channels,
+            m.arch.classes,
+            m.class_names.join(", "),
+            m.arch.parameter_count()
+        )
+    };
     let mut s = format!(
-        "model: {}\n  architecture: U-Net depth {}, base width {}, {} input channel(s), {} classes ({}), {} parameters\n  \
+        "model: {}\n  architecture: {network}\n  \
          sizes: halo {} px, valid inputs {}k+{} (>= {})\n  normalisation: {}\n  post-processing: {}\n  \
          provenance: {}\n  \
          ONNX Runtime {} from {}\n  execution provider: {}",
         model.source(),
-        m.arch.depth,
-        m.arch.base_width,
-        m.arch.in_channels,
-        m.arch.classes,
-        m.class_names.join(", "),
-        m.arch.parameter_count(),
         g.halo,
         g.size_step,
         g.size_offset,

@@ -72,6 +72,7 @@ pub struct NodeProto {
 /// `AttributeProto.AttributeType` values used here.
 pub mod attribute_type {
     pub const INT: i32 = 2;
+    pub const TENSOR: i32 = 4;
     pub const INTS: i32 = 7;
 }
 
@@ -81,6 +82,9 @@ pub struct AttributeProto {
     pub name: String,
     #[prost(int64, tag = "3")]
     pub i: i64,
+    /// A tensor value (the `Constant` nodes of imported models' adapters).
+    #[prost(message, optional, tag = "5")]
+    pub t: Option<TensorProto>,
     #[prost(int64, repeated, tag = "8")]
     pub ints: Vec<i64>,
     #[prost(int32, tag = "20")]
