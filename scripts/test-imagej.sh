@@ -10,6 +10,8 @@ dest=$(scripts/build-imagej-plugin.sh out/imagej debug)
 cargo build --quiet --bin unet
 baseline=$root/out/baseline.onnx
 target/debug/unet export-baseline "$baseline" >/dev/null
+package=$root/out/baseline-package.zip  # the same network as a bioimage.io package
+target/debug/unet export-bioimageio "$baseline" -o "$package" >/dev/null
 # The same image and model through the CLI, for the cross-host check in headless.ijm.
 sample=$root/out/hosts-sample.tif sample_labels=$root/out/hosts-sample-watershed.tif
 target/debug/unet sample-image "$sample" --width 256 --height 192 --cells 40 --seed 3 >/dev/null
@@ -19,7 +21,7 @@ cp_="/usr/share/java/ij.jar:/usr/share/java/jna.jar"
 run_macro() {  # NAME MACRO [java args...]
   local name=$1 macro=$2; shift 2
   local script; script=$(mktemp --suffix=.ijm)
-  cat plugin/imagej/test/common.ijm "$macro" | sed "s|@BASELINE@|$baseline|g; s|@SAMPLE@|$sample|g; s|@SAMPLE_LABELS@|$sample_labels|g" > "$script"
+  cat plugin/imagej/test/common.ijm "$macro" | sed "s|@BASELINE@|$baseline|g; s|@PACKAGE@|$package|g; s|@SAMPLE@|$sample|g; s|@SAMPLE_LABELS@|$sample_labels|g" > "$script"
   local log="out/imagej-$name.log"
   # A macro error opens a modal dialog under a display and would wait forever: bound the run. No
   # -Djna.library.path: the plugin must find lib/linux64 beside its jar by itself, as a new user's ImageJ would.

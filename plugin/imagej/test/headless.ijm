@@ -5,6 +5,13 @@ checkSegmentation();
 selectImage("cells-probabilities");
 ok = bitDepth() == 32 && getPixel(40, 40) > 0.5 && getPixel(5, 5) < 0.5;
 check("probabilities are 32-bit in [0, 1]", ok);
+// The same network as a bioimage.io package (what users download from bioimage.io) gives the same segmentation.
+close("cells-labels");
+close("cells-mask");
+close("cells-probabilities");
+selectImage("cells");
+call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=@PACKAGE@ provider=cpu memory=512 labels mask");
+checkSegmentation();
 checkWeightMap();
 call("ij.IJ.runPlugIn", "unet.imagej.UNet_Weight_Map", "w0=10 sigma=5 balance=inverse border_width=2 target");
 checkWeights();

@@ -49,6 +49,53 @@ def test_model_info_names_the_provider_and_runtime():
     assert info["halo"] == 92 and info["ort_version"].startswith("1.")
 
 
+def test_a_bioimageio_package_runs_like_its_network(tmp_path):
+    """A bioimage.io package (rdf.yaml + ONNX weights, zipped) is a model path like any other."""
+    import zipfile
+
+    info = un.load_model(BASELINE).info
+    low, high = info["normalization"].split(":")[1:]  # percentile:LOW:HIGH
+    size = f"{{min: {info['min_input']}, step: {info['size_step']}}}"
+    crop = -2 * info["halo"]
+    rdf = f"""format_version: 0.5.4
+type: model
+name: baseline as a package
+description: the intensity baseline, packaged by hand
+authors: [{{name: a test}}]
+license: MIT
+inputs:
+  - id: image
+    axes:
+      - type: batch
+      - type: channel
+        channel_names: [gray]
+      - {{type: space, id: y, size: {size}}}
+      - {{type: space, id: x, size: {size}}}
+    preprocessing:
+      - id: scale_range
+        kwargs: {{axes: [y, x], min_percentile: {low}, max_percentile: {high}}}
+outputs:
+  - id: probabilities
+    axes:
+      - type: batch
+      - type: channel
+        channel_names: [background, foreground]
+      - {{type: space, id: y, size: {{tensor_id: image, axis_id: y, offset: {crop}}}}}
+      - {{type: space, id: x, size: {{tensor_id: image, axis_id: x, offset: {crop}}}}}
+weights:
+  onnx: {{source: net.onnx, opset_version: 17}}
+"""
+    package = tmp_path / "baseline.zip"
+    with zipfile.ZipFile(package, "w") as z:
+        z.writestr("rdf.yaml", rdf)
+        z.write(BASELINE, "net.onnx")
+    packaged = un.segment(squares(), str(package))
+    direct = un.segment(squares(), BASELINE)
+    assert packaged["label_count"] == direct["label_count"] == 4
+    assert np.abs(packaged["probabilities"] - direct["probabilities"]).max() < 1e-6
+    assert "baseline as a package" in un.load_model(str(package)).info["provenance"]
+
+
 def test_weight_map_separates_touching_cells():
     labels = np.zeros((10, 20), np.uint16)
     labels[2:8, 2:10] = 1

@@ -34,7 +34,8 @@ enum ProviderArg {
 
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
-    /// ONNX model written by unet, or an embedded model by name: default, em (electron-microscopy membranes).
+    /// ONNX model written by unet, a bioimage.io model package with ONNX weights (.zip, rdf.yaml or its folder), or
+    /// an embedded model by name: default, em (electron-microscopy membranes).
     #[arg(long, short)]
     model: Option<PathBuf>,
     /// Execution provider.
@@ -520,14 +521,16 @@ fn describe(model: &Model) -> String {
     };
     let mut s = format!(
         "model: {}\n  architecture: {network}\n  \
-         sizes: halo {} px, valid inputs {}k+{} (>= {})\n  normalisation: {}\n  post-processing: {}\n  \
+         sizes: halo {} px, valid inputs {}\n  normalisation: {}\n  post-processing: {}\n  \
          provenance: {}\n  \
          ONNX Runtime {} from {}\n  execution provider: {}",
         model.source(),
         g.halo,
-        g.size_step,
-        g.size_offset,
-        g.min_input,
+        if g.fixed {
+            format!("{} only", g.min_input)
+        } else {
+            format!("{}k+{} (>= {})", g.size_step, g.size_offset, g.min_input)
+        },
         m.normalization.to_meta(),
         m.postprocessing.map_or("components (no recommendation in the model)".to_string(), |p| p.to_meta()),
         m.provenance,

@@ -70,7 +70,7 @@ class Model:
             "provider": {0: "auto", 1: "cpu", 2: "cuda"}[info.provider],
             "fallback_reason": text(info.fallback_reason),
             "in_channels": info.in_channels, "classes": info.classes, "halo": info.halo,
-            "size_step": info.size_step, "normalization": text(info.normalization),
+            "size_step": info.size_step, "min_input": info.min_input, "normalization": text(info.normalization),
             "class_names": text(info.class_names).split(","), "provenance": text(info.provenance),
             "ort_version": text(info.ort_version), "ort_library": text(info.ort_library),
         }

@@ -76,7 +76,11 @@ def _run_with_progress(work, description):
 
 @magic_factory(
     call_button="Run",
-    model={"label": "model (.onnx, or em = electron microscopy; empty = default)", "mode": "r", "filter": "*.onnx"},
+    model={
+        "label": "model (.onnx, a bioimage.io package .zip / rdf.yaml, or em = electron microscopy; empty = default)",
+        "mode": "r",
+        "filter": "*.onnx *.zip *.yaml",
+    },
     provider={"choices": ["auto", "cpu", "cuda"]},
     instances={"choices": ["model", "components", "watershed"], "label": "instances"},
     memory_mb={"min": 64, "max": 1 << 20, "label": "memory budget (MiB)"},
