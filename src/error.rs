@@ -1,7 +1,7 @@
 //! One error type for the whole library. Its [`UnetStatus`] is the stable code the C ABI returns; the message is
 //! what `unet_last_error()` hands to C callers and what the CLI prints.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 /// Status codes returned by every C entry point. The numbering is stable: new codes are only appended.
 #[repr(i32)]
@@ -117,19 +117,35 @@ impl UnetStatus {
     };
 }
 
-/// The library's error: a stable status code and a message that names the problem.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The library's error: a stable status code, a message that names the problem, and the underlying error (an
+/// ONNX Runtime or I/O error) when there is one, for `source()` chains.
+#[derive(Clone, Debug)]
 pub struct Error {
     status: UnetStatus,
     message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
+
+/// Two errors are equal when their status and message are (the cause is for humans and logs).
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.status == other.status && self.message == other.message
+    }
+}
+impl Eq for Error {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(status: UnetStatus, message: impl Into<String>) -> Self {
         debug_assert!(status != UnetStatus::Ok);
-        Error { status, message: message.into() }
+        Error { status, message: message.into(), source: None }
+    }
+
+    /// Keeps `cause` as this error's `source()`.
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(cause));
+        self
     }
 
     pub fn status(&self) -> UnetStatus {
@@ -140,7 +156,7 @@ impl Error {
         &self.message
     }
 
-    /// Prefixes the message with context, keeping the status.
+    /// Prefixes the message with context, keeping the status and the cause.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);
         self
@@ -150,8 +166,31 @@ impl Error {
         Error::new(UnetStatus::InvalidArgument, message)
     }
 
+    /// An ONNX Runtime failure while `what`, classified by ONNX Runtime's error code (not its message text).
     pub(crate) fn runtime(err: ort::Error, what: &str) -> Self {
-        Error::new(UnetStatus::RuntimeError, format!("{what}: {err}"))
+        let status = status_of_runtime_code(err.code(), UnetStatus::RuntimeError);
+        Error::new(status, format!("{what}: {err}")).caused_by(err)
+    }
+}
+
+/// The status for an ONNX Runtime error code; `otherwise` for the codes that say nothing more specific (a generic
+/// failure, a runtime exception: out of memory among them, which only the message tells).
+pub(crate) fn status_of_runtime_code(code: ort::ErrorCode, otherwise: UnetStatus) -> UnetStatus {
+    use ort::ErrorCode as C;
+    match code {
+        C::InvalidProtobuf | C::NoModel => UnetStatus::ModelInvalid,
+        C::InvalidGraph | C::NotImplemented => UnetStatus::ModelIncompatible,
+        C::ExecutionProviderFailure | C::DeviceReset => UnetStatus::ProviderUnavailable,
+        C::ModelLoadCanceled => UnetStatus::Cancelled,
+        _ => otherwise,
+    }
+}
+
+/// I/O failures: status Io, the `io::Error` kept as the cause. Add the path with [`Error::context`].
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        let status = if e.kind() == std::io::ErrorKind::OutOfMemory { UnetStatus::OutOfMemory } else { UnetStatus::Io };
+        Error::new(status, e.to_string()).caused_by(e)
     }
 }
 
@@ -161,7 +200,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -173,5 +216,18 @@ mod tests {
             assert_eq!(*status as i32, i as i32, "{status:?} moved");
             assert!(!status.description().is_empty());
         }
+    }
+
+    #[test]
+    fn causes_are_kept_and_io_errors_convert() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let e = Error::from(io).context("writing /x");
+        assert_eq!(e.status(), UnetStatus::Io);
+        assert_eq!(e.message(), "writing /x: denied");
+        assert_eq!(e.source().unwrap().to_string(), "denied");
+        assert!(Error::new(UnetStatus::Io, "plain").source().is_none());
+        // Equality ignores the cause.
+        assert_eq!(Error::new(UnetStatus::Io, "denied"), Error::from(std::io::Error::other("denied")));
     }
 }

@@ -399,6 +399,12 @@ fn what_cannot_run_is_refused_naming_the_field() {
         assert!(err.message().contains(needle), "expected '{needle}' in: {err}");
         assert!(matches!(err.status(), UnetStatus::ModelIncompatible | UnetStatus::ModelInvalid), "{err}");
     }
+    // Bytes that are no model at all: ONNX Runtime's own error is kept as the cause.
+    let err = Model::from_bytes(b"PK\x03\x04 not really a zip", &common::options()).unwrap_err();
+    assert_eq!(err.status(), UnetStatus::ModelInvalid, "{err}");
+    let err = Model::from_bytes(&[0x08; 64], &common::options()).unwrap_err();
+    assert_eq!(err.status(), UnetStatus::ModelInvalid, "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "the ONNX Runtime error is the cause");
     let no_rdf = zip_package(&[("net.onnx", &onnx)]);
     assert!(Model::from_bytes(&no_rdf, &common::options()).unwrap_err().message().contains("rdf.yaml"));
 }

@@ -49,16 +49,57 @@ pub(crate) fn finish(name: &str, result: std::thread::Result<Result<()>>) -> Une
             e.status()
         }
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(&format!("{name}: internal error (please report): {what}"));
+            record_panic(name, panic);
             UnetStatus::Panic
         }
     }
 }
+
+fn record_panic(name: &str, panic: Box<dyn std::any::Any + Send>) {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    set_last_error(&format!("{name}: internal error (please report): {what}"));
+}
+
+/// The panic boundary of entry points that return nothing (the free functions): a panic never unwinds into C and
+/// its message goes to unet_last_error(); otherwise the last error is left as it was.
+pub(crate) fn ffi_void(name: &str, body: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        record_panic(name, panic);
+    }
+}
+
+/// The conversion from a C enum's `uint32_t` field to its Rust enum (rustls-ffi's `u32_enum_builder` idea): the
+/// values are the enum's own discriminants, never numbers repeated at the match sites. An unknown value is an
+/// INVALID_ARGUMENT naming the field.
+macro_rules! u32_enum {
+    ($ty:ident { $($variant:ident),+ $(,)? }) => {
+        impl $ty {
+            pub(crate) fn from_u32(v: u32) -> Option<Self> {
+                $(if v == $ty::$variant as u32 {
+                    return Some($ty::$variant);
+                })+
+                None
+            }
+
+            /// The value of `field`, or an error naming it.
+            #[allow(dead_code)]
+            pub(crate) fn from_field(v: u32, field: &str) -> $crate::error::Result<Self> {
+                Self::from_u32(v).ok_or_else(|| {
+                    $crate::error::Error::invalid_argument(format!(
+                        "{field} is {v}, not a {} value ({})",
+                        stringify!($ty),
+                        [$(format!("{} = {}", stringify!($variant), $ty::$variant as u32)),+].join(", ")
+                    ))
+                })
+            }
+        }
+    };
+}
+pub(crate) use u32_enum;
 
 pub(crate) fn null(name: &str) -> Error {
     Error::new(UnetStatus::NullArgument, format!("argument `{name}` is NULL"))
@@ -86,6 +127,21 @@ pub(crate) unsafe fn try_ref<'a, T>(p: *const T, name: &str) -> Result<&'a T> {
     check_aligned(p, name)?;
     // SAFETY: non-NULL and aligned; validity is the caller's contract.
     Ok(unsafe { &*p })
+}
+
+/// Writes `value` through a pointer that must not be NULL and must be aligned (an out-parameter or an init
+/// function's struct): the one place these three checks and the write live.
+///
+/// # Safety
+/// `p` must be NULL or point to a writable `T`.
+pub(crate) unsafe fn try_write<T>(p: *mut T, value: T, name: &str) -> Result<()> {
+    if p.is_null() {
+        return Err(null(name));
+    }
+    check_aligned(p, name)?;
+    // SAFETY: non-NULL and aligned; writability is the caller's contract. `write` drops nothing old.
+    unsafe { p.write(value) };
+    Ok(())
 }
 
 /// Structs that begin with `uint32_t struct_size` and may grow in later versions by appending fields.
@@ -176,6 +232,26 @@ mod tests {
             }
             Ok(())
         })
+    }
+
+    #[test]
+    fn void_entry_points_catch_panics_too() {
+        set_last_error("earlier");
+        ffi_void("unet_void", || {});
+        assert_eq!(unsafe { CStr::from_ptr(last_error_ptr()) }.to_bytes(), b"earlier", "success leaves it");
+        ffi_void("unet_void", || panic!("in a destructor"));
+        let msg = unsafe { CStr::from_ptr(last_error_ptr()) }.to_str().unwrap().to_string();
+        assert!(msg.contains("unet_void") && msg.contains("in a destructor"), "{msg}");
+    }
+
+    #[test]
+    fn c_enum_values_come_from_the_enums() {
+        use super::{model::UnetProvider, segment::UnetInstances};
+        assert_eq!(UnetInstances::from_u32(UnetInstances::Watershed as u32), Some(UnetInstances::Watershed));
+        assert_eq!(UnetProvider::from_u32(3), None);
+        let e = UnetInstances::from_field(7, "options->instances").unwrap_err();
+        assert_eq!(e.status(), UnetStatus::InvalidArgument);
+        assert!(e.message().contains("options->instances is 7") && e.message().contains("Watershed = 2"), "{e}");
     }
 
     #[test]

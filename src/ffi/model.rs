@@ -25,13 +25,14 @@ pub enum UnetProvider {
     Cuda = 2,
 }
 
+super::u32_enum!(UnetProvider { Auto, Cpu, Cuda });
+
 impl UnetProvider {
-    pub(crate) fn from_u32(v: u32) -> Option<Provider> {
-        match v {
-            0 => Some(Provider::Auto),
-            1 => Some(Provider::Cpu),
-            2 => Some(Provider::Cuda),
-            _ => None,
+    pub(crate) fn provider(self) -> Provider {
+        match self {
+            UnetProvider::Auto => Provider::Auto,
+            UnetProvider::Cpu => Provider::Cpu,
+            UnetProvider::Cuda => Provider::Cuda,
         }
     }
 
@@ -177,21 +178,15 @@ pub struct UnetModelInfo {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unet_model_options_init(options: *mut UnetModelOptions) -> UnetStatus {
     ffi_entry!("unet_model_options_init", {
-        if options.is_null() {
-            return Err(null("options"));
-        }
-        super::check_aligned(options, "options")?;
-        // SAFETY: non-NULL, aligned, and the caller provides a whole struct.
-        unsafe { options.write(UnetModelOptions::defaults()) };
-        Ok(())
+        // SAFETY: the caller passes NULL or a whole writable struct.
+        unsafe { super::try_write(options, UnetModelOptions::defaults(), "options") }
     })
 }
 
 unsafe fn model_options(options: *const UnetModelOptions) -> crate::error::Result<ModelOptions> {
     // SAFETY: forwarded contract.
     let o = unsafe { read_versioned(options, "options") }?.unwrap_or_else(UnetModelOptions::defaults);
-    let provider = UnetProvider::from_u32(o.provider)
-        .ok_or_else(|| Error::invalid_argument(format!("options->provider {} is not a UnetProvider", o.provider)))?;
+    let provider = UnetProvider::from_field(o.provider, "options->provider")?.provider();
     // SAFETY: the caller passes NULL or a NUL-terminated string.
     let ort_library = unsafe { opt_cstr(o.ort_library_path) }.map(cstr_to_path);
     Ok(ModelOptions { provider, threads: o.threads as usize, ort_library, cuda_device: o.cuda_device })
@@ -217,12 +212,8 @@ pub unsafe extern "C" fn unet_model_load(
     out: *mut *mut UnetModel,
 ) -> UnetStatus {
     ffi_entry!("unet_model_load", {
-        if out.is_null() {
-            return Err(null("out"));
-        }
-        super::check_aligned(out, "out")?;
-        // SAFETY: checked above.
-        unsafe { *out = std::ptr::null_mut() };
+        // SAFETY: the caller passes NULL or a writable pointer; NULL first, so a failure leaves no stale handle.
+        unsafe { super::try_write(out, std::ptr::null_mut(), "out") }?;
         let opts = unsafe { model_options(options) }?;
         let model = match unsafe { opt_cstr(path) } {
             None => Model::embedded_default(&opts)?,
@@ -246,11 +237,8 @@ pub unsafe extern "C" fn unet_model_load_from_memory(
     out: *mut *mut UnetModel,
 ) -> UnetStatus {
     ffi_entry!("unet_model_load_from_memory", {
-        if out.is_null() {
-            return Err(null("out"));
-        }
-        super::check_aligned(out, "out")?;
-        unsafe { *out = std::ptr::null_mut() };
+        // SAFETY: as in unet_model_load.
+        unsafe { super::try_write(out, std::ptr::null_mut(), "out") }?;
         if data.is_null() {
             return Err(null("data"));
         }
@@ -272,13 +260,12 @@ pub unsafe extern "C" fn unet_model_load_from_memory(
 /// Every pointer must be NULL or valid for what its type and the documentation above describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unet_model_free(model: *mut UnetModel) {
-    if !model.is_null() {
-        // A panic in a destructor must not unwind into C either.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    super::ffi_void("unet_model_free", || {
+        if !model.is_null() {
             // SAFETY: created by Box::into_raw in unet_model_load*.
             drop(unsafe { Box::from_raw(model) });
-        }));
-    }
+        }
+    });
 }
 
 /// Describes a loaded model: architecture, size rules, and the execution provider that actually runs it.

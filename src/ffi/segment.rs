@@ -23,6 +23,7 @@ pub enum UnetDtype {
     /// Label images for unet_weight_map; unet_segment accepts it too (values are used as f32, exact below 2^24).
     U32 = 4,
 }
+super::u32_enum!(UnetDtype { U8, U16, F32, U32 });
 
 /// A borrowed image: `height` rows of `width` pixels of `channels` interleaved values, rows `row_stride_bytes`
 /// apart. f32 images must not contain NaN or infinity (rejected with UNET_STATUS_NON_FINITE_PIXEL).
@@ -67,6 +68,7 @@ pub enum UnetNormalization {
     /// Per channel (x - P_low) / (P_high - P_low) with the percentiles below.
     Percentile = 2,
 }
+super::u32_enum!(UnetNormalization { Model, None, Percentile });
 
 /// How the foreground becomes instances (values of `UnetSegmentOptions.instances`).
 #[repr(u32)]
@@ -79,6 +81,7 @@ pub enum UnetInstances {
     /// Seeded watershed on the distance transform of the foreground: splits touching cells at their neck.
     Watershed = 2,
 }
+super::u32_enum!(UnetInstances { Model, Components, Watershed });
 
 /// Called after each step with (user_data, done, total); return 0 to continue, non-zero to cancel
 /// (unet_segment then returns UNET_STATUS_CANCELLED). Called on the thread that called unet_segment.
@@ -260,13 +263,9 @@ pub unsafe extern "C" fn unet_image_init(
     channels: usize,
 ) -> UnetStatus {
     ffi_entry!("unet_image_init", {
-        if image.is_null() {
-            return Err(null("image"));
-        }
-        check_aligned(image, "image")?;
         let value = UnetImage { dtype, data, width, height, channels, ..UnetImage::defaults() };
-        // SAFETY: non-NULL and aligned.
-        unsafe { image.write(value) };
+        // SAFETY: the caller passes NULL or a writable struct.
+        unsafe { super::try_write(image, value, "image") }?;
         Ok(())
     })
 }
@@ -276,16 +275,16 @@ pub unsafe extern "C" fn unet_image_init(
 /// # Safety
 /// `image.data` must point to the rows the struct describes.
 pub(crate) unsafe fn image_view<'a>(image: &UnetImage) -> Result<ImageView<'a>> {
-    let elem = match image.dtype {
-        1 => 1usize,
-        2 => 2,
-        3 | 4 => 4,
-        d => {
-            return Err(Error::new(
-                UnetStatus::UnsupportedDtype,
-                format!("image dtype {d} is not u8 (1), u16 (2), f32 (3) or u32 (4)"),
-            ));
-        }
+    let dtype = UnetDtype::from_u32(image.dtype).ok_or_else(|| {
+        Error::new(
+            UnetStatus::UnsupportedDtype,
+            format!("image dtype {} is not u8 (1), u16 (2), f32 (3) or u32 (4)", image.dtype),
+        )
+    })?;
+    let elem = match dtype {
+        UnetDtype::U8 => 1usize,
+        UnetDtype::U16 => 2,
+        UnetDtype::F32 | UnetDtype::U32 => 4,
     };
     checked_area(image.width, image.height)?;
     if image.channels == 0 || image.channels > crate::image::MAX_CHANNELS {
@@ -319,17 +318,17 @@ pub(crate) unsafe fn image_view<'a>(image: &UnetImage) -> Result<ImageView<'a>> 
     let stride = stride / elem;
     // SAFETY: the caller vouches that the described rows are readable; alignment is checked per type.
     let pixels = unsafe {
-        match image.dtype {
-            1 => Pixels::U8(std::slice::from_raw_parts(image.data as *const u8, n)),
-            2 => {
+        match dtype {
+            UnetDtype::U8 => Pixels::U8(std::slice::from_raw_parts(image.data as *const u8, n)),
+            UnetDtype::U16 => {
                 check_aligned(image.data as *const u16, "image->data")?;
                 Pixels::U16(std::slice::from_raw_parts(image.data as *const u16, n))
             }
-            3 => {
+            UnetDtype::F32 => {
                 check_aligned(image.data as *const f32, "image->data")?;
                 Pixels::F32(std::slice::from_raw_parts(image.data as *const f32, n))
             }
-            _ => {
+            UnetDtype::U32 => {
                 check_aligned(image.data as *const u32, "image->data")?;
                 Pixels::U32(std::slice::from_raw_parts(image.data as *const u32, n))
             }
@@ -358,15 +357,14 @@ pub(crate) unsafe fn output<'a, T>(ptr: *mut T, len: usize, area: usize, name: &
 }
 
 fn segment_options<'p>(o: &UnetSegmentOptions, model: &crate::model::Model) -> Result<SegmentOptions<'p>> {
-    let normalization = match o.normalization {
-        0 => None,
-        1 => Some(Normalization::None),
-        2 => {
+    let normalization = match UnetNormalization::from_field(o.normalization, "options->normalization")? {
+        UnetNormalization::Model => None,
+        UnetNormalization::None => Some(Normalization::None),
+        UnetNormalization::Percentile => {
             let n = Normalization::Percentile { low: o.percentile_low, high: o.percentile_high };
             n.validate()?;
             Some(n)
         }
-        v => return Err(Error::invalid_argument(format!("options->normalization {v} is not a UnetNormalization"))),
     };
     let connectivity = match o.connectivity {
         4 => Connectivity::Four,
@@ -389,11 +387,10 @@ fn segment_options<'p>(o: &UnetSegmentOptions, model: &crate::model::Model) -> R
         smoothing: given(o.watershed_smoothing),
         seed: given(o.watershed_seed),
     };
-    let request = match o.instances {
-        0 => InstanceRequest::Model,
-        1 => InstanceRequest::Components,
-        2 => InstanceRequest::Watershed,
-        v => return Err(Error::invalid_argument(format!("options->instances {v} is not a UnetInstances value"))),
+    let request = match UnetInstances::from_field(o.instances, "options->instances")? {
+        UnetInstances::Model => InstanceRequest::Model,
+        UnetInstances::Components => InstanceRequest::Components,
+        UnetInstances::Watershed => InstanceRequest::Watershed,
     };
     let instances = resolve_instances(request, overrides, model.metadata().postprocessing)?;
     Ok(SegmentOptions {

@@ -3,7 +3,7 @@
 use std::mem::size_of;
 
 use super::{
-    Versioned, check_aligned, ffi_entry, frozen_v1_size, null, read_versioned,
+    Versioned, ffi_entry, frozen_v1_size, null, read_versioned,
     segment::{UnetImage, image_view, output},
 };
 use crate::{
@@ -23,6 +23,7 @@ pub enum UnetClassBalance {
     /// w_c = background_weight or foreground_weight.
     Explicit = 2,
 }
+super::u32_enum!(UnetClassBalance { None, InverseFrequency, Explicit });
 
 /// Weight-map options. Initialise with unet_weight_map_options_init().
 #[repr(C)]
@@ -99,22 +100,18 @@ impl Versioned for UnetWeightMapOutputs {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unet_weight_map_options_init(options: *mut UnetWeightMapOptions) -> UnetStatus {
     ffi_entry!("unet_weight_map_options_init", {
-        if options.is_null() {
-            return Err(null("options"));
-        }
-        check_aligned(options, "options")?;
-        // SAFETY: non-NULL and aligned.
-        unsafe { options.write(UnetWeightMapOptions::defaults()) };
-        Ok(())
+        // SAFETY: the caller passes NULL or a writable struct.
+        unsafe { super::try_write(options, UnetWeightMapOptions::defaults(), "options") }
     })
 }
 
 fn weight_map_options(o: &UnetWeightMapOptions) -> Result<WeightMapOptions> {
-    let balance = match o.balance {
-        0 => ClassBalance::None,
-        1 => ClassBalance::InverseFrequency,
-        2 => ClassBalance::Explicit { background: o.background_weight, foreground: o.foreground_weight },
-        b => return Err(Error::invalid_argument(format!("options->balance {b} is not a UnetClassBalance"))),
+    let balance = match UnetClassBalance::from_field(o.balance, "options->balance")? {
+        UnetClassBalance::None => ClassBalance::None,
+        UnetClassBalance::InverseFrequency => ClassBalance::InverseFrequency,
+        UnetClassBalance::Explicit => {
+            ClassBalance::Explicit { background: o.background_weight, foreground: o.foreground_weight }
+        }
     };
     let options = WeightMapOptions { w0: o.w0, sigma: o.sigma, balance, border_width: o.border_width as usize };
     options.validate()?;

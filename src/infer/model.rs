@@ -187,8 +187,13 @@ impl Model {
 
 fn classify_run_error(e: ort::Error, shape: &[usize]) -> Error {
     let msg = e.to_string();
-    let status = if is_out_of_memory(&msg) { UnetStatus::OutOfMemory } else { UnetStatus::RuntimeError };
-    Error::new(status, format!("ONNX Runtime failed on a tile batch of shape {shape:?}: {msg}"))
+    // Out of memory has no code of its own (a generic failure or runtime exception): only its words tell.
+    let status = if is_out_of_memory(&msg) {
+        UnetStatus::OutOfMemory
+    } else {
+        crate::error::status_of_runtime_code(e.code(), UnetStatus::RuntimeError)
+    };
+    Error::new(status, format!("ONNX Runtime failed on a tile batch of shape {shape:?}: {msg}")).caused_by(e)
 }
 
 /// Whether an ONNX Runtime error means memory ran out: its arena's words ("Failed to allocate", "Available memory
@@ -264,14 +269,17 @@ fn cuda_provider(device: i32) -> ort::ep::CUDA {
     cuda
 }
 
-/// A session that fails to load is either not ONNX at all (or truncated) or ONNX that ONNX Runtime rejects.
+/// A session that fails to load is either not ONNX at all (or truncated) or ONNX that ONNX Runtime rejects: by
+/// ONNX Runtime's error code, and by whether the bytes parse as a model with a graph at all.
 fn classify_load_error(e: ort::Error, bytes: &[u8]) -> Error {
     let msg = e.to_string();
     let parses = ModelProto::decode(bytes).map(|m| m.graph.is_some()).unwrap_or(false);
-    if !parses || msg.contains("Protobuf parsing failed") || msg.contains("No graph was found") {
+    let status = crate::error::status_of_runtime_code(e.code(), UnetStatus::ModelIncompatible);
+    if !parses || status == UnetStatus::ModelInvalid {
         Error::new(UnetStatus::ModelInvalid, format!("not a valid ONNX model (truncated or another format): {msg}"))
+            .caused_by(e)
     } else {
-        Error::new(UnetStatus::ModelIncompatible, format!("ONNX Runtime cannot load the model: {msg}"))
+        Error::new(UnetStatus::ModelIncompatible, format!("ONNX Runtime cannot load the model: {msg}")).caused_by(e)
     }
 }
 

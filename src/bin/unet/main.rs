@@ -778,25 +778,26 @@ fn run(cli: Cli) -> unet::Result<()> {
                     }
                     let started = Instant::now();
                     // A strategy that fails on this GPU loses its row, not the others.
-                    let timed = std::panic::catch_unwind(|| match train_device {
-                        TrainDevice::Cpu => Ok(unet::train::benchmark::time_steps::<unet::train::TrainBackend>(
-                            arch,
-                            tile,
-                            warmup,
-                            reps,
-                            &Default::default(),
-                        )
-                        .0),
-                        #[cfg(feature = "cuda")]
-                        TrainDevice::Cuda(index) => unet::train::device::cuda_device(index).map(|cuda| {
-                            unet::train::benchmark::time_steps::<unet::train::device::CudaTrainBackend>(
-                                arch, tile, warmup, reps, &cuda,
+                    let timed: std::thread::Result<unet::Result<Vec<f64>>> =
+                        std::panic::catch_unwind(|| match train_device {
+                            TrainDevice::Cpu => Ok(unet::train::benchmark::time_steps::<unet::train::TrainBackend>(
+                                arch,
+                                tile,
+                                warmup,
+                                reps,
+                                &Default::default(),
                             )
-                            .0
-                        }),
-                        #[cfg(not(feature = "cuda"))]
-                        TrainDevice::Cuda(_) => unreachable!("check_built refused CUDA in this build"),
-                    });
+                            .0),
+                            #[cfg(feature = "cuda")]
+                            TrainDevice::Cuda(index) => unet::train::device::cuda_device(index).map(|cuda| {
+                                unet::train::benchmark::time_steps::<unet::train::device::CudaTrainBackend>(
+                                    arch, tile, warmup, reps, &cuda,
+                                )
+                                .0
+                            }),
+                            #[cfg(not(feature = "cuda"))]
+                            TrainDevice::Cuda(_) => unreachable!("check_built refused CUDA in this build"),
+                        });
                     match timed {
                         Ok(steps) => {
                             let steps = steps?;
