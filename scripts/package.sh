@@ -14,8 +14,12 @@ dest=$(cd "$dest" && pwd)
 cp include/unet.h "$dest"/include/
 cp plugin/cpp/include/unet/unet.hpp "$dest"/include/unet/
 cp "target/$profile/libunet.so" "$dest"/lib/
-# Installed without debug info (32 MB -> ~10 MB); target/ keeps it for profiling.
+# Shipped stripped (~10 MB instead of ~40 MB); the debug info goes beside it, split off, where gdb finds it by the
+# debug link (lib/.debug/libunet.so.debug): crash reports from users stay readable.
+mkdir -p "$dest"/lib/.debug
+objcopy --only-keep-debug "$dest"/lib/libunet.so "$dest"/lib/.debug/libunet.so.debug
 strip --strip-debug "$dest"/lib/libunet.so
+(cd "$dest"/lib && objcopy --add-gnu-debuglink=.debug/libunet.so.debug libunet.so)
 # ONNX Runtime beside libunet.so: the library finds it there with nothing else configured.
 cp "$ort" "$dest"/lib/
 subst() { sed -e "s|@VERSION@|$version|g" -e "s|@MAJOR@|${version%%.*}|g" -e "s|@PREFIX@|$dest|g" "$1" > "$2"; }

@@ -5,6 +5,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 pkg=$(scripts/package.sh out/package debug)
+# The installed library carries no debug info, only a link to the split-off file, which has it.
+! readelf -S "$pkg/lib/libunet.so" | grep -q '\.debug_info' || { echo "libunet.so is not stripped"; exit 1; }
+readelf --string-dump=.gnu_debuglink "$pkg/lib/libunet.so" | grep -q 'libunet.so.debug'
+readelf -S "$pkg/lib/.debug/libunet.so.debug" | grep -q '\.debug_info'
 cargo build --quiet --bin unet
 target/debug/unet export-baseline out/baseline.onnx >/dev/null
 export UNET_EXAMPLE_MODEL=$root/out/baseline.onnx

@@ -5,8 +5,8 @@ mod common;
 
 use common::Rng;
 use unet::{
-    UnetStatus,
-    weight_map::{ClassBalance, LabelData, LabelView, WeightMapOptions, weight_map},
+    ImageView, Pixels, UnetStatus,
+    weight_map::{ClassBalance, LabelView, WeightMapOptions, weight_map},
 };
 
 /// The documented conventions, implemented the obvious way.
@@ -205,10 +205,10 @@ fn u8_u16_u32_and_strides_agree() {
             u16s[y * stride + x] = small[y * w + x] as u16;
         }
     }
-    for data in [LabelData::U8(&u8s), LabelData::U16(&u16s)] {
+    for data in [Pixels::U8(&u8s), Pixels::U16(&u16s)] {
         let mut got = vec![0f32; w * h];
-        weight_map(&LabelView::new(data, w, h, stride).unwrap(), &WeightMapOptions::default(), Some(&mut got), None)
-            .unwrap();
+        let view = LabelView::new(ImageView::new(data, w, h, 1, stride).unwrap()).unwrap();
+        weight_map(&view, &WeightMapOptions::default(), Some(&mut got), None).unwrap();
         assert_eq!(got, want);
     }
 }

@@ -21,7 +21,7 @@
 use crate::{
     distance::EdtScratch,
     error::{Error, Result, UnetStatus},
-    image::checked_area,
+    image::{ImageView, Pixels},
 };
 
 /// How w_c balances the classes.
@@ -73,61 +73,42 @@ impl WeightMapOptions {
     }
 }
 
-/// A borrowed label image: u8, u16 or u32 labels, rows `row_stride` elements apart.
-#[derive(Clone, Copy, Debug)]
-pub enum LabelData<'a> {
-    U8(&'a [u8]),
-    U16(&'a [u16]),
-    U32(&'a [u32]),
-}
-
+/// A label image: a one-channel [`ImageView`] of integer labels (u8, u16 or u32), the same strided view and the
+/// same checks as every image (one definition of a borrowed image).
 #[derive(Clone, Copy, Debug)]
 pub struct LabelView<'a> {
-    pub data: LabelData<'a>,
+    view: ImageView<'a>,
     pub width: usize,
     pub height: usize,
-    pub row_stride: usize,
 }
 
 impl<'a> LabelView<'a> {
-    pub fn new(data: LabelData<'a>, width: usize, height: usize, row_stride: usize) -> Result<Self> {
-        checked_area(width, height)?;
-        if row_stride < width {
+    pub fn new(view: ImageView<'a>) -> Result<Self> {
+        if view.channels != 1 {
             return Err(Error::new(
-                UnetStatus::InvalidStride,
-                format!("row stride {row_stride} elements is smaller than a row ({width})"),
+                UnetStatus::InvalidSize,
+                format!("a label image has one channel, not {}", view.channels),
             ));
         }
-        let needed = (height - 1)
-            .checked_mul(row_stride)
-            .and_then(|n| n.checked_add(width))
-            .ok_or_else(|| Error::new(UnetStatus::SizeOverflow, "label rows overflow"))?;
-        let len = match data {
-            LabelData::U8(d) => d.len(),
-            LabelData::U16(d) => d.len(),
-            LabelData::U32(d) => d.len(),
-        };
-        if len < needed {
-            return Err(Error::new(
-                UnetStatus::BufferTooSmall,
-                format!("label buffer holds {len} elements, {needed} needed"),
-            ));
+        if matches!(view.pixels, Pixels::F32(_)) {
+            return Err(Error::new(UnetStatus::UnsupportedDtype, "labels must be u8, u16 or u32 integers, not f32"));
         }
-        Ok(LabelView { data, width, height, row_stride })
+        Ok(LabelView { view, width: view.width, height: view.height })
     }
 
     /// A packed u32 label image.
     pub fn packed_u32(data: &'a [u32], width: usize, height: usize) -> Result<Self> {
-        LabelView::new(LabelData::U32(data), width, height, width)
+        LabelView::new(ImageView::new(Pixels::U32(data), width, height, 1, width)?)
     }
 
     #[inline]
     pub fn get(&self, x: usize, y: usize) -> u32 {
-        let i = y * self.row_stride + x;
-        match self.data {
-            LabelData::U8(d) => d[i] as u32,
-            LabelData::U16(d) => d[i] as u32,
-            LabelData::U32(d) => d[i],
+        let i = y * self.view.row_stride + x;
+        match self.view.pixels {
+            Pixels::U8(d) => d[i] as u32,
+            Pixels::U16(d) => d[i] as u32,
+            Pixels::U32(d) => d[i],
+            Pixels::F32(d) => d[i] as u32, // refused by `new`
         }
     }
 }

@@ -7,9 +7,8 @@ use super::{
     segment::{UnetImage, image_view, output},
 };
 use crate::{
-    error::{Error, Result, UnetStatus},
-    image::Pixels,
-    weight_map::{ClassBalance, LabelData, LabelView, WeightMapOptions, weight_map},
+    error::{Result, UnetStatus},
+    weight_map::{ClassBalance, LabelView, WeightMapOptions, weight_map},
 };
 
 /// Class balance of the weight map (values of `UnetWeightMapOptions.balance`).
@@ -139,23 +138,8 @@ pub unsafe extern "C" fn unet_weight_map(
         }
         // SAFETY: non-NULL; read_versioned checks alignment and the version.
         let outs = unsafe { read_versioned(outputs, "outputs") }?.expect("checked for NULL");
-        if labels.dtype == 3 {
-            return Err(Error::new(UnetStatus::UnsupportedDtype, "labels must be u8, u16 or u32 integers, not f32"));
-        }
         let view = unsafe { image_view(&labels) }?;
-        if view.channels != 1 {
-            return Err(Error::new(
-                UnetStatus::InvalidSize,
-                format!("a label image has one channel, not {}", view.channels),
-            ));
-        }
-        let data = match view.pixels {
-            Pixels::U8(d) => LabelData::U8(d),
-            Pixels::U16(d) => LabelData::U16(d),
-            Pixels::U32(d) => LabelData::U32(d),
-            Pixels::F32(_) => unreachable!("rejected above"),
-        };
-        let label_view = LabelView::new(data, view.width, view.height, view.row_stride)?;
+        let label_view = LabelView::new(view)?;
         let options = weight_map_options(&opts)?;
         let area = view.area();
         let weights = unsafe { output(outs.weights, outs.weights_len, area, "weights") }?;

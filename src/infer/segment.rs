@@ -42,7 +42,8 @@ pub struct SegmentOptions<'p> {
     pub memory_budget: usize,
     /// Largest output tile edge; overrides the memory budget.
     pub max_tile: Option<usize>,
-    /// Tiles per ONNX Runtime call; 0 = automatic (1 on the CPU, 4 on a GPU, fewer if the GPU runs out of memory).
+    /// Tiles per ONNX Runtime call; 0 = automatic (1 on the CPU, 4 on a GPU, fewer if the GPU runs out of memory);
+    /// never more than an imported network allows (its batch axis may be fixed at 1).
     pub tiles_per_run: usize,
     /// Overrides the model's normalisation.
     pub normalization: Option<Normalization>,
