@@ -7,7 +7,7 @@ export UNET_ORT_LIB := $(ORT_DIR)
 OUT := out
 
 .PHONY: demo test lint ort demo-image header baseline-model bench clean package train-default-model check-cuda \
-	gpu-prepare gpu-dry-run fuzz
+	gpu-prepare gpu-dry-run fuzz fiji-update-site
 
 ort:
 	@scripts/fetch-onnxruntime.sh >/dev/null
@@ -76,6 +76,10 @@ gpu-dry-run: ort demo-image
 # An installable folder: include/, lib/ (libunet.so and ONNX Runtime), lib/cmake/unet, lib/pkgconfig.
 package:
 	scripts/package.sh $(or $(PREFIX),out/package)
+
+# Fiji update-site files (plugins/, lib/linux64/ with ONNX Runtime) and how to upload them: out/fiji-update-site.
+fiji-update-site: ort
+	scripts/fiji-update-site.sh $(OUT)/fiji-update-site
 
 clean:
 	cargo clean

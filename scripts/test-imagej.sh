@@ -38,7 +38,9 @@ run_macro() {  # NAME MACRO [java args...]
 }
 run_macro headless plugin/imagej/test/headless.ijm java -Djava.awt.headless=true -cp "$cp_:$dest/plugins/UNet_Plugin.jar"
 grep -q "U-Net error: .*nonexistent/model.onnx" out/imagej-headless.log || { echo "the error did not reach the log"; exit 1; }
-run_macro menu plugin/imagej/test/menu.ijm xvfb-run -a java -Dplugins.dir="$dest" -cp "$cp_"
+# The menu test runs from the Fiji update-site folder (`make fiji-update-site`, release build), as a user installs it.
+site=$(scripts/fiji-update-site.sh out/fiji-update-site | tail -1)
+run_macro menu plugin/imagej/test/menu.ijm xvfb-run -a java -Dplugins.dir="$site" -cp "$cp_"
 # Progress bar and Esc, which no macro can observe: a Java harness records what the plugin shows on ImageJ's bar.
 classes=$(mktemp -d)
 javac -d "$classes" -cp "$cp_:$dest/plugins/UNet_Plugin.jar" plugin/imagej/test/ProgressAndEscape.java

@@ -12,6 +12,9 @@ export UNET_LIBRARY=$root/target/debug/libunet.so UNET_TEST_ARTIFACTS=$root/out/
 export UNET_TEST_MODEL=$root/out/baseline.onnx UNET_TEST_RANDOM_MODEL=$root/out/random-depth4.onnx
 target/debug/unet init-model --base-width 2 --depth 4 --seed 3 "$UNET_TEST_RANDOM_MODEL" >/dev/null
 # The same image and model through the CLI, for the cross-host check in tests/test_api.py.
+# The demo image for the napari sample (the folder make demo uses); UNET_TEST_ONLINE: the sample's own download
+# from PyPI is tested too (CI reaches PyPI).
+export UNET_DEMO_IMAGE=$(scripts/fetch-demo-image.sh) UNET_TEST_ONLINE=${UNET_TEST_ONLINE:-1}
 export UNET_TEST_SAMPLE=$root/out/hosts-sample.tif UNET_TEST_SAMPLE_LABELS=$root/out/hosts-sample-watershed.tif
 target/debug/unet sample-image "$UNET_TEST_SAMPLE" --width 256 --height 192 --cells 40 --seed 3 >/dev/null
 target/debug/unet segment "$UNET_TEST_SAMPLE" --model "$UNET_TEST_MODEL" --provider cpu --instances watershed \

@@ -1,10 +1,12 @@
 """The plugin inside a real napari viewer (run under xvfb-run): manifest validation, the Segment and Weight Map
 dock widgets, and a screenshot of the viewer saved as a test artifact."""
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import ARTIFACTS, BASELINE
 from test_api import squares
@@ -77,6 +79,30 @@ def test_sample_data_opens_and_segments(make_napari_viewer):
 
     labels = load_model(None, "cpu").segment(layer.data, outputs=("labels",))["labels"]
     assert labels.max() >= 40, f"the default model found {labels.max()} nuclei in the sample (about 90 drawn)"
+
+
+def test_demo_image_sample_opens_with_its_truth(make_napari_viewer):
+    """File > Open Sample > U-Net > Real fluorescence nuclei: the DSB 2018 image and its 125 labelled nuclei (from
+    UNET_DEMO_IMAGE here, the folder `make demo` uses)."""
+    viewer = make_napari_viewer()
+    viewer.open_sample("unet-napari", "dsb2018-nuclei")
+    image, truth = viewer.layers["DSB 2018 nuclei"], viewer.layers["DSB 2018 ground truth"]
+    assert image.data.shape == (512, 512) and len(np.unique(truth.data)) == 126
+
+
+@pytest.mark.skipif(not os.environ.get("UNET_TEST_ONLINE"), reason="downloads from PyPI (UNET_TEST_ONLINE=1)")
+def test_demo_image_downloads_once_and_checks_its_pins(tmp_path, monkeypatch):
+    from unet_napari import _samples
+
+    monkeypatch.delenv("UNET_DEMO_IMAGE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    layers = _samples.dsb2018_nuclei()
+    assert layers[0][0].shape == (512, 512) and (tmp_path / "unet-napari/dsb2018/.complete").exists()
+    # The pins guard the download: a wheel that does not match them is refused, nothing is cached.
+    monkeypatch.setattr(_samples, "_WHEEL_SHA256", "0" * 64)
+    (tmp_path / "unet-napari/dsb2018/.complete").unlink()
+    with pytest.raises(RuntimeError, match="sha256"):
+        _samples.dsb2018_nuclei()
 
 
 def test_segment_widget_reports_progress_and_cancels(make_napari_viewer, qtbot):
