@@ -1,0 +1,160 @@
+//! `unet eval`: scores a model on annotated datasets; `--tune` searches the post-processing.
+
+use super::*;
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// ONNX model ("default" for the embedded one).
+    pub model_path: String,
+    /// Dataset folders; each is scored on its own.
+    #[arg(required = true)]
+    pub data: Vec<PathBuf>,
+    /// Layout (default: detected).
+    #[arg(long, value_parser = ["ctc", "isbi", "folders"])]
+    pub layout: Option<String>,
+    /// Foreground threshold (default: the model's recommendation, else the most probable class).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Remove predicted instances smaller than this (default: the model's recommendation, else 0).
+    #[arg(long, default_value_t = 0)]
+    pub min_size: usize,
+    #[command(flatten)]
+    pub instances: InstanceArgs,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub provider: ProviderArg,
+    /// Score only the last FRACTION of each sequence (the frames `unet train --val-fraction` holds out).
+    #[arg(long)]
+    pub held_out: Option<f64>,
+    /// Ground truth of held-out CTC frames: silver (every frame, complete), gold (annotated frames only), both.
+    #[arg(long, default_value = "both", value_parser = ["silver", "gold", "both"])]
+    pub truth: String,
+    /// Search threshold, instance method (components; watershed h, smoothing) and minimum size on the held-out
+    /// frames (silver truth; --held-out 0.2 unless given), ranked by --tune-for averaged over the datasets.
+    #[arg(long)]
+    pub tune: bool,
+    /// What --tune maximises: seg (light microscopy, the Cell Tracking Challenge's measure) or rand (1 - the
+    /// ISBI 2012 Rand error: EM membranes, where merged and split cells matter).
+    #[arg(long, value_enum, default_value = "seg", requires = "tune")]
+    pub tune_for: TuneFor,
+    /// With --tune: write the model with the best post-processing in its metadata to this file.
+    #[arg(long, requires = "tune")]
+    pub write: Option<PathBuf>,
+}
+
+pub fn run(args: EvalArgs) -> unet::Result<()> {
+    let EvalArgs {
+        model_path,
+        data,
+        layout,
+        threshold,
+        min_size,
+        instances,
+        provider,
+        held_out,
+        truth,
+        tune,
+        tune_for,
+        write,
+    } = args;
+    use unet::dataset::{Layout, Truth, load_with};
+    let args = ModelArgs {
+        model: (model_path != "default").then(|| PathBuf::from(&model_path)),
+        provider,
+        threads: 0,
+        ort_lib: None,
+    };
+    let model = args.load()?;
+    let held_out = if tune { held_out.or(Some(0.2)) } else { held_out };
+    // (dataset, truth name, samples): every gold-annotated image, or the held-out tail of each sequence.
+    let mut sets = Vec::new();
+    for dir in &data {
+        let layout = match layout.as_deref() {
+            Some("ctc") => Layout::Ctc,
+            Some("isbi") => Layout::Isbi,
+            Some("folders") => Layout::Folders,
+            _ => Layout::detect(dir).ok_or_else(|| {
+                unet::Error::new(
+                    unet::UnetStatus::InvalidArgument,
+                    format!("cannot tell the layout of {}: give --layout", dir.display()),
+                )
+            })?,
+        };
+        let truths: &[(&str, Truth)] = match (layout, truth.as_str()) {
+            (Layout::Ctc, "silver") => &[("silver", Truth::Silver)],
+            (Layout::Ctc, "gold") => &[("gold", Truth::Gold)],
+            (Layout::Ctc, _) => &[("silver", Truth::Silver), ("gold", Truth::Gold)],
+            _ => &[("truth", Truth::Gold)],
+        };
+        for &(name, t) in truths {
+            let split = load_with(dir, layout, t, t, held_out.unwrap_or(0.0))?;
+            let total = split.train.len() + split.val.len();
+            let samples = if held_out.is_some() { split.val } else { split.train };
+            if samples.is_empty() && name == "gold" && truth.as_str() == "both" {
+                eprintln!("{}: no gold-annotated frames among those scored; silver only", dir.display());
+                continue;
+            }
+            if samples.is_empty() {
+                // An empty set would print SEG NaN; say why instead.
+                return Err(unet::Error::new(
+                    unet::UnetStatus::InvalidArgument,
+                    match held_out {
+                        Some(f) => format!(
+                            "{}: --held-out {f} of its {total} annotated image(s) leaves none to score (the \
+                             count is rounded per sequence); give a larger fraction, or none to score them all",
+                            dir.display()
+                        ),
+                        None => format!("{}: no annotated images ({name} truth) to score", dir.display()),
+                    },
+                ));
+            }
+            sets.push((dir.clone(), name, samples));
+        }
+    }
+    let method = instances.method(&model)?;
+    let connectivity = instances.connectivity();
+    let test_time_augmentation = instances.tta;
+    let options = || SegmentOptions {
+        threshold,
+        min_size,
+        instances: method,
+        connectivity,
+        test_time_augmentation,
+        ..Default::default()
+    };
+    for (dir, truth_name, samples) in &sets {
+        let started = Instant::now();
+        let s = unet::evaluate::evaluate_with(&model, samples, &options)?;
+        println!(
+            "{} [{truth_name}]: SEG {:.4}, foreground IoU {:.4}, Rand error {:.4} (unassigned as one \
+             segment {:.4}), pixel error {:.4} over {} image(s), {} object(s), {:.1} s",
+            dir.display(),
+            s.seg,
+            s.iou,
+            s.rand_error,
+            s.rand_error_strict,
+            s.pixel_error,
+            s.images,
+            s.objects,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if tune {
+        use unet::evaluate::ValidationSet;
+        // Tune on the complete (silver) truth where there is a choice.
+        let mut chosen: Vec<ValidationSet> = Vec::new();
+        for (dir, truth_name, samples) in sets {
+            let name = dir.display().to_string();
+            if chosen.iter().any(|c| c.name == name) || (truth_name == "gold" && truth.as_str() == "both") {
+                continue;
+            }
+            chosen.push(ValidationSet { name, samples });
+        }
+        let objective = match tune_for {
+            TuneFor::Seg => unet::evaluate::TuneObjective::Seg,
+            TuneFor::Rand => unet::evaluate::TuneObjective::RandFScore,
+        };
+        let grid = unet::evaluate::TuneGrid { test_time_augmentation, objective, ..Default::default() };
+        tune_post_processing(&model, &model_path, &chosen, &grid, connectivity, write.as_deref())?;
+    }
+    Ok(())
+}
