@@ -23,21 +23,93 @@ impl Architecture {
 
     /// Number of trainable parameters (weights and biases).
     pub fn parameter_count(&self) -> usize {
-        let conv = |i: usize, o: usize, k: usize| i * o * k * k + o;
-        let mut n = 0;
+        self.layers().iter().map(Layer::parameter_count).sum()
+    }
+}
+
+/// One convolution of the network: the name its parameters carry (`NAME.weight`, `NAME.bias`) in every file and
+/// module (ONNX initializers, the trainer's modules, checkpoints), its channels and its kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layer {
+    pub name: String,
+    pub input: usize,
+    pub output: usize,
+    pub kind: LayerKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    /// An unpadded 3x3 convolution followed by ReLU.
+    Conv3,
+    /// The 2x2, stride-2 up-convolution at the start of an expansive level.
+    UpConv,
+    /// The final 1x1 convolution to class scores.
+    Head,
+}
+
+/// One level of the contracting path (`level` 0 is the top; `depth` the bottom), or of the expansive path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Level {
+    pub level: usize,
+    /// Contracting: [conv1, conv2]. Expansive: [up, conv1, conv2] (conv1 reads the skip connection and the
+    /// up-sampled map concatenated: twice the width).
+    pub layers: Vec<Layer>,
+}
+
+impl Architecture {
+    /// The network's topology, the one description every walker uses: the contracting levels top to bottom,
+    /// the expansive levels bottom to top, and the head.
+    pub fn topology(&self) -> (Vec<Level>, Vec<Level>, Layer) {
+        let layer = |name: String, input, output, kind| Layer { name, input, output, kind };
         let mut ch = self.in_channels;
+        let mut down = Vec::with_capacity(self.depth + 1);
         for level in 0..=self.depth {
             let w = self.base_width << level;
-            n += conv(ch, w, 3) + conv(w, w, 3);
+            down.push(Level {
+                level,
+                layers: vec![
+                    layer(format!("enc{level}.conv1"), ch, w, LayerKind::Conv3),
+                    layer(format!("enc{level}.conv2"), w, w, LayerKind::Conv3),
+                ],
+            });
             ch = w;
         }
+        let mut up = Vec::with_capacity(self.depth);
         for level in (0..self.depth).rev() {
             let w = self.base_width << level;
-            n += conv(ch, w, 2); // up-convolution, same count as a 2x2 conv
-            n += conv(2 * w, w, 3) + conv(w, w, 3);
+            up.push(Level {
+                level,
+                layers: vec![
+                    layer(format!("dec{level}.up"), ch, w, LayerKind::UpConv),
+                    layer(format!("dec{level}.conv1"), 2 * w, w, LayerKind::Conv3),
+                    layer(format!("dec{level}.conv2"), w, w, LayerKind::Conv3),
+                ],
+            });
             ch = w;
         }
-        n + conv(ch, self.classes, 1)
+        (down, up, layer("head".into(), ch, self.classes, LayerKind::Head))
+    }
+
+    /// Every layer in the canonical order: contracting, expansive, head.
+    pub fn layers(&self) -> Vec<Layer> {
+        let (down, up, head) = self.topology();
+        down.into_iter().chain(up).flat_map(|l| l.layers).chain([head]).collect()
+    }
+}
+
+impl Layer {
+    /// Kernel edge: 3, 2 (up-convolution) or 1 (head).
+    pub fn kernel(&self) -> usize {
+        match self.kind {
+            LayerKind::Conv3 => 3,
+            LayerKind::UpConv => 2,
+            LayerKind::Head => 1,
+        }
+    }
+
+    /// Weights and biases.
+    pub fn parameter_count(&self) -> usize {
+        self.input * self.output * self.kernel() * self.kernel() + self.output
     }
 }
 

@@ -4,7 +4,7 @@
 use rand::{SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, Normal};
 
-use crate::geometry::Architecture;
+use crate::geometry::{Architecture, LayerKind};
 
 /// One parameter tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,33 +53,17 @@ impl ParamKind {
     }
 }
 
-/// Names and kinds of all parameters of `arch`, in canonical order.
+/// Names and kinds of all parameters of `arch`, in canonical order (that of [`Architecture::layers`]).
 pub fn parameter_layout(arch: &Architecture) -> Vec<(String, ParamKind)> {
-    let mut out = Vec::new();
-    let mut conv = |prefix: String, input: usize, output: usize, kernel: usize| {
-        out.push((format!("{prefix}.weight"), ParamKind::ConvWeight { input, output, kernel }));
-        out.push((format!("{prefix}.bias"), ParamKind::Bias { len: output }));
-    };
-    let mut ch = arch.in_channels;
-    for level in 0..=arch.depth {
-        let w = arch.base_width << level;
-        conv(format!("enc{level}.conv1"), ch, w, 3);
-        conv(format!("enc{level}.conv2"), w, w, 3);
-        ch = w;
+    let mut layout = Vec::new();
+    for l in arch.layers() {
+        let weight = match l.kind {
+            LayerKind::UpConv => ParamKind::UpConvWeight { input: l.input, output: l.output },
+            _ => ParamKind::ConvWeight { input: l.input, output: l.output, kernel: l.kernel() },
+        };
+        layout.push((format!("{}.weight", l.name), weight));
+        layout.push((format!("{}.bias", l.name), ParamKind::Bias { len: l.output }));
     }
-    let mut layout = out;
-    for level in (0..arch.depth).rev() {
-        let w = arch.base_width << level;
-        layout.push((format!("dec{level}.up.weight"), ParamKind::UpConvWeight { input: ch, output: w }));
-        layout.push((format!("dec{level}.up.bias"), ParamKind::Bias { len: w }));
-        for (i, input) in [(1, 2 * w), (2, w)] {
-            layout.push((format!("dec{level}.conv{i}.weight"), ParamKind::ConvWeight { input, output: w, kernel: 3 }));
-            layout.push((format!("dec{level}.conv{i}.bias"), ParamKind::Bias { len: w }));
-        }
-        ch = w;
-    }
-    layout.push(("head.weight".into(), ParamKind::ConvWeight { input: ch, output: arch.classes, kernel: 1 }));
-    layout.push(("head.bias".into(), ParamKind::Bias { len: arch.classes }));
     layout
 }
 

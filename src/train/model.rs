@@ -61,22 +61,17 @@ pub struct UNet<B: Backend> {
 impl<B: Backend> UNet<B> {
     /// A network of the given shape with the given weights (e.g. `UNetWeights::he_normal`).
     pub fn from_weights(weights: &UNetWeights, dropout: f64, device: &B::Device) -> Self {
-        let arch = weights.arch;
-        let mut encoder = Vec::new();
-        let mut ch = arch.in_channels;
-        for level in 0..=arch.depth {
-            let w = arch.base_width << level;
-            encoder.push(DoubleConv::new(ch, w, device));
-            ch = w;
-        }
-        let mut decoder = Vec::new();
-        for level in (0..arch.depth).rev() {
-            let w = arch.base_width << level;
-            let up = ConvTranspose2dConfig::new([ch, w], [2, 2]).with_stride([2, 2]).init(device);
-            decoder.push(UpBlock { up, convs: DoubleConv::new(2 * w, w, device) });
-            ch = w;
-        }
-        let head = Conv2dConfig::new([ch, arch.classes], [1, 1]).init(device);
+        let (down, up, head) = weights.arch.topology();
+        let encoder = down.iter().map(|l| DoubleConv::new(l.layers[0].input, l.layers[0].output, device)).collect();
+        let decoder = up
+            .iter()
+            .map(|l| {
+                let (u, c) = (&l.layers[0], &l.layers[1]);
+                let up = ConvTranspose2dConfig::new([u.input, u.output], [2, 2]).with_stride([2, 2]).init(device);
+                UpBlock { up, convs: DoubleConv::new(c.input, c.output, device) }
+            })
+            .collect();
+        let head = Conv2dConfig::new([head.input, head.output], [1, 1]).init(device);
         let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
         let mut net = UNet { encoder, decoder, head, pool, dropout: DropoutConfig::new(dropout).init() };
         net.load_weights(weights, device);
@@ -93,20 +88,21 @@ impl<B: Backend> UNet<B> {
         }
     }
 
-    /// Every (name, conv weight, bias) in the canonical order of `crate::weights::parameter_layout`.
+    /// Every (name, conv weight, bias) in the canonical order of [`Architecture::layers`], whose names these are.
     fn visit_mut(&mut self, mut f: impl FnMut(&str, &mut Param<Tensor<B, 4>>, &mut Param<Tensor<B, 1>>)) {
-        let depth = self.encoder.len() - 1;
-        for (level, block) in self.encoder.iter_mut().enumerate() {
-            f(&format!("enc{level}.conv1"), &mut block.conv1.weight, block.conv1.bias.as_mut().unwrap());
-            f(&format!("enc{level}.conv2"), &mut block.conv2.weight, block.conv2.bias.as_mut().unwrap());
+        let names: Vec<String> = self.architecture().layers().into_iter().map(|l| l.name).collect();
+        let mut names = names.iter();
+        let mut next = || names.next().expect("one name per layer").as_str();
+        for block in &mut self.encoder {
+            f(next(), &mut block.conv1.weight, block.conv1.bias.as_mut().unwrap());
+            f(next(), &mut block.conv2.weight, block.conv2.bias.as_mut().unwrap());
         }
-        for (i, block) in self.decoder.iter_mut().enumerate() {
-            let level = depth - 1 - i;
-            f(&format!("dec{level}.up"), &mut block.up.weight, block.up.bias.as_mut().unwrap());
-            f(&format!("dec{level}.conv1"), &mut block.convs.conv1.weight, block.convs.conv1.bias.as_mut().unwrap());
-            f(&format!("dec{level}.conv2"), &mut block.convs.conv2.weight, block.convs.conv2.bias.as_mut().unwrap());
+        for block in &mut self.decoder {
+            f(next(), &mut block.up.weight, block.up.bias.as_mut().unwrap());
+            f(next(), &mut block.convs.conv1.weight, block.convs.conv1.bias.as_mut().unwrap());
+            f(next(), &mut block.convs.conv2.weight, block.convs.conv2.bias.as_mut().unwrap());
         }
-        f("head", &mut self.head.weight, self.head.bias.as_mut().unwrap());
+        f(next(), &mut self.head.weight, self.head.bias.as_mut().unwrap());
     }
 
     fn load_weights(&mut self, weights: &UNetWeights, device: &B::Device) {

@@ -170,32 +170,36 @@ pub fn encode_unet_with(weights: &UNetWeights, metadata: &ModelMetadata, precisi
     if precision == Precision::F16 {
         x = b.node("Cast", &[&x], vec![int("to", data_type::FLOAT16 as i64)]);
     }
+    let (down, up, head) = arch.topology();
     let mut skips = Vec::new();
-    for level in 0..=arch.depth {
-        if level > 0 {
+    for level in &down {
+        if level.level > 0 {
             x = b.node("MaxPool", &[&x], vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])]);
         }
-        x = b.conv_relu(&x, &format!("enc{level}.conv1"));
-        x = b.conv_relu(&x, &format!("enc{level}.conv2"));
-        if level < arch.depth {
+        for conv in &level.layers {
+            x = b.conv_relu(&x, &conv.name);
+        }
+        if level.level < arch.depth {
             skips.push(x.clone());
         }
     }
     b.initializer_i64("crop.axes", &[2, 3]);
-    for level in (0..arch.depth).rev() {
-        let (w, bias) = (format!("dec{level}.up.weight"), format!("dec{level}.up.bias"));
-        let up =
+    for level in &up {
+        let [upconv, convs @ ..] = level.layers.as_slice() else { unreachable!("an expansive level has 3 layers") };
+        let (w, bias) = (format!("{}.weight", upconv.name), format!("{}.bias", upconv.name));
+        let upsampled =
             b.node("ConvTranspose", &[&x, &w, &bias], vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])]);
-        let c = crops[level] as i64;
-        let (starts, ends) = (format!("crop{level}.starts"), format!("crop{level}.ends"));
+        let (l, c) = (level.level, crops[level.level] as i64);
+        let (starts, ends) = (format!("crop{l}.starts"), format!("crop{l}.ends"));
         b.initializer_i64(&starts, &[c, c]);
         b.initializer_i64(&ends, &[-c, -c]);
-        let skip = b.node("Slice", &[&skips[level], &starts, &ends, "crop.axes"], vec![]);
-        x = b.node("Concat", &[&skip, &up], vec![int("axis", 1)]);
-        x = b.conv_relu(&x, &format!("dec{level}.conv1"));
-        x = b.conv_relu(&x, &format!("dec{level}.conv2"));
+        let skip = b.node("Slice", &[&skips[l], &starts, &ends, "crop.axes"], vec![]);
+        x = b.node("Concat", &[&skip, &upsampled], vec![int("axis", 1)]);
+        for conv in convs {
+            x = b.conv_relu(&x, &conv.name);
+        }
     }
-    let mut logits = b.conv(&x, "head", 1);
+    let mut logits = b.conv(&x, &head.name, 1);
     if precision == Precision::F16 {
         logits = b.node("Cast", &[&logits], vec![int("to", data_type::FLOAT as i64)]);
     }
