@@ -23,7 +23,7 @@ pub fn time_steps<B: AutodiffBackend + TrainConv>(
 ) -> (Vec<f64>, UNet<B>) {
     let out = tile - 2 * arch.geometry().halo;
     let weights = UNetWeights::he_normal(arch, 1);
-    let mut model = UNet::<B>::from_weights(&weights, 0.5, device);
+    let mut model = super::model::UNetConfig::from_architecture(weights.arch).init_with::<B>(&weights, device);
     let mut optim = SgdConfig::new()
         .with_momentum(Some(MomentumConfig::new().with_momentum(0.99).with_dampening(0.0)))
         .init::<B, UNet<B>>();

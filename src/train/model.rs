@@ -4,6 +4,7 @@
 //! [`UNetWeights`] in the ONNX layout (burn's conv weights are `[out, in, k, k]`, up-conv `[in, out, k, k]`).
 
 use burn::{
+    config::Config,
     module::{Module, Param},
     nn::{
         Dropout, DropoutConfig, PaddingConfig2d,
@@ -15,6 +16,51 @@ use burn::{
 
 use super::conv::{TrainConv, train_conv2d};
 use crate::{geometry::Architecture, weights::UNetWeights};
+
+/// The network's configuration, burn-style: `UNetConfig::new(1, 2, 64, 4).with_dropout(0.5).init(&device)` (He
+/// initialisation) or `.init_with(&weights, &device)`. Saved with every training run as `model-config.json`
+/// (`Config::save` / `UNetConfig::load`).
+#[derive(Config, Debug)]
+pub struct UNetConfig {
+    pub in_channels: usize,
+    pub classes: usize,
+    /// Feature channels at the top level; level `l` has `base_width << l`.
+    pub base_width: usize,
+    /// Number of 2x2 max-pool steps.
+    pub depth: usize,
+    /// Dropout at the end of the contracting path (the paper's); the identity at inference.
+    #[config(default = 0.5)]
+    pub dropout: f64,
+    /// Seed of the He-normal initialisation (`init`).
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+impl UNetConfig {
+    pub fn from_architecture(arch: Architecture) -> Self {
+        UNetConfig::new(arch.in_channels, arch.classes, arch.base_width, arch.depth)
+    }
+
+    pub fn architecture(&self) -> Architecture {
+        Architecture {
+            in_channels: self.in_channels,
+            classes: self.classes,
+            base_width: self.base_width,
+            depth: self.depth,
+        }
+    }
+
+    /// A network with He-normal weights (std sqrt(2 / fan-in), the paper's) from `seed`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> UNet<B> {
+        self.init_with(&UNetWeights::he_normal(self.architecture(), self.seed), device)
+    }
+
+    /// A network with the given weights (fine-tuning, resuming, an exported model).
+    pub fn init_with<B: Backend>(&self, weights: &UNetWeights, device: &B::Device) -> UNet<B> {
+        assert_eq!(weights.arch, self.architecture(), "the weights are of another architecture");
+        UNet::from_weights(weights, self.dropout, device)
+    }
+}
 
 /// A convolution layer through [`train_conv2d`] (burn's `Conv2d::forward` would take burn's slow weight gradient).
 fn conv<B: TrainConv>(layer: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -182,5 +228,28 @@ impl<B: TrainConv> UNet<B> {
             x = block.convs.forward(Tensor::cat(vec![skip, up], 1));
         }
         conv(&self.head, x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::config::Config;
+
+    use super::*;
+
+    #[test]
+    fn config_builds_saves_and_loads() {
+        type B = burn::backend::Flex;
+        let config = UNetConfig::new(1, 2, 4, 2).with_dropout(0.25).with_seed(3);
+        assert_eq!(UNetConfig::new(1, 2, 4, 2).dropout, 0.5, "the paper's dropout by default");
+        let net: UNet<B> = config.init(&Default::default());
+        assert_eq!(net.architecture(), config.architecture());
+        // He initialisation from the seed: the same weights as UNetWeights::he_normal gives.
+        assert_eq!(net.to_weights(), UNetWeights::he_normal(config.architecture(), 3));
+        let path = std::env::temp_dir().join(format!("unet-model-config-{}.json", std::process::id()));
+        config.save(&path).unwrap();
+        let back = UNetConfig::load(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!((back.architecture(), back.dropout, back.seed), (config.architecture(), 0.25, 3));
     }
 }

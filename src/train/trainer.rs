@@ -13,6 +13,7 @@ use std::{
 };
 
 use burn::{
+    config::Config,
     module::{AutodiffModule, Module},
     optim::{AdamConfig, GradientsParams, Optimizer, SgdConfig, momentum::MomentumConfig},
     record::{DefaultRecorder, Recorder},
@@ -23,7 +24,11 @@ use burn::{
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use super::{conv::TrainConv, loss::weighted_cross_entropy, model::UNet};
+use super::{
+    conv::TrainConv,
+    loss::weighted_cross_entropy,
+    model::{UNet, UNetConfig},
+};
 use crate::{
     augment::{Augmentation, random_warp, warp_image, warp_nearest},
     dataset::{Sample, Split},
@@ -488,7 +493,9 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
         Some(w) => w.clone(),
         None => UNetWeights::he_normal(config.arch, config.seed),
     };
-    let mut model = UNet::<B>::from_weights(&start, config.dropout, device);
+    let model_config = UNetConfig::from_architecture(config.arch).with_dropout(config.dropout).with_seed(config.seed);
+    model_config.save(run.0.join("model-config.json")).map_err(|e| io_err(&run.0.join("model-config.json"), e))?;
+    let mut model = model_config.init_with::<B>(&start, device);
     let mut records = Vec::new();
     let mut start_epoch = 0;
     if resume && let Some(epoch) = run.latest_epoch() {
