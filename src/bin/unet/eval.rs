@@ -12,12 +12,6 @@ pub struct EvalArgs {
     /// Layout (default: detected).
     #[arg(long, value_parser = ["ctc", "isbi", "folders"])]
     pub layout: Option<String>,
-    /// Foreground threshold (default: the model's recommendation, else the most probable class).
-    #[arg(long)]
-    pub threshold: Option<f32>,
-    /// Remove predicted instances smaller than this (default: the model's recommendation, else 0).
-    #[arg(long, default_value_t = 0)]
-    pub min_size: usize,
     #[command(flatten)]
     pub instances: InstanceArgs,
     #[arg(long, value_enum, default_value = "auto")]
@@ -42,20 +36,8 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> unet::Result<()> {
-    let EvalArgs {
-        model_path,
-        data,
-        layout,
-        threshold,
-        min_size,
-        instances,
-        provider,
-        held_out,
-        truth,
-        tune,
-        tune_for,
-        write,
-    } = args;
+    let EvalArgs { model_path, data, layout, instances, provider, held_out, truth, tune, tune_for, write } = args;
+    let (threshold, min_size) = (instances.threshold, instances.min_size);
     use unet::dataset::{Layout, Truth, load_with};
     let args = ModelArgs {
         model: (model_path != "default").then(|| PathBuf::from(&model_path)),

@@ -124,9 +124,15 @@ enum InstancesArg {
     Watershed,
 }
 
-/// How the foreground becomes instances.
+/// How the probabilities become a foreground and the foreground instances (segment and eval alike).
 #[derive(clap::Args)]
 struct InstanceArgs {
+    /// Foreground when P(foreground) >= THRESHOLD (default: the model's recommendation, else the most probable class).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Remove instances smaller than this many pixels (default: the model's recommendation, else 0).
+    #[arg(long, default_value_t = 0)]
+    min_size: usize,
     #[arg(long, value_enum, default_value = "model")]
     instances: InstancesArg,
     /// Watershed: minimum height (pixels) of a distance maximum above its saddle to seed its own cell (larger merges

@@ -31,12 +31,6 @@ pub struct SegmentArgs {
     pub truth: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Foreground when P(foreground) >= THRESHOLD (default: the model's recommendation, else the most probable class).
-    #[arg(long)]
-    pub threshold: Option<f32>,
-    /// Remove instances smaller than this many pixels (default: the model's recommendation, else 0).
-    #[arg(long, default_value_t = 0)]
-    pub min_size: usize,
     #[command(flatten)]
     pub instances: InstanceArgs,
     /// Memory budget for the network's activations, in MiB (decides the tile size).
@@ -67,8 +61,6 @@ pub fn run(args: SegmentArgs) -> unet::Result<()> {
         overlay,
         truth,
         model,
-        threshold,
-        min_size,
         instances,
         memory_mb,
         tile,
@@ -76,6 +68,7 @@ pub fn run(args: SegmentArgs) -> unet::Result<()> {
         normalize,
         quiet,
     } = args;
+    let (threshold, min_size) = (instances.threshold, instances.min_size);
     // The per-image settings, one definition for the single image and the folder/stack job.
     let settings_for = |model: &Model| -> unet::Result<folder::Settings> {
         Ok(folder::Settings {

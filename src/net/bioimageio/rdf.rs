@@ -185,8 +185,7 @@ fn tensors_v05(input: &Yaml, output: &Yaml) -> Result<Tensors> {
             }
             "channel" => {
                 axes_in.push(Axis::Channel);
-                names_in = list(&a["channel_names"]).iter().map(text).collect();
-                channels_in = names_in.len().max(1);
+                (names_in, channels_in) = channel_names(a);
             }
             "space" if id == "y" || id == "x" => {
                 axes_in.push(if id == "y" { Axis::Y } else { Axis::X });
@@ -226,8 +225,7 @@ fn tensors_v05(input: &Yaml, output: &Yaml) -> Result<Tensors> {
             "batch" => axes_out.push(Axis::Batch),
             "channel" => {
                 axes_out.push(Axis::Channel);
-                names_out = list(&a["channel_names"]).iter().map(text).collect();
-                channels_out = names_out.len().max(1);
+                (names_out, channels_out) = channel_names(a);
             }
             "space" if id == "y" || id == "x" => {
                 axes_out.push(if id == "y" { Axis::Y } else { Axis::X });
@@ -294,6 +292,13 @@ fn tensors_v05(input: &Yaml, output: &Yaml) -> Result<Tensors> {
     check_axes(&input, "inputs[0].axes")?;
     check_axes(&output, "outputs[0].axes")?;
     Ok((input, input_size, output, crop.unwrap_or(0), halo))
+}
+
+/// A 0.5 channel axis: its channel names and how many channels that makes.
+fn channel_names(axis: &Yaml) -> (Vec<String>, usize) {
+    let names: Vec<String> = list(&axis["channel_names"]).iter().map(text).collect();
+    let n = names.len().max(1);
+    (names, n)
 }
 
 fn resolve_sizes(sizes: &[(String, InputSize)]) -> Result<InputSize> {
