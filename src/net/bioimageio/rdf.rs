@@ -89,8 +89,15 @@ fn number(y: &Yaml) -> Option<f64> {
     }
 }
 
+/// Sizes, steps, halos and offsets are at most this (the largest image side unet accepts): a description cannot
+/// make the size arithmetic overflow.
+const MAX_EXTENT: i64 = crate::image::MAX_DIMENSION as i64;
+
 fn count(y: &Yaml, field: &str) -> Result<usize> {
-    y.as_i64().and_then(|v| usize::try_from(v).ok()).ok_or_else(|| refuse(field, "expected a non-negative integer"))
+    y.as_i64()
+        .filter(|v| (0..=MAX_EXTENT).contains(v))
+        .map(|v| v as usize)
+        .ok_or_else(|| refuse(field, format!("expected an integer in 0..={MAX_EXTENT}")))
 }
 
 fn text(y: &Yaml) -> String {
@@ -106,8 +113,29 @@ fn list(y: &Yaml) -> &[Yaml] {
     y.as_vec().map(Vec::as_slice).unwrap_or(&[])
 }
 
+/// Refuses YAML aliases (`*name`) before loading: the loader copies the anchored node for each one, so a few lines
+/// of nested aliases ("billion laughs") would expand past any memory. Descriptions do not need them.
+fn refuse_aliases(text: &str) -> Result<()> {
+    use yaml_rust2::parser::{Event, Parser};
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) => return Ok(()),
+            Ok((Event::Alias(_), mark)) => {
+                return Err(refuse(
+                    "rdf.yaml",
+                    format!("a YAML alias at line {} (unet reads descriptions without aliases)", mark.line()),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(refuse("rdf.yaml", format!("not YAML: {e}"))),
+        }
+    }
+}
+
 /// Parses `rdf.yaml` (or `bioimageio.yaml`) text.
 pub fn parse(text_of_rdf: &str) -> Result<Package> {
+    refuse_aliases(text_of_rdf)?;
     let docs = YamlLoader::load_from_str(text_of_rdf).map_err(|e| refuse("rdf.yaml", format!("not YAML: {e}")))?;
     let doc = docs.first().ok_or_else(|| refuse("rdf.yaml", "empty"))?;
     let kind = text(&doc["type"]);
@@ -181,7 +209,7 @@ fn tensors_v05(input: &Yaml, output: &Yaml) -> Result<Tensors> {
         match kind.as_str() {
             "batch" => {
                 axes_in.push(Axis::Batch);
-                fixed_batch_in = a["size"].as_i64().map(|n| n.max(1) as usize);
+                fixed_batch_in = a["size"].as_i64().map(|n| n.clamp(1, MAX_EXTENT) as usize);
             }
             "channel" => {
                 axes_in.push(Axis::Channel);
@@ -251,7 +279,7 @@ fn tensors_v05(input: &Yaml, output: &Yaml) -> Result<Tensors> {
                             "output and input must have the same pixel size",
                         ));
                     }
-                    if offset > 0 || offset % 2 != 0 {
+                    if offset > 0 || offset % 2 != 0 || offset < -2 * MAX_EXTENT {
                         return Err(refuse(
                             &format!("{field}.size.offset"),
                             format!("{offset}: expected 0 or a negative even number"),
@@ -263,7 +291,7 @@ fn tensors_v05(input: &Yaml, output: &Yaml) -> Result<Tensors> {
                     return Err(refuse(&field, "y and x must lose the same number of pixels"));
                 }
                 crop = Some(this_crop);
-                let h = a["halo"].as_i64().unwrap_or(0).max(0) as usize;
+                let h = a["halo"].as_i64().unwrap_or(0).clamp(0, MAX_EXTENT) as usize;
                 if h != halo && axes_out.iter().filter(|x| matches!(x, Axis::Y | Axis::X)).count() > 1 {
                     return Err(refuse(&format!("{field}.halo"), "y and x must have the same halo"));
                 }
@@ -476,7 +504,8 @@ fn tensors_v04(input: &Yaml, output: &Yaml) -> Result<Tensors> {
         if scale[yo] != 1.0 || scale[xo] != 1.0 {
             return Err(refuse("outputs[0].shape.scale", "output and input must have the same pixel size"));
         }
-        if offset[yo] != offset[xo] || offset[yo] > 0.0 || offset[yo].fract() != 0.0 {
+        if offset[yo] != offset[xo] || offset[yo] > 0.0 || offset[yo].fract() != 0.0 || -offset[yo] > MAX_EXTENT as f32
+        {
             return Err(refuse("outputs[0].shape.offset", "expected the same non-positive whole offset for y and x"));
         }
         // 0.4: output = input * scale + 2 * offset.
@@ -561,4 +590,23 @@ fn steps_v04(items: &[Yaml], field: &str) -> Result<Vec<Step>> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hostile_yaml_is_refused_without_blowing_up() {
+        // Nested aliases: 10^12 scalars if expanded.
+        let mut text = String::from("type: model\nformat_version: 0.5.4\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            text += &format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n");
+        }
+        let e = super::parse(&text).unwrap_err();
+        assert!(e.message().contains("alias"), "{e}");
+        // Deep nesting: the YAML reader's recursion limit, an error and no stack overflow.
+        let deep = format!("type: model\ninputs: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(super::parse(&deep).unwrap_err().message().contains("not YAML"));
+        assert!(super::parse("type: model\nformat_version: [unclosed").is_err());
+    }
 }

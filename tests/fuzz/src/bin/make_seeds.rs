@@ -27,6 +27,46 @@ fn main() {
         let text: String = meta.to_props().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         put("model_metadata", &format!("{name}.txt"), text.as_bytes());
     }
+    // bioimage.io packages (unet_model_load_from_memory takes a zip too): the tiny network described by rdf.yaml
+    // in formats 0.5 and 0.4, so the fuzzer reaches the zip reader, the YAML reader and the graph adapter.
+    let onnx = encode_unet_with(&UNetWeights::he_normal(tiny, 1), &ModelMetadata::new(tiny, "seed"), Precision::F32)
+        .unwrap();
+    let g = tiny.geometry();
+    let v05 = format!(
+        "format_version: 0.5.4\ntype: model\nname: seed\ninputs:\n  - id: raw\n    axes:\n      - type: batch\n      \
+         - type: channel\n        channel_names: [gray]\n      - {{type: space, id: y, size: {{min: {m}, step: {s}}}}}\n      \
+         - {{type: space, id: x, size: {{min: {m}, step: {s}}}}}\n    preprocessing:\n      - id: scale_range\n        \
+         kwargs: {{axes: [y, x], min_percentile: 1, max_percentile: 99.8}}\noutputs:\n  - id: p\n    axes:\n      \
+         - type: batch\n      - type: channel\n        channel_names: [background, cells]\n      \
+         - {{type: space, id: y, size: {{tensor_id: raw, axis_id: y, offset: -{o}}}, halo: 2}}\n      \
+         - {{type: space, id: x, size: {{tensor_id: raw, axis_id: x, offset: -{o}}}, halo: 2}}\nweights:\n  onnx:\n    \
+         source: net.onnx\n",
+        m = g.min_input + 4 * g.size_step,
+        s = g.size_step,
+        o = 2 * g.halo
+    );
+    let v04 = format!(
+        "format_version: 0.4.10\ntype: model\nname: seed\ninputs:\n  - name: raw\n    axes: bcyx\n    \
+         shape: [1, 1, {m}, {m}]\n    preprocessing:\n      - name: zero_mean_unit_variance\n        \
+         kwargs: {{mode: per_sample, axes: xy}}\noutputs:\n  - name: p\n    axes: bcyx\n    \
+         shape: {{reference_tensor: raw, scale: [1, 2, 1, 1], offset: [0, 0, -{h}, -{h}]}}\n    halo: [0, 0, 1, 1]\n\
+         weights:\n  onnx:\n    source: net.onnx\n",
+        m = g.min_input + 2 * g.size_step,
+        h = g.halo
+    );
+    for (name, rdf) in [("package-v05.zip", v05), ("package-v04.zip", v04)] {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut z = zip::ZipWriter::new(&mut out);
+        let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        use std::io::Write;
+        z.start_file("rdf.yaml", stored).unwrap();
+        z.write_all(rdf.as_bytes()).unwrap();
+        z.start_file("net.onnx", stored).unwrap();
+        z.write_all(&onnx).unwrap();
+        z.finish().unwrap();
+        put("model_bytes", name, &out.into_inner());
+    }
+
     let mut meta = ModelMetadata::new(tiny, "seed");
     meta.postprocessing =
         Some(unet::PostProcessing::parse("watershed h=2 smoothing=1 threshold=0.4 min_size=20").unwrap());
