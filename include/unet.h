@@ -452,6 +452,22 @@ UnetStatus unet_segment(const struct UnetModel *model,
                         const struct UnetSegmentOptions *options,
                         struct UnetOutputs *outputs);
 
+// The mask and/or instance labels of a foreground-probability map, with unet_segment's post-processing and
+// without running a network: to label again with another threshold or instance method, or to label a probability
+// map computed piece by piece (an image larger than memory, with each piece's context). `probabilities`: one
+// UNET_DTYPE_F32 channel, values in [0, 1]. `options` may be NULL; only threshold (0 = the model's, else
+// P > 1 - P), connectivity, min_size, instances and the watershed fields are used. `model` may be NULL: nothing is
+// recommended then (threshold 0 means P > 1 - P, instances "model" means connected components). `outputs`:
+// probabilities must be NULL, at least one of mask and labels given, none overlapping the input or another;
+// label_count is set.
+//
+// # Safety
+// Every pointer must be NULL or valid for what its type and the documentation above describe.
+UnetStatus unet_instances(const struct UnetModel *model,
+                          const struct UnetImage *probabilities,
+                          const struct UnetSegmentOptions *options,
+                          struct UnetOutputs *outputs);
+
 // Fills `options` with defaults (w0 10, sigma 5, inverse-frequency balance, border width 2).
 //
 // # Safety

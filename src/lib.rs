@@ -34,5 +34,7 @@ pub use metadata::{ModelMetadata, Normalization};
 pub use model::{Model, ModelOptions};
 pub use postprocessing::{InstanceMethod, InstanceRequest, PostProcessing, Watershed, WatershedOverrides};
 pub use provider::Provider;
-pub use segment::{Progress, SegmentOptions, SegmentOutputs, SegmentReport, SegmentTimings};
+pub use segment::{
+    Progress, SegmentOptions, SegmentOutputs, SegmentReport, SegmentTimings, instances_from_probabilities,
+};
 pub use weights::UNetWeights;

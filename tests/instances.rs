@@ -201,3 +201,83 @@ fn tuning_finds_that_the_watershed_separates_touching_cells() {
         - tuning.candidates.iter().map(rand_score).fold(f64::INFINITY, f64::min);
     assert!(spread > 1e-3, "the candidates' Rand scores must differ for the ranking to mean anything");
 }
+
+/// `instances_from_probabilities` on the probabilities of a segmentation gives that segmentation's mask and labels,
+/// for each post-processing: the same rule (thresholds, methods, connectivity, minimum size, the model's
+/// recommendation) without the network; strided input too. Bad input is refused with a clear error.
+#[test]
+fn labelling_probabilities_again_equals_the_segmentation() {
+    use unet::{UnetStatus, instances_from_probabilities};
+    let img = unet::synthetic::cells(190, 150, 40, (8.0, 14.0), 21);
+    let view = ImageView::new(Pixels::U16(&img.pixels), 190, 150, 1, 190).unwrap();
+    let recommended = PostProcessing {
+        method: InstanceMethod::Watershed(Watershed { h: 1.0, smoothing: 1.0, seed: Some(0.9) }),
+        threshold: Some(0.4),
+        min_size: 12,
+    };
+    let model = baseline_with(Some(recommended));
+    let cases = [
+        SegmentOptions::default(), // the model's recommendation
+        SegmentOptions { instances: Some(InstanceMethod::Components), min_size: 30, ..Default::default() },
+        SegmentOptions {
+            instances: Some(InstanceMethod::Watershed(Watershed::DEFAULT)),
+            threshold: Some(0.7),
+            connectivity: Connectivity::Eight,
+            ..Default::default()
+        },
+    ];
+    let area = view.area();
+    for (case, options) in cases.into_iter().enumerate() {
+        let again = SegmentOptions {
+            threshold: options.threshold,
+            min_size: options.min_size,
+            instances: options.instances,
+            connectivity: options.connectivity,
+            ..Default::default()
+        };
+        let (mut p, mut m, mut l) = (vec![0f32; area], vec![0u8; area], vec![0u32; area]);
+        let r = model
+            .segment(
+                &view,
+                options,
+                SegmentOutputs { probabilities: Some(&mut p), mask: Some(&mut m), labels: Some(&mut l) },
+            )
+            .unwrap();
+        assert!(r.label_count > 10, "case {case}: {} instances", r.label_count);
+        // Strided: each row followed by 7 values that are not probabilities.
+        let mut strided = vec![9.0f32; 150 * 197];
+        for y in 0..150 {
+            strided[y * 197..y * 197 + 190].copy_from_slice(&p[y * 190..(y + 1) * 190]);
+        }
+        let pv = ImageView::new(Pixels::F32(&strided), 190, 150, 1, 197).unwrap();
+        let (mut m2, mut l2) = (vec![7u8; area], vec![7u32; area]);
+        let n =
+            instances_from_probabilities(&pv, model.metadata().postprocessing, &again, Some(&mut m2), Some(&mut l2))
+                .unwrap();
+        assert_eq!(n, r.label_count, "case {case}");
+        assert!(m2 == m, "case {case}: mask");
+        assert!(l2 == l, "case {case}: labels");
+    }
+    // Without a threshold: P > 1 - P, the two-class argmax.
+    let p = [0.2f32, 0.5, 0.51, 0.9];
+    let mut m = [0u8; 4];
+    let pv = ImageView::new(Pixels::F32(&p), 4, 1, 1, 4).unwrap();
+    instances_from_probabilities(&pv, None, &SegmentOptions::default(), Some(&mut m), None).unwrap();
+    assert_eq!(m, [0, 0, 1, 1]);
+    let err = |p: &[f32], w: usize, c: usize| {
+        let mut l = vec![0u32; p.len()];
+        let v = ImageView::new(Pixels::F32(p), w, p.len() / w / c, c, w * c).unwrap();
+        instances_from_probabilities(&v, None, &SegmentOptions::default(), None, Some(&mut l)).unwrap_err()
+    };
+    assert!(err(&[0.5, 1.5], 2, 1).message().contains("not in [0, 1]"));
+    assert!(err(&[0.5, f32::NAN], 2, 1).message().contains("NaN"));
+    assert_eq!(err(&[0.5, 0.5], 1, 2).status(), UnetStatus::ChannelMismatch);
+    let u8s = [1u8, 2];
+    let v = ImageView::new(Pixels::U8(&u8s), 2, 1, 1, 2).unwrap();
+    let e = instances_from_probabilities(&v, None, &SegmentOptions::default(), Some(&mut [0u8; 2]), None).unwrap_err();
+    assert_eq!(e.status(), UnetStatus::UnsupportedDtype);
+    let mut short = [0u32; 1];
+    let v = ImageView::new(Pixels::F32(&p), 4, 1, 1, 4).unwrap();
+    let e = instances_from_probabilities(&v, None, &SegmentOptions::default(), None, Some(&mut short)).unwrap_err();
+    assert_eq!(e.status(), UnetStatus::BufferTooSmall);
+}

@@ -6,10 +6,10 @@ use super::{Versioned, check_aligned, ffi_entry, frozen_v1_size, model::UnetMode
 use crate::{
     error::{Error, Result, UnetStatus},
     image::{ImageView, Pixels, checked_area},
-    instances::{InstanceRequest, WatershedOverrides, resolve_instances},
+    instances::{InstanceRequest, PostProcessing, WatershedOverrides, resolve_instances},
     labels::Connectivity,
     metadata::Normalization,
-    segment::{Progress, SegmentOptions, SegmentOutputs},
+    segment::{Progress, SegmentOptions, SegmentOutputs, instances_from_probabilities},
     tiling::DEFAULT_MEMORY_BUDGET,
 };
 
@@ -356,7 +356,7 @@ pub(crate) unsafe fn output<'a, T>(ptr: *mut T, len: usize, area: usize, name: &
     Ok(Some(unsafe { std::slice::from_raw_parts_mut(ptr, area) }))
 }
 
-fn segment_options<'p>(o: &UnetSegmentOptions, model: &crate::model::Model) -> Result<SegmentOptions<'p>> {
+fn segment_options<'p>(o: &UnetSegmentOptions, recommended: Option<PostProcessing>) -> Result<SegmentOptions<'p>> {
     let normalization = match UnetNormalization::from_field(o.normalization, "options->normalization")? {
         UnetNormalization::Model => None,
         UnetNormalization::None => Some(Normalization::None),
@@ -392,7 +392,7 @@ fn segment_options<'p>(o: &UnetSegmentOptions, model: &crate::model::Model) -> R
         UnetInstances::Components => InstanceRequest::Components,
         UnetInstances::Watershed => InstanceRequest::Watershed,
     };
-    let instances = resolve_instances(request, overrides, model.metadata().postprocessing)?;
+    let instances = resolve_instances(request, overrides, recommended)?;
     Ok(SegmentOptions {
         threshold,
         min_size: usize::try_from(o.min_size).unwrap_or(usize::MAX),
@@ -444,7 +444,7 @@ pub unsafe extern "C" fn unet_segment(
             ("outputs->mask", mask.as_deref().map(byte_range)),
             ("outputs->labels", labels.as_deref().map(byte_range)),
         ])?;
-        let mut segment_opts = segment_options(&opts, &model.model)?;
+        let mut segment_opts = segment_options(&opts, model.model.metadata().postprocessing)?;
         let mut callback = |p: Progress| match opts.progress {
             // SAFETY: the caller supplied this function and its user data together.
             Some(f) => unsafe { f(opts.progress_user_data, p.done, p.total) == 0 },
@@ -454,6 +454,58 @@ pub unsafe extern "C" fn unet_segment(
         let report = model.model.segment(&view, segment_opts, SegmentOutputs { probabilities, mask, labels })?;
         // SAFETY: `outputs` was validated by read_outputs.
         unsafe { (*outputs).label_count = report.label_count };
+        Ok(())
+    })
+}
+
+/// The mask and/or instance labels of a foreground-probability map, with unet_segment's post-processing and
+/// without running a network: to label again with another threshold or instance method, or to label a probability
+/// map computed piece by piece (an image larger than memory, with each piece's context). `probabilities`: one
+/// UNET_DTYPE_F32 channel, values in [0, 1]. `options` may be NULL; only threshold (0 = the model's, else
+/// P > 1 - P), connectivity, min_size, instances and the watershed fields are used. `model` may be NULL: nothing is
+/// recommended then (threshold 0 means P > 1 - P, instances "model" means connected components). `outputs`:
+/// probabilities must be NULL, at least one of mask and labels given, none overlapping the input or another;
+/// label_count is set.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for what its type and the documentation above describe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unet_instances(
+    model: *const UnetModel,
+    probabilities: *const UnetImage,
+    options: *const UnetSegmentOptions,
+    outputs: *mut UnetOutputs,
+) -> UnetStatus {
+    ffi_entry!("unet_instances", {
+        let recommended =
+            if model.is_null() { None } else { unsafe { try_ref(model, "model") }?.model.metadata().postprocessing };
+        let image = unsafe { read_versioned(probabilities, "probabilities") }?.ok_or_else(|| null("probabilities"))?;
+        let opts = unsafe { read_versioned(options, "options") }?.unwrap_or_else(UnetSegmentOptions::defaults);
+        if outputs.is_null() {
+            return Err(null("outputs"));
+        }
+        let outs = unsafe { read_outputs(outputs) }?;
+        if !outs.probabilities.is_null() {
+            return Err(Error::invalid_argument(
+                "outputs->probabilities must be NULL: unet_instances reads probabilities, it does not write them",
+            ));
+        }
+        let view = unsafe { image_view(&image) }?;
+        let area = view.area();
+        let mask = unsafe { output(outs.mask, outs.mask_len, area, "mask") }?;
+        let labels = unsafe { output(outs.labels, outs.labels_len, area, "labels") }?;
+        if mask.is_none() && labels.is_none() {
+            return Err(Error::invalid_argument("no output requested: set outputs->mask and/or outputs->labels"));
+        }
+        check_no_overlap(&[
+            ("probabilities->data", pixels_range(&view.pixels)),
+            ("outputs->mask", mask.as_deref().map(byte_range)),
+            ("outputs->labels", labels.as_deref().map(byte_range)),
+        ])?;
+        let segment_opts = segment_options(&opts, recommended)?;
+        let count = instances_from_probabilities(&view, recommended, &segment_opts, mask, labels)?;
+        // SAFETY: `outputs` was validated by read_outputs.
+        unsafe { (*outputs).label_count = count };
         Ok(())
     })
 }

@@ -8,7 +8,7 @@ use ndarray::{ArrayView4, ArrayViewMut4};
 use crate::{
     error::{Error, Result, UnetStatus},
     image::{ImageView, Pixel, Pixels},
-    instances::{InstanceMethod, foreground_marker, label_instances},
+    instances::{InstanceMethod, PostProcessing, foreground_marker, label_instances},
     labels::Connectivity,
     metadata::Normalization,
     model::Model,
@@ -135,13 +135,8 @@ impl Model {
         } = options;
         let meta = self.metadata();
         let (arch, geometry) = (meta.arch, meta.geometry());
-        let recommended = meta.postprocessing.unwrap_or(crate::instances::PostProcessing::PLAIN);
-        let threshold = threshold.or(recommended.threshold);
-        let min_size = if min_size == 0 { recommended.min_size } else { min_size };
-        let method = instances.unwrap_or(recommended.method);
-        if let InstanceMethod::Watershed(w) = method {
-            w.validate()?;
-        }
+        let Resolved { threshold, min_size, method } =
+            Resolved::new(threshold, min_size, instances, meta.postprocessing)?;
         if image.channels != arch.in_channels {
             return Err(Error::new(
                 UnetStatus::ChannelMismatch,
@@ -161,11 +156,6 @@ impl Model {
                     format!("{name} buffer holds {len} elements, the image has {area} pixels"),
                 ));
             }
-        }
-        if let Some(t) = threshold
-            && !(t.is_finite() && t > 0.0 && t <= 1.0)
-        {
-            return Err(Error::invalid_argument(format!("threshold {t} is not in (0, 1]")));
         }
         if memory_budget == 0 && max_tile.is_none() {
             return Err(Error::invalid_argument("memory budget is 0 bytes"));
@@ -416,6 +406,95 @@ fn fill_tile_typed<T: Pixel>(
                 *o = norm.apply(c, row[x * image.channels + c].to_f32());
             }
         });
+    }
+}
+
+/// Post-processing settings after the model's recommendation filled what the caller left open: the one rule
+/// [`Model::segment`] and [`instances_from_probabilities`] share.
+struct Resolved {
+    threshold: Option<f32>,
+    min_size: usize,
+    method: InstanceMethod,
+}
+
+impl Resolved {
+    fn new(
+        threshold: Option<f32>,
+        min_size: usize,
+        instances: Option<InstanceMethod>,
+        recommended: Option<PostProcessing>,
+    ) -> Result<Resolved> {
+        let recommended = recommended.unwrap_or(PostProcessing::PLAIN);
+        let threshold = threshold.or(recommended.threshold);
+        if let Some(t) = threshold
+            && !(t.is_finite() && t > 0.0 && t <= 1.0)
+        {
+            return Err(Error::invalid_argument(format!("threshold {t} is not in (0, 1]")));
+        }
+        let method = instances.unwrap_or(recommended.method);
+        if let InstanceMethod::Watershed(w) = method {
+            w.validate()?;
+        }
+        Ok(Resolved { threshold, min_size: if min_size == 0 { recommended.min_size } else { min_size }, method })
+    }
+}
+
+/// The mask and instance labels of a foreground-probability map (one f32 channel, values in [0, 1]) with the
+/// post-processing of [`Model::segment`]: the same threshold, instance method, connectivity and minimum size
+/// (`recommended` fills what `options` leaves open; the network, tiling and normalisation fields are not used).
+/// Without a threshold, foreground is P > 1 - P, the two-class argmax. For labelling again with other settings
+/// without running the network, or labelling a probability map computed piecewise (images larger than memory).
+/// Returns the instance count (0 without a labels buffer).
+pub fn instances_from_probabilities(
+    probabilities: &ImageView,
+    recommended: Option<PostProcessing>,
+    options: &SegmentOptions,
+    mask: Option<&mut [u8]>,
+    labels: Option<&mut [u32]>,
+) -> Result<u32> {
+    let Resolved { threshold, min_size, method } =
+        Resolved::new(options.threshold, options.min_size, options.instances, recommended)?;
+    let Pixels::F32(data) = probabilities.pixels else {
+        return Err(Error::new(UnetStatus::UnsupportedDtype, "probabilities must be f32"));
+    };
+    if probabilities.channels != 1 {
+        return Err(Error::new(
+            UnetStatus::ChannelMismatch,
+            format!("probabilities have one channel (P(foreground)), not {}", probabilities.channels),
+        ));
+    }
+    let (width, height, area) = (probabilities.width, probabilities.height, probabilities.area());
+    for (name, len) in [("mask", mask.as_ref().map(|b| b.len())), ("labels", labels.as_ref().map(|b| b.len()))] {
+        if let Some(len) = len.filter(|&l| l < area) {
+            return Err(Error::new(
+                UnetStatus::BufferTooSmall,
+                format!("{name} buffer holds {len} elements, the image has {area} pixels"),
+            ));
+        }
+    }
+    let writer = OutputWriter { width, classes: 2, threshold, method };
+    let (mut mask, mut labels) = (mask, labels);
+    for y in 0..height {
+        let row = &data[y * probabilities.row_stride..][..width];
+        if let Some(x) = row.iter().position(|p| !(0.0..=1.0).contains(p)) {
+            return Err(Error::new(
+                UnetStatus::InvalidArgument,
+                format!("probability at (x={x}, y={y}) is {}, not in [0, 1]", row[x]),
+            ));
+        }
+        for (x, &p) in row.iter().enumerate() {
+            let (foreground, class) = writer.classify(|k| if k == 1 { p } else { 1.0 - p });
+            if let Some(m) = mask.as_deref_mut() {
+                m[y * width + x] = class as u8;
+            }
+            if let Some(l) = labels.as_deref_mut() {
+                l[y * width + x] = if class != 0 { foreground_marker(method, foreground) } else { 0 };
+            }
+        }
+    }
+    match labels {
+        Some(l) => label_instances(&mut l[..area], width, height, method, options.connectivity, min_size),
+        None => Ok(0),
     }
 }
 

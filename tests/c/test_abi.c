@@ -329,6 +329,38 @@ int main(int argc, char **argv) {
     expect_true("segment: probabilities, mask and labels agree", consistent);
     expect_true("segment: square centre labelled", labels[25 * W + 25] != 0 && labels[2 * W + 2] == 0);
 
+    /* unet_instances: the segmentation's probabilities labelled again give its mask and labels; with and without
+     * the model (no recommendation: P > 1 - P); bad arguments are refused. */
+    {
+        static uint8_t mask2[H * W];
+        static uint32_t labels2[H * W];
+        UnetImage pimg;
+        unet_image_init(&pimg, UNET_DTYPE_F32, prob, W, H, 1);
+        UnetOutputs o2 = outputs_for(NULL, mask2, labels2, n);
+        expect_status("instances: probabilities of the segmentation", unet_instances(model, &pimg, NULL, &o2), UNET_STATUS_OK);
+        expect_true("instances: same mask, labels and count", memcmp(mask2, mask, n) == 0 &&
+                    memcmp(labels2, labels, n * sizeof labels[0]) == 0 && o2.label_count == SQUARES);
+        memset(labels2, 0xff, sizeof labels2);
+        expect_status("instances: model NULL", unet_instances(NULL, &pimg, NULL, &o2), UNET_STATUS_OK);
+        expect_true("instances: model NULL, same labels", memcmp(labels2, labels, n * sizeof labels[0]) == 0);
+        UnetOutputs with_p = outputs_for(prob, NULL, labels2, n);
+        expect_status("instances: probabilities output given", unet_instances(model, &pimg, NULL, &with_p), UNET_STATUS_INVALID_ARGUMENT);
+        UnetOutputs none = outputs_for(NULL, NULL, NULL, n);
+        expect_status("instances: no output", unet_instances(model, &pimg, NULL, &none), UNET_STATUS_INVALID_ARGUMENT);
+        UnetOutputs alias = outputs_for(NULL, NULL, (uint32_t *)prob, n);
+        expect_status("instances: labels alias the input", unet_instances(model, &pimg, NULL, &alias), UNET_STATUS_INVALID_ARGUMENT);
+        expect_status("instances: probabilities NULL", unet_instances(model, NULL, NULL, &o2), UNET_STATUS_NULL_ARGUMENT);
+        expect_status("instances: outputs NULL", unet_instances(model, &pimg, NULL, NULL), UNET_STATUS_NULL_ARGUMENT);
+        UnetImage wrong;
+        unet_image_init(&wrong, UNET_DTYPE_F32, image_f32, W, H, 1);
+        expect_status("instances: values outside [0, 1]", unet_instances(model, &wrong, NULL, &o2), UNET_STATUS_INVALID_ARGUMENT);
+        expect_message_contains("  message says so", "not in [0, 1]");
+        unet_image_init(&wrong, UNET_DTYPE_U8, mask, W, H, 1);
+        expect_status("instances: u8 probabilities", unet_instances(model, &wrong, NULL, &o2), UNET_STATUS_UNSUPPORTED_DTYPE);
+        UnetOutputs short_out = outputs_for(NULL, NULL, labels2, n - 1);
+        expect_status("instances: labels one short", unet_instances(model, &pimg, NULL, &short_out), UNET_STATUS_BUFFER_TOO_SMALL);
+    }
+
     /* The same image as u8, as u16, and as f32 with padded rows: the same labels. */
     static uint8_t img8[H * W];
     static uint16_t img16[H * W];
