@@ -21,7 +21,7 @@
 #define UNET_VERSION_MAJOR 0
 
 // Minor version of this library.
-#define UNET_VERSION_MINOR 3
+#define UNET_VERSION_MINOR 4
 
 // Patch version of this library.
 #define UNET_VERSION_PATCH 0
@@ -237,6 +237,10 @@ typedef struct UnetModelInfo {
   const char *source;
   const char *ort_version;
   const char *ort_library;
+  // Since 0.4. The post-processing this model recommends, which unet_segment and unet_instances apply to the
+  // fields left at 0 / "model", e.g. "watershed h=2 smoothing=1 threshold=0.3 min_size=20" or
+  // "components min_size=0" (no threshold: the most probable class).
+  const char *postprocessing;
 } UnetModelInfo;
 
 // Called after each step with (user_data, done, total); return 0 to continue, non-zero to cancel

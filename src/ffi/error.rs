@@ -7,7 +7,7 @@ use crate::error::UnetStatus;
 /// Major version of this library; the C ABI is stable within a major version.
 pub const UNET_VERSION_MAJOR: u32 = 0;
 /// Minor version of this library.
-pub const UNET_VERSION_MINOR: u32 = 3;
+pub const UNET_VERSION_MINOR: u32 = 4;
 /// Patch version of this library.
 pub const UNET_VERSION_PATCH: u32 = 0;
 

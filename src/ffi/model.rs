@@ -11,6 +11,7 @@ use super::{
 use crate::{
     error::{Error, UnetStatus},
     model::{Model, ModelOptions},
+    postprocessing::PostProcessing,
     provider::Provider,
 };
 
@@ -91,6 +92,7 @@ struct InfoStrings {
     source: CString,
     ort_version: CString,
     ort_library: CString,
+    postprocessing: CString,
 }
 
 fn cstring(s: &str) -> CString {
@@ -108,6 +110,7 @@ impl UnetModel {
             source: cstring(model.source()),
             ort_version: cstring(&model.runtime().version),
             ort_library: cstring(&model.runtime().library_path.display().to_string()),
+            postprocessing: cstring(&meta.postprocessing.unwrap_or(PostProcessing::PLAIN).to_meta()),
         };
         Box::new(UnetModel { model, strings })
     }
@@ -135,6 +138,7 @@ impl Versioned for UnetModelInfo {
             source: null,
             ort_version: null,
             ort_library: null,
+            postprocessing: null,
         }
     }
 }
@@ -169,6 +173,10 @@ pub struct UnetModelInfo {
     pub source: *const c_char,
     pub ort_version: *const c_char,
     pub ort_library: *const c_char,
+    /// Since 0.4. The post-processing this model recommends, which unet_segment and unet_instances apply to the
+    /// fields left at 0 / "model", e.g. "watershed h=2 smoothing=1 threshold=0.3 min_size=20" or
+    /// "components min_size=0" (no threshold: the most probable class).
+    pub postprocessing: *const c_char,
 }
 
 /// Fills `options` with defaults (provider auto, threads 0, library search).
@@ -302,6 +310,7 @@ pub unsafe extern "C" fn unet_model_info(model: *const UnetModel, info: *mut Une
             source: s.source.as_ptr(),
             ort_version: s.ort_version.as_ptr(),
             ort_library: s.ort_library.as_ptr(),
+            postprocessing: s.postprocessing.as_ptr(),
         };
         // SAFETY: the caller provides its `struct_size` (>= V1_SIZE, checked above) writable bytes.
         unsafe { write_versioned(info, &value) };

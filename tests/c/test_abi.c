@@ -297,12 +297,14 @@ int main(int argc, char **argv) {
     expect_true("info: normalisation", strcmp(info.normalization, "percentile:1:99.8") == 0);
     expect_true("info: class names", strcmp(info.class_names, "background,foreground") == 0);
     expect_true("info: provenance", strlen(info.provenance) > 0);
+    expect_true("info: default recommends its watershed", info.postprocessing && strncmp(info.postprocessing, "watershed ", 10) == 0);
     unet_model_free(model);
 
     /* Behaviour is tested on the intensity baseline, whose output is known (the default changes when retrained). */
     expect_status("load: baseline model file", unet_model_load(path_in(dir, "baseline.onnx"), &opts, &model), UNET_STATUS_OK);
     expect_status("info: baseline", unet_model_info(model, &info), UNET_STATUS_OK);
     expect_true("info: baseline provenance", strncmp(info.provenance, "intensity baseline", 18) == 0);
+    expect_true("info: baseline recommends nothing: components", strcmp(info.postprocessing, "components min_size=0") == 0);
 
     /* A correct segmentation, with every output and progress. */
     static float prob[H * W];

@@ -2,4 +2,4 @@
 from ._api import Model, UnetError, load_model, segment, segment_dask, segment_zarr, weight_map
 
 __all__ = ["Model", "UnetError", "load_model", "segment", "segment_dask", "segment_zarr", "weight_map"]
-__version__ = "0.3.0"
+__version__ = "0.4.0"
