@@ -477,10 +477,8 @@ pub fn instances_from_probabilities(
     for y in 0..height {
         let row = &data[y * probabilities.row_stride..][..width];
         if let Some(x) = row.iter().position(|p| !(0.0..=1.0).contains(p)) {
-            return Err(Error::new(
-                UnetStatus::InvalidArgument,
-                format!("probability at (x={x}, y={y}) is {}, not in [0, 1]", row[x]),
-            ));
+            let status = if row[x].is_nan() { UnetStatus::NonFinitePixel } else { UnetStatus::InvalidArgument };
+            return Err(Error::new(status, format!("probability at (x={x}, y={y}) is {}, not in [0, 1]", row[x])));
         }
         for (x, &p) in row.iter().enumerate() {
             let (foreground, class) = writer.classify(|k| if k == 1 { p } else { 1.0 - p });

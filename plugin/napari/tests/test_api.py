@@ -171,11 +171,42 @@ def test_test_time_augmentation_and_seeds_reach_the_library():
     assert seeded["label_count"] == 4
 
 
+def test_instances_label_probabilities_as_segment_does():
+    """Labelling the probabilities again (no network) gives segment's mask and labels, with the model's
+    recommendation or without a model; bad probability maps are refused."""
+    img = squares()
+    model = un.load_model(BASELINE)
+    assert model.info["postprocessing"] == "components min_size=0"  # the baseline recommends nothing
+    for kwargs in (dict(), dict(instances="watershed", watershed_h=1.0), dict(threshold=0.3, min_size=700)):
+        out = un.segment(img, BASELINE, **kwargs)
+        again = un.instances(out["probabilities"], BASELINE, outputs=("labels", "mask"), **kwargs)
+        assert (again["labels"] == out["labels"]).all() and (again["mask"] == out["mask"]).all(), kwargs
+        assert again["label_count"] == out["label_count"], kwargs
+    assert un.segment(img, BASELINE, threshold=0.3, min_size=700)["label_count"] == 3  # the 25-px square is gone
+    assert un.instances(out["probabilities"].astype(np.float64), False)["label_count"] == 4  # converted, no model
+    with pytest.raises(un.UnetError) as e:
+        un.instances(out["probabilities"] * 2, False)
+    assert e.value.status == 2 and "not in [0, 1]" in str(e.value)
+    with pytest.raises(ValueError, match="2-D"):
+        un.instances(np.zeros((4, 4, 2), np.float32), False)
+
+
+def _read_labels(labels_path):
+    import zarr
+
+    group = zarr.open_group(labels_path)
+    axes, level0 = un._api._ome_axes(dict(group.attrs))
+    assert axes == ["y", "x"] and "image-label" in (group.attrs.get("ome") or dict(group.attrs))
+    return group[level0][:]
+
+
 def test_segment_zarr_on_a_local_cluster_equals_one_pass(tmp_path):
     """OME-Zarr in, OME-Zarr labels out, on a dask.distributed LocalCluster of two worker processes: each worker
-    loads the model once; the labels equal one pass over the whole image up to renumbering, including cells that
-    straddle chunk borders (numbered consistently across chunks)."""
+    loads the model once; the labels equal one pass over the whole image exactly (the same numbers), for the
+    watershed (which splits touching cells) and connected components, including cells that straddle chunk borders;
+    clusters larger than the context fall back to one instance each, with a warning."""
     import os
+    import warnings
 
     import tifffile
     import zarr
@@ -188,27 +219,45 @@ def test_segment_zarr_on_a_local_cluster_equals_one_pass(tmp_path):
     path = str(tmp_path / "image.ome.zarr")
     write_image(image, zarr.group(store=parse_url(path, mode="w").store), axes="yx",
                 storage_options={"chunks": (512, 512)})
+    runs = [dict(instances="watershed"), dict(instances="watershed", watershed_seed=0.8, connectivity=8),
+            dict(instances="components")]
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        labels_path, count = un.segment_zarr(path, BASELINE, chunk=512)
+        results = []
+        for kwargs in runs:  # each run replaces the labels of the one before
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # no cluster may exceed this context
+                results.append(un.segment_zarr(path, BASELINE, chunk=256, context=288, **kwargs))
+            results[-1] += (_read_labels(results[-1][0]),)
+        with pytest.warns(UserWarning, match="larger than the context"):
+            small_context = un.segment_zarr(path, BASELINE, chunk=256, context=40, instances="watershed",
+                                            watershed_smoothing=0)
+        small_context += (_read_labels(small_context[0]),)
         # A lambda travels by value (a test-module function would be looked up by name in the worker and fail).
         loaded = client.run(lambda: len(un._api._models))
     assert len(loaded) == 2 and all(n == 1 for n in loaded.values()), f"models per worker: {loaded}"
-    group = zarr.open_group(labels_path)
-    axes, level0 = un._api._ome_axes(dict(group.attrs))
-    assert axes == ["y", "x"] and "image-label" in (group.attrs.get("ome") or dict(group.attrs))
-    labels = group[level0][:]
-    single = un.segment(image, BASELINE, outputs=("labels",), instances="components", threshold=0.5)
-    assert labels.shape == image.shape and count == single["label_count"] > 20
-    pairs = set(zip(labels.ravel().tolist(), single["labels"].ravel().tolist()))
-    assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs}), "not the same instances"
-    assert ((labels > 0) == (single["labels"] > 0)).all()
-    # Cells across the chunk borders (x = 512, y = 512) keep one number on both sides (a per-chunk labelling would
-    # give them two, and the bijection above would fail).
-    across = (set(labels[:, 511].tolist()) & set(labels[:, 512].tolist())) | \
-        (set(labels[511, :].tolist()) & set(labels[512, :].tolist()))
-    across.discard(0)
-    assert across, "no cell straddles the chunk border: the test would not see a per-chunk numbering"
+    components = un.segment(image, BASELINE, outputs=("labels",), instances="components")
+    for kwargs, (_, count, labels) in zip(runs, results):
+        single = un.segment(image, BASELINE, outputs=("labels",), **kwargs)
+        assert labels.shape == image.shape and count == single["label_count"] > 100, kwargs
+        assert (labels == single["labels"]).all(), f"{kwargs}: not the labels of one pass"
+        # Cells across the chunk borders keep one number on both sides (a per-chunk labelling would give them two).
+        across = set()
+        for b in (256, 512, 768):
+            across |= (set(labels[:, b - 1].tolist()) & set(labels[:, b].tolist())) | \
+                (set(labels[b - 1, :].tolist()) & set(labels[b, :].tolist()))
+        across.discard(0)
+        assert len(across) > 5, f"{kwargs}: too few cells straddle the chunk borders for the test to mean much"
+    assert results[0][1] > components["label_count"] + 100, "the watershed split no touching cells"
+    # Too small a context: small clusters are still the watershed's instances, large ones their component; so the
+    # partition lies between the two whole-image passes and every instance is whole across chunks.
+    _, count, labels = small_context
+    watershed = un.segment(image, BASELINE, outputs=("labels",), instances="watershed", watershed_smoothing=0)
+    assert components["label_count"] <= count < watershed["label_count"]
+    for finer, coarser in ((watershed["labels"], labels), (labels, components["labels"])):
+        pairs = set(zip(finer.ravel().tolist(), coarser.ravel().tolist()))
+        assert len(pairs) == len({a for a, _ in pairs}), "an instance is split across chunks"
+    assert len(set(labels.ravel().tolist())) - 1 == count
     with pytest.raises(ValueError, match="OME-Zarr"):
         zarr.group(store=parse_url(str(tmp_path / "plain.zarr"), mode="w").store)
         un.segment_zarr(str(tmp_path / "plain.zarr"), BASELINE)

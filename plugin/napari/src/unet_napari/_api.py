@@ -73,6 +73,7 @@ class Model:
             "size_step": info.size_step, "min_input": info.min_input, "normalization": text(info.normalization),
             "class_names": text(info.class_names).split(","), "provenance": text(info.provenance),
             "ort_version": text(info.ort_version), "ort_library": text(info.ort_library),
+            "postprocessing": text(info.postprocessing),
         }
 
     def close(self):
@@ -114,17 +115,10 @@ class Model:
         elif normalization != "model":
             opts.normalization = N.NORMALIZATION_PERCENTILE
             opts.percentile_low, opts.percentile_high = normalization
-        opts.threshold = threshold or 0.0
-        opts.min_size = min_size
-        opts.connectivity = connectivity
+        _post_options(opts, threshold, min_size, connectivity, instances, watershed_h, watershed_smoothing,
+                      watershed_seed)
         opts.memory_budget_bytes = int(memory_mb * 2**20) if memory_mb else 0
         opts.max_tile = max_tile or 0
-        if instances not in N.INSTANCES:
-            raise ValueError(f"instances must be one of {sorted(N.INSTANCES)}, not {instances!r}")
-        opts.instances = N.INSTANCES[instances]
-        opts.watershed_h = -1.0 if watershed_h is None else watershed_h
-        opts.watershed_smoothing = -1.0 if watershed_smoothing is None else watershed_smoothing
-        opts.watershed_seed = -1.0 if watershed_seed is None else watershed_seed
         opts.test_time_augmentation = 1 if tta else 0
         callback = None
         if progress is not None:
@@ -133,6 +127,64 @@ class Model:
         _check(N.lib().unet_segment(self._handle, C.byref(img), C.byref(opts), C.byref(out)))
         result["label_count"] = out.label_count
         return result
+
+    def instances(self, probabilities, *, outputs=("labels",), threshold=None, min_size=0, connectivity=4,
+                  instances="model", watershed_h=None, watershed_smoothing=None, watershed_seed=None):
+        """Mask and instance labels of a foreground-probability map (2-D, values in [0, 1]) with the post-processing
+        `segment` applies (the same arguments and this model's recommendation), without running the network: to
+        label again with other settings, or a probability map computed piece by piece. Returns a dict with the
+        requested outputs ("labels", "mask") and "label_count"."""
+        return _instances(self._handle, probabilities, outputs=outputs, threshold=threshold, min_size=min_size,
+                          connectivity=connectivity, instances=instances, watershed_h=watershed_h,
+                          watershed_smoothing=watershed_smoothing, watershed_seed=watershed_seed)
+
+
+def _post_options(opts, threshold, min_size, connectivity, instances, watershed_h, watershed_smoothing,
+                  watershed_seed):
+    """The post-processing fields of a SegmentOptions (shared by segment and instances)."""
+    opts.threshold = threshold or 0.0
+    opts.min_size = min_size
+    opts.connectivity = connectivity
+    if instances not in N.INSTANCES:
+        raise ValueError(f"instances must be one of {sorted(N.INSTANCES)}, not {instances!r}")
+    opts.instances = N.INSTANCES[instances]
+    opts.watershed_h = -1.0 if watershed_h is None else watershed_h
+    opts.watershed_smoothing = -1.0 if watershed_smoothing is None else watershed_smoothing
+    opts.watershed_seed = -1.0 if watershed_seed is None else watershed_seed
+
+
+def _instances(handle, probabilities, *, outputs=("labels",), threshold=None, min_size=0, connectivity=4,
+               instances="model", watershed_h=None, watershed_smoothing=None, watershed_seed=None):
+    p = np.asarray(probabilities)
+    if p.ndim != 2:
+        raise ValueError(f"probabilities must be 2-D, got shape {p.shape}")
+    img, keep = _image_struct(p.astype(np.float32, copy=False))
+    h, w = keep.shape
+    result = {}
+    out = N.Outputs()
+    out.struct_size = C.sizeof(N.Outputs)
+    for name, dtype in (("mask", np.uint8), ("labels", np.uint32)):
+        if name in outputs:
+            result[name] = np.empty((h, w), dtype)
+            setattr(out, name, result[name].ctypes.data)
+            setattr(out, name + "_len", h * w)
+    opts = N.SegmentOptions()
+    _check(N.lib().unet_segment_options_init_sized(C.byref(opts), C.c_size_t(C.sizeof(opts))))
+    _post_options(opts, threshold, min_size, connectivity, instances, watershed_h, watershed_smoothing, watershed_seed)
+    _check(N.lib().unet_instances(handle, C.byref(img), C.byref(opts), C.byref(out)))
+    result["label_count"] = out.label_count
+    return result
+
+
+def instances(probabilities, model=None, **kwargs):
+    """Mask and instance labels of a foreground-probability map with `model`'s recommended post-processing (a Model,
+    a path, None for the default model, or False for no recommendation: threshold P > 1 - P, connected components).
+    Keyword arguments as `Model.instances`."""
+    if model is False:
+        return _instances(None, probabilities, **kwargs)
+    if not isinstance(model, Model):
+        model = load_model(model)
+    return model.instances(probabilities, **kwargs)
 
 
 _models = {}
@@ -227,6 +279,17 @@ def _dask_percentiles(image, qs):
     return out
 
 
+def _axis_chunks(n, chunk, depth):
+    """Chunk sizes along an axis of n pixels: `chunk` each, the last at least `depth` (dask's overlap needs it)."""
+    sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
+    if len(sizes) > 1 and sizes[-1] < depth:
+        # The short last chunk joins the one before it (`sizes[-2] += sizes.pop()` would add it to the one before
+        # that, the index being taken before the pop, and shift every later chunk off the grid).
+        last = sizes.pop()
+        sizes[-1] += last
+    return tuple(sizes)
+
+
 def segment_dask(image, model=None, *, chunk=1024, threshold=None, max_tile=None):
     """Foreground probabilities of a 2-D dask (or numpy) array too large for memory, chunk by chunk, equal to one
     pass over the whole image: the image is normalised with its exact global percentiles, chunks start on the
@@ -256,20 +319,11 @@ def segment_dask(image, model=None, *, chunk=1024, threshold=None, max_tile=None
         offset, scale = np.float32(0.0), np.float32(1.0)
     chunk = max(-(-chunk // step) * step, depth)
 
-    def axis_chunks(n):
-        sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
-        if len(sizes) > 1 and sizes[-1] < depth:  # dask needs chunks at least as large as the overlap
-            # The short last chunk joins the one before it (`sizes[-2] += sizes.pop()` would add it to the one
-            # before that, the index being taken before the pop, and shift every later chunk off the grid).
-            last = sizes.pop()
-            sizes[-1] += last
-        return tuple(sizes)
-
     if min(image.shape) <= depth:
         normalized = (np.asarray(image).astype(np.float32) - offset) * scale
         return da.from_array(model.segment(normalized, outputs=("probabilities",), normalization="none",
                                            threshold=threshold, max_tile=max_tile)["probabilities"])
-    image = image.rechunk((axis_chunks(image.shape[0]), axis_chunks(image.shape[1])))
+    image = image.rechunk((_axis_chunks(image.shape[0], chunk, depth), _axis_chunks(image.shape[1], chunk, depth)))
     normalized = (image.astype(np.float32) - offset) * scale
 
     def block_probabilities(block):
@@ -288,18 +342,93 @@ def _ome_axes(attrs):
     return axes, ms[0]["datasets"][0]["path"]
 
 
-def segment_zarr(image_url, model=None, *, chunk=1024, threshold=0.5, connectivity=4, name="unet",
-                 max_tile=None):
+_LEFTOVER = np.uint64(1 << 63)  # a pixel of a cell cluster larger than the context (see _block_instances)
+
+
+def _watershed_smoothing(info, instances, watershed_smoothing):
+    """The smoothing (pixels) the library will use: the caller's, else the model's recommendation, else 1."""
+    if watershed_smoothing is not None:
+        return watershed_smoothing
+    words = dict(w.split("=", 1) for w in (info.get("postprocessing") or "").split()[1:] if "=" in w)
+    if instances == "components" or (instances == "model" and not (info.get("postprocessing") or "").startswith(
+            "watershed")):
+        return 0.0
+    return float(words.get("smoothing", 1.0))
+
+
+def _block_instances(p, block_info=None, *, model, starts, width, context, margin, kwargs):
+    """Instance ids of one chunk of a probability map seen with `context` pixels around it (dask's map_overlap
+    without padding at the image border). The library labels the whole view; an instance is kept when its
+    connected foreground component, grown by `margin` (what the watershed reads around a component: its smoothing
+    and distances), lies inside the view (or reaches only the image border) and is at most `context` wide and high.
+    Such a component is seen whole, with the same surroundings, by every chunk it touches, and the watershed works
+    per component, so every chunk labels it as one pass over the whole image does. Its instances get the id
+    1 + (raster index of their first pixel in the whole image): the same in every chunk, and sorting the ids gives
+    the whole pass's numbering. Pixels of larger components get _LEFTOVER (labelled globally afterwards)."""
+    from scipy import ndimage
+
+    (iy, ix), (ny, nx) = block_info[0]["chunk-location"], block_info[0]["num-chunks"]
+    oy = starts[0][iy] - (context if iy > 0 else 0)  # the view's origin in the whole image
+    ox = starts[1][ix] - (context if ix > 0 else 0)
+    h, w = p.shape
+    labels = model.instances(p, **kwargs)["labels"]
+    components = model.instances(p, threshold=kwargs["threshold"], connectivity=kwargs["connectivity"],
+                                 instances="components", min_size=1)["labels"]
+    ids = np.zeros((h, w), np.uint64)
+    if not components.any():
+        return ids
+    whole = np.zeros(int(components.max()) + 1, bool)
+    for k, (sy, sx) in enumerate(ndimage.find_objects(components), start=1):
+        inside = ((sy.start - margin >= 0 or iy == 0) and (sy.stop + margin <= h or iy == ny - 1)
+                  and (sx.start - margin >= 0 or ix == 0) and (sx.stop + margin <= w or ix == nx - 1))
+        small = sy.stop - sy.start + 2 * margin <= context and sx.stop - sx.start + 2 * margin <= context
+        whole[k] = inside and small
+    flat = labels.ravel()
+    numbers, first = np.unique(flat, return_index=True)
+    anchor = np.zeros(int(numbers.max()) + 1, np.uint64)
+    gy, gx = first // w + oy, first % w + ox
+    anchor[numbers] = (gy.astype(np.uint64) * np.uint64(width) + gx.astype(np.uint64) + np.uint64(1))
+    keep = whole[components]
+    ids[keep & (labels > 0)] = anchor[labels[keep & (labels > 0)]]
+    ids[~keep & (components > 0)] = _LEFTOVER
+    return ids
+
+
+def _relabel(ids, leftover=None, *, anchors, offset):
+    """Final labels: kept ids numbered by their rank (raster order of first pixels), leftover clusters after them."""
+    out = np.zeros(ids.shape, np.uint32)
+    kept = (ids > 0) & (ids != _LEFTOVER)
+    out[kept] = np.searchsorted(anchors, ids[kept]).astype(np.uint32) + 1
+    if leftover is not None:
+        out[leftover > 0] = leftover[leftover > 0].astype(np.uint32) + np.uint32(offset)
+    return out
+
+
+def segment_zarr(image_url, model=None, *, chunk=1024, threshold=None, connectivity=4, min_size=0,
+                 instances="model", watershed_h=None, watershed_smoothing=None, watershed_seed=None, context=128,
+                 name="unet", max_tile=None):
     """Segments the 2-D image of an OME-Zarr group (level 0; axes t/c/z of size 1 are dropped) chunk by chunk on the
     current dask scheduler (a dask.distributed Client if one is active: each worker process loads the model once)
     and writes its instance labels into the group as OME-Zarr labels (`labels/<name>`, NGFF image-label metadata).
-    Probabilities equal one pass over the whole image (see `segment_dask`); instances are the connected components
-    of P(foreground) >= threshold, numbered consistently across chunks (dask-image). Returns (labels path, count)."""
+    No step holds the whole image: memory is a few chunks per worker.
+
+    Probabilities equal one pass over the whole image (see `segment_dask`). Instances use the post-processing of
+    `segment` (the same arguments; "model" = the model's recommendation, its watershed included): each chunk is
+    labelled with `context` pixels of its neighbours around it, and a cell cluster (a connected foreground
+    component) up to `context` pixels wide and high, less the watershed's margin, is labelled exactly as one pass
+    over the whole image labels it, with the same numbers. Larger clusters cannot be seen whole by one chunk: they
+    become one instance each (their connected component, numbered after the others) and a warning says how many;
+    raise `context` to split them too. Labels already written under `name` are replaced. Returns (labels path,
+    count)."""
+    import warnings
+
     import dask.array as da
     import zarr
     from dask_image.ndmeasure import label as dask_label
     from ome_zarr.writer import write_labels
 
+    if not isinstance(model, Model):
+        model = load_model(model)
     group = zarr.open_group(str(image_url), mode="r+")
     axes, level0 = _ome_axes(dict(group.attrs))
     data = da.from_zarr(group[level0])
@@ -307,13 +436,55 @@ def segment_zarr(image_url, model=None, *, chunk=1024, threshold=0.5, connectivi
     others = [i for i, a in enumerate(axes) if a not in ("y", "x")]
     if len(spatial) != 2 or any(data.shape[i] != 1 for i in others):
         raise ValueError(f"segment_zarr needs a 2-D image (axes {axes}, shape {data.shape}): y and x, the rest of size 1")
+    if connectivity not in (4, 8):
+        raise ValueError(f"connectivity must be 4 or 8, not {connectivity}")
     image = data[tuple(0 if i in others else slice(None) for i in range(data.ndim))]
     probabilities = segment_dask(image, model, chunk=chunk, max_tile=max_tile)
-    structure = np.ones((3, 3), bool) if connectivity == 8 else None
-    labels, count = dask_label(probabilities >= threshold, structure=structure)
-    labels = labels.astype(np.uint32)
-    count = int(count.compute()) if hasattr(count, "compute") else int(count)
-    label_axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
-    write_labels(labels, group, name=name, axes=label_axes, scaler=None,
-                 label_metadata={"source": {"image": "../../"}}, storage_options={"chunks": labels.chunksize})
+    # What the watershed reads around a component: Gaussian taps (3 sigma, along rows then columns) over distances
+    # of neighbouring foreground, themselves up to that far from their background.
+    taps = math.ceil(3 * _watershed_smoothing(model.info, instances, watershed_smoothing))
+    margin = 3 * taps + 3
+    if context < 2 * margin + 1:
+        raise ValueError(f"context {context} leaves no room for cells: at least {2 * margin + 1} for this smoothing")
+    shape = probabilities.shape
+    chunks = (_axis_chunks(shape[0], max(chunk, context), context), _axis_chunks(shape[1], max(chunk, context), context))
+    probabilities = probabilities.rechunk(chunks)
+    starts = tuple(np.concatenate([[0], np.cumsum(c)[:-1]]).tolist() for c in chunks)
+    kwargs = {"threshold": threshold, "min_size": min_size, "connectivity": connectivity, "instances": instances,
+              "watershed_h": watershed_h, "watershed_smoothing": watershed_smoothing, "watershed_seed": watershed_seed}
+    model.instances(np.zeros((1, 1), np.float32), **kwargs)  # invalid settings fail here, not in a worker
+    ids = probabilities.map_overlap(_block_instances, depth=context, boundary="none", dtype=np.uint64,
+                                    model=model, starts=starts, width=shape[1], context=context, margin=margin,
+                                    kwargs=kwargs)
+    # The ids go to disk once (the network and the labelling run once), then two cheap passes read them.
+    work = f"{image_url}/labels/{name}.work"
+    da.to_zarr(ids.rechunk(chunks[0][0]), work, overwrite=True)  # zarr wants regular chunks
+    try:
+        ids = da.from_zarr(work)
+        anchors = np.unique(da.unique(ids).compute())
+        anchors = anchors[(anchors > 0) & (anchors != _LEFTOVER)]
+        leftover = None
+        clusters = 0
+        if bool((ids == _LEFTOVER).any().compute()):
+            structure = np.ones((3, 3), bool) if connectivity == 8 else None
+            leftover, clusters = dask_label(ids == _LEFTOVER, structure=structure)
+            clusters = int(clusters.compute()) if hasattr(clusters, "compute") else int(clusters)
+            warnings.warn(f"{clusters} cell cluster(s) larger than the context ({context} px less a margin of "
+                          f"{margin}) became one instance each; raise `context` to separate their cells",
+                          stacklevel=2)
+        count = len(anchors) + clusters
+        if leftover is None:
+            labels = ids.map_blocks(_relabel, anchors=anchors, offset=0, dtype=np.uint32)
+        else:
+            labels = da.map_blocks(_relabel, ids, leftover, anchors=anchors, offset=len(anchors), dtype=np.uint32)
+        labels = labels.rechunk(chunks[0][0])  # regular chunks for OME-Zarr (the last may be shorter)
+        if "labels" in group and name in group["labels"]:
+            del group["labels"][name]  # a new run replaces the labels of that name
+        label_axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+        write_labels(labels, group, name=name, axes=label_axes, scaler=None,
+                     label_metadata={"source": {"image": "../../"}}, storage_options={"chunks": labels.chunksize})
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
     return f"{image_url}/labels/{name}", count

@@ -27,7 +27,9 @@ class ModelInfo(C.Structure):
                 ("depth", C.c_uint32), ("halo", C.c_uint32), ("size_step", C.c_uint32),
                 ("size_offset", C.c_uint32), ("min_input", C.c_uint32), ("normalization", C.c_char_p),
                 ("class_names", C.c_char_p), ("provenance", C.c_char_p), ("source", C.c_char_p),
-                ("ort_version", C.c_char_p), ("ort_library", C.c_char_p)]
+                ("ort_version", C.c_char_p), ("ort_library", C.c_char_p),
+                # since 0.4
+                ("postprocessing", C.c_char_p)]
 
 
 PROGRESS = C.CFUNCTYPE(C.c_int32, C.c_void_p, C.c_size_t, C.c_size_t)
