@@ -177,41 +177,7 @@ pub fn weight_map(
     } else {
         0.0
     };
-    let mut d1 = alloc_f32(area, f32::INFINITY)?;
-    let mut d2 = alloc_f32(area, f32::INFINITY)?;
-    if radius > 0.0 {
-        let r = radius.ceil() as usize;
-        let mut scratch = EdtScratch::default();
-        for cell in &cells {
-            let (x0, y0) = (cell.x0.saturating_sub(r), cell.y0.saturating_sub(r));
-            let (x1, y1) = ((cell.x1 + r).min(w - 1), (cell.y1 + r).min(h - 1));
-            let (ww, wh) = (x1 - x0 + 1, y1 - y0 + 1);
-            let dist = scratch.squared_edt(ww, wh, |x, y| {
-                let (gx, gy) = (x0 + x, y0 + y);
-                target[gy * w + gx] != 0 && labels.get(gx, gy) == cell.label
-            });
-            let r2 = radius * radius;
-            for y in 0..wh {
-                for x in 0..ww {
-                    let dd = dist[y * ww + x];
-                    if dd > r2 {
-                        continue;
-                    }
-                    let i = (y0 + y) * w + x0 + x;
-                    if target[i] != 0 {
-                        continue;
-                    }
-                    let d = dd.sqrt() as f32;
-                    if d < d1[i] {
-                        d2[i] = d1[i];
-                        d1[i] = d;
-                    } else if d < d2[i] {
-                        d2[i] = d;
-                    }
-                }
-            }
-        }
-    }
+    let (d1, d2) = nearest_two_cells(labels, target, &cells, radius)?;
     let two_sigma2 = 2.0 * sigma * sigma;
     for i in 0..area {
         let mut v = if target[i] != 0 { class_weights.1 } else { class_weights.0 };
@@ -222,6 +188,52 @@ pub fn weight_map(
         weights[i] = v;
     }
     Ok(report)
+}
+
+/// For each background pixel of the target, the exact distances to the nearest pixel of the nearest and of the
+/// second-nearest cell, where they are within `radius` (infinity beyond): each cell's squared Euclidean distance
+/// transform over its bounding box grown by the radius.
+fn nearest_two_cells(
+    labels: &LabelView,
+    target: &[u8],
+    cells: &[CellBox],
+    radius: f64,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (w, h) = (labels.width, labels.height);
+    let mut d1 = alloc_f32(w * h, f32::INFINITY)?;
+    let mut d2 = alloc_f32(w * h, f32::INFINITY)?;
+    if radius <= 0.0 {
+        return Ok((d1, d2));
+    }
+    let r = radius.ceil() as usize;
+    let r2 = radius * radius;
+    let mut scratch = EdtScratch::default();
+    for cell in cells {
+        let (x0, y0) = (cell.x0.saturating_sub(r), cell.y0.saturating_sub(r));
+        let (x1, y1) = ((cell.x1 + r).min(w - 1), (cell.y1 + r).min(h - 1));
+        let (ww, wh) = (x1 - x0 + 1, y1 - y0 + 1);
+        let dist = scratch.squared_edt(ww, wh, |x, y| {
+            let (gx, gy) = (x0 + x, y0 + y);
+            target[gy * w + gx] != 0 && labels.get(gx, gy) == cell.label
+        });
+        for y in 0..wh {
+            for x in 0..ww {
+                let dd = dist[y * ww + x];
+                let i = (y0 + y) * w + x0 + x;
+                if dd > r2 || target[i] != 0 {
+                    continue;
+                }
+                let d = dd.sqrt() as f32;
+                if d < d1[i] {
+                    d2[i] = d1[i];
+                    d1[i] = d;
+                } else if d < d2[i] {
+                    d2[i] = d;
+                }
+            }
+        }
+    }
+    Ok((d1, d2))
 }
 
 fn oom(area: usize) -> Error {

@@ -71,27 +71,7 @@ pub fn watershed(
     heights.resize(n, 0);
     let top = quantised_distance(buf, width, height, params.smoothing, &mut heights);
 
-    // Foreground pixels from the highest to the lowest (counting sort; raster order within one height).
-    let mut start = vec![0u32; top as usize + 2];
-    for (&h, &b) in heights.iter().zip(buf.iter()) {
-        if b != 0 {
-            start[(top - h) as usize + 1] += 1;
-        }
-    }
-    for i in 1..start.len() {
-        start[i] += start[i - 1];
-    }
-    let foreground = start[start.len() - 1] as usize;
-    order.resize(foreground, 0);
-    for (i, (&h, &b)) in heights.iter().zip(buf.iter()).enumerate() {
-        if b != 0 {
-            let slot = &mut start[(top - h) as usize];
-            order[*slot as usize] = i as u32;
-            *slot += 1;
-        }
-    }
-    drop(start);
-
+    flood_order(buf, &heights, top, &mut order);
     // Flood. A processed pixel holds its union-find parent + 1; a root is the first (highest) pixel of its basin, so
     // `heights[root]` is the basin's peak. Where basins meet, the lower one merges unless its dynamic exceeds h.
     let h_quanta = (params.h * QUANTA_PER_PIXEL).round() as u32;
@@ -138,6 +118,29 @@ pub fn watershed(
         }
     }
     Ok(renumber(buf, &mut order, &mut heights, min_size))
+}
+
+/// The foreground pixels of `buf` from the highest to the lowest (counting sort over the quantised heights, raster
+/// order within one height) into `order`.
+fn flood_order(buf: &[u32], heights: &[u32], top: u32, order: &mut Vec<u32>) {
+    let mut start = vec![0u32; top as usize + 2];
+    for (&h, &b) in heights.iter().zip(buf.iter()) {
+        if b != 0 {
+            start[(top - h) as usize + 1] += 1;
+        }
+    }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    order.clear();
+    order.resize(start[start.len() - 1] as usize, 0);
+    for (i, (&h, &b)) in heights.iter().zip(buf.iter()).enumerate() {
+        if b != 0 {
+            let slot = &mut start[(top - h) as usize];
+            order[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+    }
 }
 
 /// An empty vector with room for `n` values: the watersheds' per-pixel scratch, an error (not an abort) when memory

@@ -121,22 +121,12 @@ impl Model {
         options: SegmentOptions,
         outputs: SegmentOutputs,
     ) -> Result<SegmentReport> {
-        let SegmentOptions {
-            threshold,
-            min_size,
-            instances,
-            connectivity,
-            memory_budget,
-            max_tile,
-            tiles_per_run,
-            normalization,
-            test_time_augmentation,
-            mut progress,
-        } = options;
         let meta = self.metadata();
         let (arch, geometry) = (meta.arch, meta.geometry());
         let Resolved { threshold, min_size, method } =
-            Resolved::new(threshold, min_size, instances, meta.postprocessing)?;
+            Resolved::new(options.threshold, options.min_size, options.instances, meta.postprocessing)?;
+        let (memory_budget, max_tile) = (options.memory_budget, options.max_tile);
+        let mut progress = options.progress;
         if image.channels != arch.in_channels {
             return Err(Error::new(
                 UnetStatus::ChannelMismatch,
@@ -145,83 +135,45 @@ impl Model {
         }
         let area = image.area();
         let SegmentOutputs { mut probabilities, mut mask, mut labels } = outputs;
-        for (name, len) in [
-            ("probabilities", probabilities.as_ref().map(|b| b.len())),
-            ("mask", mask.as_ref().map(|b| b.len())),
-            ("labels", labels.as_ref().map(|b| b.len())),
-        ] {
-            if let Some(len) = len.filter(|&l| l < area) {
-                return Err(Error::new(
-                    UnetStatus::BufferTooSmall,
-                    format!("{name} buffer holds {len} elements, the image has {area} pixels"),
-                ));
-            }
-        }
+        check_buffer_lengths(
+            &[
+                ("probabilities", probabilities.as_ref().map(|b| b.len())),
+                ("mask", mask.as_ref().map(|b| b.len())),
+                ("labels", labels.as_ref().map(|b| b.len())),
+            ],
+            area,
+        )?;
         if memory_budget == 0 && max_tile.is_none() {
             return Err(Error::invalid_argument("memory budget is 0 bytes"));
         }
 
         let mut timings = SegmentTimings::default();
         let clock = Instant::now();
-        let normalizer = Normalizer::for_image(image, normalization.unwrap_or(meta.normalization))?;
+        let normalizer = Normalizer::for_image(image, options.normalization.unwrap_or(meta.normalization))?;
         timings.normalize = clock.elapsed();
 
         let on_cuda = self.provider().used == Provider::Cuda;
-        let mut batch = match tiles_per_run {
-            0 if on_cuda => 4,
-            0 => 1,
-            n => n,
-        };
-        if let Some(most) = meta.imported.and_then(|i| i.max_batch) {
-            batch = batch.min(most);
-        }
-        // On a GPU the default budget becomes a share of the GPU's free memory (bigger tiles, less halo work); asked
-        // only when the tile size is still to be chosen.
-        let free_gpu_memory = || self.cuda_device().and_then(|d| crate::gpu_memory::free_bytes(d.max(0) as u32));
-        let memory_budget = if memory_budget == DEFAULT_MEMORY_BUDGET && max_tile.is_none() {
-            free_gpu_memory().map_or(memory_budget, crate::gpu_memory::budget_for)
-        } else {
-            memory_budget
-        };
-        let mut max_tile = max_tile
-            .unwrap_or_else(|| max_tile_for_budget(&geometry, meta.base_width_for_memory(), batch, memory_budget));
+        let (mut batch, mut max_tile) = self.first_batch_and_tile(options.tiles_per_run, memory_budget, max_tile);
         let writer = OutputWriter { width: image.width, classes: arch.classes, threshold, method };
+        let pass = TilePass {
+            image,
+            normalizer: &normalizer,
+            test_time_augmentation: options.test_time_augmentation,
+            writer: &writer,
+        };
         let mut out_of_memory_retries = 0;
         // A GPU out of memory is retried with fewer tiles per run, then smaller tiles; every attempt rewrites
         // every output pixel, so nothing of a failed attempt survives.
         let (plan, batch) = loop {
             let plan = TilePlan::new(&geometry, image.height, image.width, max_tile);
             batch = batch.min(plan.len());
-            let attempt = self.run_tiles(
-                image,
-                &normalizer,
-                &plan,
-                batch,
-                test_time_augmentation,
-                &writer,
-                (&mut probabilities, &mut mask, &mut labels),
-                &mut progress,
-                &mut timings,
-            );
+            let outputs = (&mut probabilities, &mut mask, &mut labels);
+            let attempt = self.run_tiles(&pass, &plan, batch, outputs, &mut progress, &mut timings);
             match attempt {
                 Ok(()) => break (plan, batch),
                 Err(e) if e.status() == UnetStatus::OutOfMemory && on_cuda => {
-                    let tile = plan.output_shape().0.max(plan.output_shape().1);
-                    let smaller = geometry.output_at_most(tile / 2);
-                    if batch == 1 && smaller >= tile {
-                        return Err(e.context("the GPU is out of memory even for the smallest tile"));
-                    }
+                    (batch, max_tile) = self.fewer_or_smaller_tiles(e, &plan, batch, max_tile)?;
                     out_of_memory_retries += 1;
-                    self.renew_session()?;
-                    if batch > 1 {
-                        batch /= 2;
-                    } else {
-                        max_tile = smaller;
-                    }
-                    log::warn!(
-                        "GPU out of memory with {tile}x{tile} tiles: retrying with {batch} tile(s) of at most \
-                         {max_tile} per run"
-                    );
                 }
                 Err(e) => return Err(e),
             }
@@ -229,8 +181,14 @@ impl Model {
         let mut label_count = 0;
         if let Some(labels) = labels {
             let clock = Instant::now();
-            label_count =
-                label_instances(&mut labels[..area], image.width, image.height, method, connectivity, min_size)?;
+            label_count = label_instances(
+                &mut labels[..area],
+                image.width,
+                image.height,
+                method,
+                options.connectivity,
+                min_size,
+            )?;
             timings.labels = clock.elapsed();
             let total = plan.len().div_ceil(batch) + 1;
             let keep_going = progress.as_mut().is_none_or(|f| f(Progress { done: total, total }));
@@ -248,20 +206,69 @@ impl Model {
         })
     }
 
-    /// Runs the network over every tile of `plan`, `batch` tiles per call, writing each tile's outputs.
-    #[allow(clippy::too_many_arguments)]
-    fn run_tiles(
+    /// Tiles per ONNX Runtime call and the largest tile edge to try first: 1 tile on the CPU, 4 on a GPU (never more
+    /// than an imported network's batch axis allows), tiles sized by the memory budget, which on a GPU, when left
+    /// at the default, becomes a share of the GPU's free memory (bigger tiles, less halo work).
+    fn first_batch_and_tile(
         &self,
-        image: &ImageView,
-        normalizer: &Normalizer,
+        tiles_per_run: usize,
+        memory_budget: usize,
+        max_tile: Option<usize>,
+    ) -> (usize, usize) {
+        let meta = self.metadata();
+        let mut batch = match tiles_per_run {
+            0 if self.provider().used == Provider::Cuda => 4,
+            0 => 1,
+            n => n,
+        };
+        if let Some(most) = meta.imported.and_then(|i| i.max_batch) {
+            batch = batch.min(most);
+        }
+        let free_gpu_memory = || self.cuda_device().and_then(|d| crate::gpu_memory::free_bytes(d.max(0) as u32));
+        let memory_budget = if memory_budget == DEFAULT_MEMORY_BUDGET && max_tile.is_none() {
+            free_gpu_memory().map_or(memory_budget, crate::gpu_memory::budget_for)
+        } else {
+            memory_budget
+        };
+        let max_tile = max_tile.unwrap_or_else(|| {
+            max_tile_for_budget(&meta.geometry(), meta.base_width_for_memory(), batch, memory_budget)
+        });
+        (batch, max_tile)
+    }
+
+    /// After the GPU ran out of memory with `plan` and `batch`: a fresh session and half the tiles per run, or at one
+    /// tile per run, tiles of half the edge; the error itself when the smallest tile failed.
+    fn fewer_or_smaller_tiles(
+        &self,
+        e: Error,
         plan: &TilePlan,
         batch: usize,
-        test_time_augmentation: bool,
-        writer: &OutputWriter,
+        max_tile: usize,
+    ) -> Result<(usize, usize)> {
+        let tile = plan.output_shape().0.max(plan.output_shape().1);
+        let smaller = self.metadata().geometry().output_at_most(tile / 2);
+        if batch == 1 && smaller >= tile {
+            return Err(e.context("the GPU is out of memory even for the smallest tile"));
+        }
+        self.renew_session()?;
+        let (batch, max_tile) = if batch > 1 { (batch / 2, max_tile) } else { (1, smaller) };
+        log::warn!(
+            "GPU out of memory with {tile}x{tile} tiles: retrying with {batch} tile(s) of at most {max_tile} per run"
+        );
+        Ok((batch, max_tile))
+    }
+
+    /// Runs the network over every tile of `plan`, `batch` tiles per call, writing each tile's outputs.
+    fn run_tiles(
+        &self,
+        pass: &TilePass,
+        plan: &TilePlan,
+        batch: usize,
         outputs: OutputBuffers<'_, '_>,
         progress: &mut Option<&mut ProgressFn<'_>>,
         timings: &mut SegmentTimings,
     ) -> Result<()> {
+        let TilePass { image, normalizer, test_time_augmentation, writer } = *pass;
         let (probabilities, mask, labels) = outputs;
         let arch = self.metadata().arch;
         let (in_h, in_w) = plan.input_shape();
@@ -294,32 +301,7 @@ impl Model {
             }
             timings.fill_tiles += clock.elapsed();
             let input_view = ArrayView4::from_shape((n, arch.in_channels, in_h, in_w), &input[..n * tile_len]).unwrap();
-            let check = |probs: &ArrayView4<f32>| -> Result<()> {
-                let (_, k, out_h, out_w) = probs.dim();
-                if k != arch.classes || (out_h, out_w) != plan.output_shape() {
-                    return Err(Error::new(
-                        UnetStatus::ModelIncompatible,
-                        format!(
-                            "model returned {k} classes of {out_h}x{out_w} for a {in_h}x{in_w} input; its metadata promised \
-                             {} classes of {:?}",
-                            arch.classes,
-                            plan.output_shape()
-                        ),
-                    ));
-                }
-                // NaN never leaves with status OK: pixels far outside the trained range (e.g. raw values near
-                // f32::MAX with normalisation none) can overflow inside the network.
-                if let Some(bad) = probs.iter().position(|p| !p.is_finite()) {
-                    return Err(Error::new(
-                        UnetStatus::RuntimeError,
-                        format!(
-                            "the network produced a non-finite probability (element {bad} of batch {b}): the input values \
-                             are too large for it; normalise the image (percentile normalisation) first"
-                        ),
-                    ));
-                }
-                Ok(())
-            };
+            let check = |probs: &ArrayView4<f32>| check_network_output(probs, arch.classes, plan, b);
             let mut write = |probs: ArrayView4<f32>, timings: &mut SegmentTimings| {
                 let clock = Instant::now();
                 for (i, tile) in chunk.iter().enumerate() {
@@ -336,21 +318,7 @@ impl Model {
                     Ok(())
                 })?;
             } else {
-                // The tile is centred in its input (valid convolutions crop evenly and every pooled size is even),
-                // so mirroring the input mirrors the output exactly: mirror back, add up, average.
-                let (out_h, out_w) = plan.output_shape();
-                let mut sum = ndarray::Array4::<f32>::zeros((n, arch.classes, out_h, out_w));
-                for (up_down, left_right) in [(false, false), (false, true), (true, false), (true, true)] {
-                    // A copy only for the mirrored passes (the plain one is already in standard layout).
-                    let view = mirrored(input_view, up_down, left_right);
-                    let flipped = view.as_standard_layout();
-                    self.run(flipped.view(), |probs| {
-                        check(&probs)?;
-                        sum += &mirrored(probs, up_down, left_right);
-                        Ok(())
-                    })?;
-                }
-                sum /= 4.0;
+                let sum = self.run_mirrored(input_view, plan.output_shape(), check)?;
                 timings.network += clock.elapsed();
                 write(sum.view(), timings);
             }
@@ -358,9 +326,62 @@ impl Model {
         }
         Ok(())
     }
+
+    /// Test-time augmentation of one batch: the mean of the network's probabilities on the input and its three
+    /// mirror images, each mirrored back. The tile is centred in its input (valid convolutions crop evenly and every
+    /// pooled size is even), so mirroring the input mirrors the output exactly.
+    fn run_mirrored(
+        &self,
+        input: ArrayView4<f32>,
+        (out_h, out_w): (usize, usize),
+        check: impl Fn(&ArrayView4<f32>) -> Result<()>,
+    ) -> Result<ndarray::Array4<f32>> {
+        let (n, classes) = (input.dim().0, self.metadata().arch.classes);
+        let mut sum = ndarray::Array4::<f32>::zeros((n, classes, out_h, out_w));
+        for (up_down, left_right) in [(false, false), (false, true), (true, false), (true, true)] {
+            // A copy only for the mirrored passes (the plain one is already in standard layout).
+            let view = mirrored(input, up_down, left_right);
+            let flipped = view.as_standard_layout();
+            self.run(flipped.view(), |probs| {
+                check(&probs)?;
+                sum += &mirrored(probs, up_down, left_right);
+                Ok(())
+            })?;
+        }
+        sum /= 4.0;
+        Ok(sum)
+    }
 }
 
 /// `v` mirrored up-down and/or left-right (a view: nothing is copied).
+/// The network's output for a batch must have the classes and tile shape its metadata promised, and be finite:
+/// NaN never leaves with status OK (pixels far outside the trained range, e.g. raw values near f32::MAX with
+/// normalisation none, can overflow inside the network).
+fn check_network_output(probs: &ArrayView4<f32>, classes: usize, plan: &TilePlan, batch: usize) -> Result<()> {
+    let (_, k, out_h, out_w) = probs.dim();
+    if k != classes || (out_h, out_w) != plan.output_shape() {
+        let (in_h, in_w) = plan.input_shape();
+        return Err(Error::new(
+            UnetStatus::ModelIncompatible,
+            format!(
+                "model returned {k} classes of {out_h}x{out_w} for a {in_h}x{in_w} input; its metadata promised \
+                 {classes} classes of {:?}",
+                plan.output_shape()
+            ),
+        ));
+    }
+    if let Some(bad) = probs.iter().position(|p| !p.is_finite()) {
+        return Err(Error::new(
+            UnetStatus::RuntimeError,
+            format!(
+                "the network produced a non-finite probability (element {bad} of batch {batch}): the input values \
+                 are too large for it; normalise the image (percentile normalisation) first"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn mirrored(mut v: ArrayView4<f32>, up_down: bool, left_right: bool) -> ArrayView4<f32> {
     if up_down {
         v.invert_axis(ndarray::Axis(2));
@@ -407,6 +428,19 @@ fn fill_tile_typed<T: Pixel>(
             }
         });
     }
+}
+
+/// Each given output buffer must hold `area` elements.
+fn check_buffer_lengths(buffers: &[(&str, Option<usize>)], area: usize) -> Result<()> {
+    for &(name, len) in buffers {
+        if let Some(len) = len.filter(|&l| l < area) {
+            return Err(Error::new(
+                UnetStatus::BufferTooSmall,
+                format!("{name} buffer holds {len} elements, the image has {area} pixels"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Post-processing settings after the model's recommendation filled what the caller left open: the one rule
@@ -464,14 +498,10 @@ pub fn instances_from_probabilities(
         ));
     }
     let (width, height, area) = (probabilities.width, probabilities.height, probabilities.area());
-    for (name, len) in [("mask", mask.as_ref().map(|b| b.len())), ("labels", labels.as_ref().map(|b| b.len()))] {
-        if let Some(len) = len.filter(|&l| l < area) {
-            return Err(Error::new(
-                UnetStatus::BufferTooSmall,
-                format!("{name} buffer holds {len} elements, the image has {area} pixels"),
-            ));
-        }
-    }
+    check_buffer_lengths(
+        &[("mask", mask.as_ref().map(|b| b.len())), ("labels", labels.as_ref().map(|b| b.len()))],
+        area,
+    )?;
     let writer = OutputWriter { width, classes: 2, threshold, method };
     let (mut mask, mut labels) = (mask, labels);
     for y in 0..height {
@@ -494,6 +524,15 @@ pub fn instances_from_probabilities(
         Some(l) => label_instances(&mut l[..area], width, height, method, options.connectivity, min_size),
         None => Ok(0),
     }
+}
+
+/// What every tile of one `segment` call shares.
+#[derive(Clone, Copy)]
+struct TilePass<'a> {
+    image: &'a ImageView<'a>,
+    normalizer: &'a Normalizer,
+    test_time_augmentation: bool,
+    writer: &'a OutputWriter,
 }
 
 /// Turns one tile's class probabilities into the requested outputs.

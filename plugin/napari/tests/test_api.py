@@ -261,3 +261,67 @@ def test_segment_zarr_on_a_local_cluster_equals_one_pass(tmp_path):
     with pytest.raises(ValueError, match="OME-Zarr"):
         zarr.group(store=parse_url(str(tmp_path / "plain.zarr"), mode="w").store)
         un.segment_zarr(str(tmp_path / "plain.zarr"), BASELINE)
+
+
+def test_segment_zarr_image_larger_than_the_workers_memory(tmp_path):
+    """A 484 MiB float32 OME-Zarr image (11264 x 11264) through one worker process whose nanny kills it above 95 %
+    of 448 MiB (spilling and pausing off, so the limit is hard): no step may hold the image. Bright 40-px squares on
+    a 64-px grid are each found once (the exact count), the worker is never restarted, and its peak RSS stays
+    below the image's size."""
+    import os
+    import resource
+    import threading
+
+    import dask
+    import dask.array as da
+    import psutil
+    import zarr
+    from dask.distributed import Client, LocalCluster
+    from ome_zarr.io import parse_url
+    from ome_zarr.writer import write_image
+
+    side, period, size = 11264, 64, 40
+
+    def squares_block(block_info=None):
+        (y0, y1), (x0, x1) = block_info[None]["array-location"]
+        y, x = np.ogrid[y0:y1, x0:x1]
+        return np.where((y % period < size) & (x % period < size), 3000.0, 100.0).astype(np.float32)
+
+    image = da.map_blocks(squares_block, chunks=((1024,) * (side // 1024),) * 2, dtype=np.float32)
+    path = str(tmp_path / "big.ome.zarr")
+    with dask.config.set(scheduler="threads"):  # written here, chunk by chunk, before the cluster starts
+        write_image(image, zarr.group(store=parse_url(path, mode="w").store), axes="yx", scaler=None,
+                    storage_options={"chunks": (1024, 1024)})
+    limit = 448 * 2**20
+    assert image.nbytes > limit
+    hard = {"distributed.worker.memory.target": False, "distributed.worker.memory.spill": False,
+            "distributed.worker.memory.pause": False, "distributed.worker.memory.terminate": 0.95}
+    with dask.config.set(hard), LocalCluster(n_workers=1, threads_per_worker=1, processes=True, memory_limit=limit,
+                                             dashboard_address=None) as cluster, Client(cluster) as client:
+        workers = set(client.scheduler_info()["workers"])
+        (pid,) = client.run(os.getpid).values()
+        sampled, done = [], threading.Event()
+
+        def sample():  # the worker's RSS every 50 ms, as the nanny sees it
+            worker = psutil.Process(pid)
+            while not done.wait(0.05):
+                sampled.append(worker.memory_info().rss)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            labels_path, count = un.segment_zarr(path, BASELINE, chunk=512, max_tile=256)
+        finally:
+            done.set()
+            sampler.join()
+        peak = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        assert set(client.scheduler_info()["workers"]) == workers == set(peak), "the worker was restarted"
+    (peak,) = peak.values()
+    print(f"image {image.nbytes / 2**20:.0f} MiB, worker limit {limit / 2**20:.0f} MiB, peak RSS "
+          f"{peak / 2**20:.0f} MiB (getrusage), {max(sampled) / 2**20:.0f} MiB (sampled)")
+    assert peak < image.nbytes
+    assert count == (side // period) ** 2
+    labels = zarr.open_group(labels_path)
+    level0 = labels[un._api._ome_axes(dict(labels.attrs))[1]]
+    corner = level0[:256, -256:]  # spot check: squares numbered in raster order, background 0
+    assert corner[0, -256 + 0] > 0 and corner[50, 0] == 0 and len(np.unique(corner)) == 1 + 4 * 4

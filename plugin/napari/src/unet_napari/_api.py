@@ -248,24 +248,36 @@ def _key_value(key, dtype):
     return float(np.array([bits], np.uint32).view(np.float32)[0])
 
 
+def _block_histogram(keys, select=None):
+    """Counts of the high 16 bits of the keys (select None), or of the low 16 bits of the keys whose high bits are
+    `select`, as a (1, 1, 65536) block: per chunk, so no step needs more than one chunk."""
+    if select is None:
+        counts = np.bincount((keys >> 16).ravel(), minlength=65536)
+    else:
+        counts = np.bincount((keys[(keys >> 16) == select] & 0xFFFF).ravel(), minlength=65536)
+    return counts.reshape(1, 1, 65536)
+
+
 def _dask_percentiles(image, qs):
-    """Exact percentiles (numpy's linear interpolation) of a dask array: two histogram passes, like the library."""
+    """Exact percentiles (numpy's linear interpolation) of a dask array: two histogram passes, like the library.
+    Histograms are taken chunk by chunk and summed (a raveled array would be rechunked into whole rows)."""
     import dask.array as da
 
     n = image.size
     keys = image.map_blocks(_order_keys, dtype=np.uint32)
-    high = da.bincount((keys >> 16).ravel(), minlength=65536).compute()
+
+    def histogram(select=None):
+        blocks = da.map_blocks(_block_histogram, keys, select, new_axis=2, chunks=(1, 1, 65536), dtype=np.int64)
+        return blocks.sum(axis=(0, 1)).compute()
+
+    high = histogram()
     ranks = []
     for q in qs:
         pos = q / 100 * (n - 1)
         ranks += [math.floor(pos), min(math.ceil(pos), n - 1)]
     cum = np.cumsum(high)
     buckets = [int(np.searchsorted(cum, r, side="right")) for r in ranks]
-    lows = {}
-    for b in sorted(set(buckets)):
-        sel = keys.ravel()
-        low = da.bincount(da.where((sel >> 16) == b, sel & 0xFFFF, 65536), minlength=65537)
-        lows[b] = low.compute()[:65536]
+    lows = {b: histogram(b) for b in sorted(set(buckets))}
     values = []
     for r, b in zip(ranks, buckets):
         before = int(cum[b - 1]) if b > 0 else 0
@@ -349,11 +361,21 @@ def _watershed_smoothing(info, instances, watershed_smoothing):
     """The smoothing (pixels) the library will use: the caller's, else the model's recommendation, else 1."""
     if watershed_smoothing is not None:
         return watershed_smoothing
-    words = dict(w.split("=", 1) for w in (info.get("postprocessing") or "").split()[1:] if "=" in w)
-    if instances == "components" or (instances == "model" and not (info.get("postprocessing") or "").startswith(
-            "watershed")):
+    if _resolves_to_components(info, {"instances": instances}):
         return 0.0
-    return float(words.get("smoothing", 1.0))
+    return _recommended(info, "smoothing", 1.0)
+
+
+def _recommended(info, key, default):
+    """A value of the model's recommended post-processing ("watershed h=2 smoothing=1 ... min_size=20")."""
+    words = dict(w.split("=", 1) for w in (info.get("postprocessing") or "").split()[1:] if "=" in w)
+    return float(words[key]) if key in words else default
+
+
+def _resolves_to_components(info, kwargs):
+    """Whether these settings label connected components (the model's recommendation included)."""
+    recommended = (info.get("postprocessing") or "components").split()[0]
+    return kwargs["instances"] == "components" or (kwargs["instances"] == "model" and recommended == "components")
 
 
 def _block_instances(p, block_info=None, *, model, starts, width, context, margin, kwargs):
@@ -372,10 +394,14 @@ def _block_instances(p, block_info=None, *, model, starts, width, context, margi
     ox = starts[1][ix] - (context if ix > 0 else 0)
     h, w = p.shape
     labels = model.instances(p, **kwargs)["labels"]
-    components = model.instances(p, threshold=kwargs["threshold"], connectivity=kwargs["connectivity"],
-                                 instances="components", min_size=1)["labels"]
+    if _resolves_to_components(model.info, kwargs) and (kwargs["min_size"] or _recommended(model.info, "min_size",
+                                                                                            0)) <= 1:
+        components = labels  # the same call
+    else:
+        components = model.instances(p, threshold=kwargs["threshold"], connectivity=kwargs["connectivity"],
+                                     instances="components", min_size=1)["labels"]
     ids = np.zeros((h, w), np.uint64)
-    if not components.any():
+    if not labels.any():
         return ids
     whole = np.zeros(int(components.max()) + 1, bool)
     for k, (sy, sx) in enumerate(ndimage.find_objects(components), start=1):
@@ -383,11 +409,13 @@ def _block_instances(p, block_info=None, *, model, starts, width, context, margi
                   and (sx.start - margin >= 0 or ix == 0) and (sx.stop + margin <= w or ix == nx - 1))
         small = sy.stop - sy.start + 2 * margin <= context and sx.stop - sx.start + 2 * margin <= context
         whole[k] = inside and small
+    # The library numbers instances 1, 2, ... in raster order of their first pixel: first pixels are where the
+    # running maximum of the labels grows (one pass instead of a sort).
     flat = labels.ravel()
-    numbers, first = np.unique(flat, return_index=True)
-    anchor = np.zeros(int(numbers.max()) + 1, np.uint64)
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(flat), prepend=np.uint32(0)))
+    anchor = np.zeros(len(first) + 1, np.uint64)
     gy, gx = first // w + oy, first % w + ox
-    anchor[numbers] = (gy.astype(np.uint64) * np.uint64(width) + gx.astype(np.uint64) + np.uint64(1))
+    anchor[1:] = gy.astype(np.uint64) * np.uint64(width) + gx.astype(np.uint64) + np.uint64(1)
     keep = whole[components]
     ids[keep & (labels > 0)] = anchor[labels[keep & (labels > 0)]]
     ids[~keep & (components > 0)] = _LEFTOVER
@@ -402,6 +430,39 @@ def _relabel(ids, leftover=None, *, anchors, offset):
     if leftover is not None:
         out[leftover > 0] = leftover[leftover > 0].astype(np.uint32) + np.uint32(offset)
     return out
+
+
+def _instances_through_disk(probabilities, model, work, context, margin, kwargs):
+    """Instance labels of a probability map (a dask array), numbered as one pass over the whole image numbers them
+    (see _block_instances), as a lazy dask array of regular chunks, and their count. Each stage is one pass over
+    overlapping chunks read from disk and written to disk (under `work`): chained in one graph, the scheduler held
+    most of the probabilities in memory before the labelling consumed them (the worker's memory grew with the
+    image)."""
+    import warnings
+
+    import dask.array as da
+    from dask_image.ndmeasure import label as dask_label
+
+    shape, chunk = probabilities.shape, probabilities.chunks[1][0]  # segment_dask's chunks, on the pooling grid
+    chunks = (_axis_chunks(shape[0], chunk, context), _axis_chunks(shape[1], chunk, context))
+    da.to_zarr(probabilities.rechunk(chunk), f"{work}/probabilities", overwrite=True)  # zarr: regular chunks
+    probabilities = da.from_zarr(f"{work}/probabilities").rechunk(chunks)
+    starts = tuple(np.concatenate([[0], np.cumsum(c)[:-1]]).tolist() for c in chunks)
+    ids = probabilities.map_overlap(_block_instances, depth=context, boundary="none", dtype=np.uint64, model=model,
+                                    starts=starts, width=shape[1], context=context, margin=margin, kwargs=kwargs)
+    da.to_zarr(ids.rechunk(chunk), f"{work}/ids", overwrite=True)
+    ids = da.from_zarr(f"{work}/ids")
+    anchors = np.unique(da.unique(ids).compute())
+    anchors = anchors[(anchors > 0) & (anchors != _LEFTOVER)]
+    if not bool((ids == _LEFTOVER).any().compute()):
+        return ids.map_blocks(_relabel, anchors=anchors, offset=0, dtype=np.uint32), len(anchors)
+    structure = np.ones((3, 3), bool) if kwargs["connectivity"] == 8 else None
+    leftover, clusters = dask_label(ids == _LEFTOVER, structure=structure)
+    clusters = int(clusters.compute()) if hasattr(clusters, "compute") else int(clusters)
+    warnings.warn(f"{clusters} cell cluster(s) larger than the context ({context} px less a margin of {margin}) "
+                  "became one instance each; raise `context` to separate their cells", stacklevel=3)
+    labels = da.map_blocks(_relabel, ids, leftover, anchors=anchors, offset=len(anchors), dtype=np.uint32)
+    return labels, len(anchors) + clusters
 
 
 def segment_zarr(image_url, model=None, *, chunk=1024, threshold=None, connectivity=4, min_size=0,
@@ -420,11 +481,10 @@ def segment_zarr(image_url, model=None, *, chunk=1024, threshold=None, connectiv
     become one instance each (their connected component, numbered after the others) and a warning says how many;
     raise `context` to split them too. Labels already written under `name` are replaced. Returns (labels path,
     count)."""
-    import warnings
+    import shutil
 
     import dask.array as da
     import zarr
-    from dask_image.ndmeasure import label as dask_label
     from ome_zarr.writer import write_labels
 
     if not isinstance(model, Model):
@@ -439,6 +499,7 @@ def segment_zarr(image_url, model=None, *, chunk=1024, threshold=None, connectiv
     if connectivity not in (4, 8):
         raise ValueError(f"connectivity must be 4 or 8, not {connectivity}")
     image = data[tuple(0 if i in others else slice(None) for i in range(data.ndim))]
+    chunk = max(chunk, context)  # a chunk's context comes from its neighbours alone
     probabilities = segment_dask(image, model, chunk=chunk, max_tile=max_tile)
     # What the watershed reads around a component: Gaussian taps (3 sigma, along rows then columns) over distances
     # of neighbouring foreground, themselves up to that far from their background.
@@ -446,45 +507,17 @@ def segment_zarr(image_url, model=None, *, chunk=1024, threshold=None, connectiv
     margin = 3 * taps + 3
     if context < 2 * margin + 1:
         raise ValueError(f"context {context} leaves no room for cells: at least {2 * margin + 1} for this smoothing")
-    shape = probabilities.shape
-    chunks = (_axis_chunks(shape[0], max(chunk, context), context), _axis_chunks(shape[1], max(chunk, context), context))
-    probabilities = probabilities.rechunk(chunks)
-    starts = tuple(np.concatenate([[0], np.cumsum(c)[:-1]]).tolist() for c in chunks)
     kwargs = {"threshold": threshold, "min_size": min_size, "connectivity": connectivity, "instances": instances,
               "watershed_h": watershed_h, "watershed_smoothing": watershed_smoothing, "watershed_seed": watershed_seed}
     model.instances(np.zeros((1, 1), np.float32), **kwargs)  # invalid settings fail here, not in a worker
-    ids = probabilities.map_overlap(_block_instances, depth=context, boundary="none", dtype=np.uint64,
-                                    model=model, starts=starts, width=shape[1], context=context, margin=margin,
-                                    kwargs=kwargs)
-    # The ids go to disk once (the network and the labelling run once), then two cheap passes read them.
     work = f"{image_url}/labels/{name}.work"
-    da.to_zarr(ids.rechunk(chunks[0][0]), work, overwrite=True)  # zarr wants regular chunks
     try:
-        ids = da.from_zarr(work)
-        anchors = np.unique(da.unique(ids).compute())
-        anchors = anchors[(anchors > 0) & (anchors != _LEFTOVER)]
-        leftover = None
-        clusters = 0
-        if bool((ids == _LEFTOVER).any().compute()):
-            structure = np.ones((3, 3), bool) if connectivity == 8 else None
-            leftover, clusters = dask_label(ids == _LEFTOVER, structure=structure)
-            clusters = int(clusters.compute()) if hasattr(clusters, "compute") else int(clusters)
-            warnings.warn(f"{clusters} cell cluster(s) larger than the context ({context} px less a margin of "
-                          f"{margin}) became one instance each; raise `context` to separate their cells",
-                          stacklevel=2)
-        count = len(anchors) + clusters
-        if leftover is None:
-            labels = ids.map_blocks(_relabel, anchors=anchors, offset=0, dtype=np.uint32)
-        else:
-            labels = da.map_blocks(_relabel, ids, leftover, anchors=anchors, offset=len(anchors), dtype=np.uint32)
-        labels = labels.rechunk(chunks[0][0])  # regular chunks for OME-Zarr (the last may be shorter)
+        labels, count = _instances_through_disk(probabilities, model, work, context, margin, kwargs)
         if "labels" in group and name in group["labels"]:
             del group["labels"][name]  # a new run replaces the labels of that name
         label_axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
         write_labels(labels, group, name=name, axes=label_axes, scaler=None,
                      label_metadata={"source": {"image": "../../"}}, storage_options={"chunks": labels.chunksize})
     finally:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
     return f"{image_url}/labels/{name}", count
