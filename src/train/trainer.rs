@@ -483,16 +483,7 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
     // Shared with the thread that makes the batches ahead.
     let shared = Arc::new((config.clone(), data));
 
-    let start = match &config.init {
-        Some(w) if w.arch != config.arch => {
-            return Err(Error::invalid_argument(format!(
-                "the initial model is a {:?} U-Net, the configuration asks for {:?}",
-                w.arch, config.arch
-            )));
-        }
-        Some(w) => w.clone(),
-        None => UNetWeights::he_normal(config.arch, config.seed),
-    };
+    let start = initial_weights(config)?;
     let model_config = UNetConfig::from_architecture(config.arch).with_dropout(config.dropout).with_seed(config.seed);
     model_config.save(run.0.join("model-config.json")).map_err(|e| io_err(&run.0.join("model-config.json"), e))?;
     let mut model = model_config.init_with::<B>(&start, device);
@@ -519,17 +510,7 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
     let last_epoch = config.stop_after.map_or(config.epochs, |s| s.min(config.epochs));
     for epoch in start_epoch..last_epoch {
         let started = Instant::now();
-        let bar = if config.progress {
-            indicatif::ProgressBar::new(config.steps_per_epoch as u64)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps {msg} ({eta})")
-                .unwrap()
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{}/{}", epoch + 1, config.epochs));
+        let bar = epoch_bar(config, epoch);
         let mut loss_sum = 0.0;
         let mut lr = config.learning_rate;
         let (mut batches, producer) = prefetch_batches(&shared, epoch);
@@ -558,25 +539,7 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
         drop(batches);
         producer.join().map_err(|_| Error::new(UnetStatus::RuntimeError, "the training data thread panicked"))?;
         bar.finish_and_clear();
-        let weights = model.valid().to_weights();
-        let mut val_per_set = Vec::new();
-        let val = if split.val.is_empty() {
-            None
-        } else {
-            // Instances as users get them by default: the watershed with its default parameters.
-            let mut meta = ModelMetadata::new(config.arch, "validation");
-            meta.postprocessing = Some(PostProcessing {
-                method: InstanceMethod::Watershed(Watershed::DEFAULT),
-                threshold: None,
-                min_size: config.min_size,
-            });
-            let bytes = crate::onnx::encode_unet(&weights, &meta)?;
-            let model = Model::from_bytes(&bytes, &ort)?;
-            for (name, range) in &config.val_sets {
-                val_per_set.push((name.clone(), evaluate(&model, &split.val[range.clone()], 0)?));
-            }
-            Some(evaluate(&model, &split.val, 0)?)
-        };
+        let (val, val_per_set) = validate(config, split, &model.valid().to_weights(), &ort)?;
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: loss_sum / config.steps_per_epoch as f64,
@@ -585,18 +548,7 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
             val_per_set,
             seconds: started.elapsed().as_secs_f64(),
         };
-        eprintln!(
-            "epoch {}/{}: loss {:.4}, lr {:.2e}{}, {:.0} s",
-            record.epoch,
-            config.epochs,
-            record.train_loss,
-            record.learning_rate,
-            val.map_or(String::new(), |v| format!(", validation SEG {:.4} IoU {:.4}", v.seg, v.iou)),
-            record.seconds
-        );
-        for (name, v) in &record.val_per_set {
-            eprintln!("    {name}: SEG {:.4} IoU {:.4} ({} images)", v.seg, v.iou, v.images);
-        }
+        print_epoch(&record, config.epochs);
         records.push(record);
         save_checkpoint(run, epoch + 1, &model, &optim, &records, &recorder)?;
     }
@@ -604,6 +556,70 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
     let onnx = run.model_onnx();
     crate::onnx::write_unet(&onnx, &weights, &metadata(config, split, &records))?;
     Ok(TrainSummary { weights, records, onnx })
+}
+
+/// The weights training starts from: the --init model's (its architecture must be the configured one), else He
+/// initialisation.
+fn initial_weights(config: &TrainConfig) -> Result<UNetWeights> {
+    match &config.init {
+        Some(w) if w.arch != config.arch => Err(Error::invalid_argument(format!(
+            "the initial model is a {:?} U-Net, the configuration asks for {:?}",
+            w.arch, config.arch
+        ))),
+        Some(w) => Ok(w.clone()),
+        None => Ok(UNetWeights::he_normal(config.arch, config.seed)),
+    }
+}
+
+fn epoch_bar(config: &TrainConfig, epoch: usize) -> indicatif::ProgressBar {
+    let bar = if config.progress {
+        indicatif::ProgressBar::new(config.steps_per_epoch as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps {msg} ({eta})")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{}/{}", epoch + 1, config.epochs));
+    bar
+}
+
+/// Validation scores of `weights` through ONNX Runtime, pooled and per dataset, with the instances users get by
+/// default (the watershed with its default parameters); none without validation images.
+fn validate(
+    config: &TrainConfig,
+    split: &Split,
+    weights: &UNetWeights,
+    ort: &ModelOptions,
+) -> Result<(Option<Scores>, Vec<(String, Scores)>)> {
+    if split.val.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let mut meta = ModelMetadata::new(config.arch, "validation");
+    meta.postprocessing = Some(PostProcessing {
+        method: InstanceMethod::Watershed(Watershed::DEFAULT),
+        threshold: None,
+        min_size: config.min_size,
+    });
+    let model = Model::from_bytes(&crate::onnx::encode_unet(weights, &meta)?, ort)?;
+    let mut per_set = Vec::new();
+    for (name, range) in &config.val_sets {
+        per_set.push((name.clone(), evaluate(&model, &split.val[range.clone()], 0)?));
+    }
+    Ok((Some(evaluate(&model, &split.val, 0)?), per_set))
+}
+
+fn print_epoch(record: &EpochRecord, epochs: usize) {
+    let val = record.val.map_or(String::new(), |v| format!(", validation SEG {:.4} IoU {:.4}", v.seg, v.iou));
+    eprintln!(
+        "epoch {}/{epochs}: loss {:.4}, lr {:.2e}{val}, {:.0} s",
+        record.epoch, record.train_loss, record.learning_rate, record.seconds
+    );
+    for (name, v) in &record.val_per_set {
+        eprintln!("    {name}: SEG {:.4} IoU {:.4} ({} images)", v.seg, v.iou, v.images);
+    }
 }
 
 /// A fresh run saves its settings; a resumed run must have the same ones (else an error names each difference).

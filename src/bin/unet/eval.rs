@@ -38,7 +38,6 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> unet::Result<()> {
     let EvalArgs { model_path, data, layout, instances, provider, held_out, truth, tune, tune_for, write } = args;
     let (threshold, min_size) = (instances.threshold, instances.min_size);
-    use unet::dataset::{Layout, Truth, load_with};
     let args = ModelArgs {
         model: (model_path != "default").then(|| PathBuf::from(&model_path)),
         provider,
@@ -47,51 +46,7 @@ pub fn run(args: EvalArgs) -> unet::Result<()> {
     };
     let model = args.load()?;
     let held_out = if tune { held_out.or(Some(0.2)) } else { held_out };
-    // (dataset, truth name, samples): every gold-annotated image, or the held-out tail of each sequence.
-    let mut sets = Vec::new();
-    for dir in &data {
-        let layout = match layout.as_deref() {
-            Some("ctc") => Layout::Ctc,
-            Some("isbi") => Layout::Isbi,
-            Some("folders") => Layout::Folders,
-            _ => Layout::detect(dir).ok_or_else(|| {
-                unet::Error::new(
-                    unet::UnetStatus::InvalidArgument,
-                    format!("cannot tell the layout of {}: give --layout", dir.display()),
-                )
-            })?,
-        };
-        let truths: &[(&str, Truth)] = match (layout, truth.as_str()) {
-            (Layout::Ctc, "silver") => &[("silver", Truth::Silver)],
-            (Layout::Ctc, "gold") => &[("gold", Truth::Gold)],
-            (Layout::Ctc, _) => &[("silver", Truth::Silver), ("gold", Truth::Gold)],
-            _ => &[("truth", Truth::Gold)],
-        };
-        for &(name, t) in truths {
-            let split = load_with(dir, layout, t, t, held_out.unwrap_or(0.0))?;
-            let total = split.train.len() + split.val.len();
-            let samples = if held_out.is_some() { split.val } else { split.train };
-            if samples.is_empty() && name == "gold" && truth.as_str() == "both" {
-                eprintln!("{}: no gold-annotated frames among those scored; silver only", dir.display());
-                continue;
-            }
-            if samples.is_empty() {
-                // An empty set would print SEG NaN; say why instead.
-                return Err(unet::Error::new(
-                    unet::UnetStatus::InvalidArgument,
-                    match held_out {
-                        Some(f) => format!(
-                            "{}: --held-out {f} of its {total} annotated image(s) leaves none to score (the \
-                             count is rounded per sequence); give a larger fraction, or none to score them all",
-                            dir.display()
-                        ),
-                        None => format!("{}: no annotated images ({name} truth) to score", dir.display()),
-                    },
-                ));
-            }
-            sets.push((dir.clone(), name, samples));
-        }
-    }
+    let sets = scoring_sets(&data, layout.as_deref(), &truth, held_out)?;
     let method = instances.method(&model)?;
     let connectivity = instances.connectivity();
     let test_time_augmentation = instances.tta;
@@ -139,4 +94,60 @@ pub fn run(args: EvalArgs) -> unet::Result<()> {
         tune_post_processing(&model, &model_path, &chosen, &grid, connectivity, write.as_deref())?;
     }
     Ok(())
+}
+
+/// (dataset, truth name, samples) to score: every annotated image of each dataset, or the held-out tail of each
+/// sequence; CTC datasets by silver truth, gold truth or both.
+fn scoring_sets(
+    data: &[PathBuf],
+    layout: Option<&str>,
+    truth: &str,
+    held_out: Option<f64>,
+) -> unet::Result<Vec<(PathBuf, &'static str, Vec<unet::dataset::Sample>)>> {
+    use unet::dataset::{Layout, Truth, load_with};
+    let mut sets = Vec::new();
+    for dir in data {
+        let layout = match layout {
+            Some("ctc") => Layout::Ctc,
+            Some("isbi") => Layout::Isbi,
+            Some("folders") => Layout::Folders,
+            _ => Layout::detect(dir).ok_or_else(|| {
+                unet::Error::new(
+                    unet::UnetStatus::InvalidArgument,
+                    format!("cannot tell the layout of {}: give --layout", dir.display()),
+                )
+            })?,
+        };
+        let truths: &[(&'static str, Truth)] = match (layout, truth) {
+            (Layout::Ctc, "silver") => &[("silver", Truth::Silver)],
+            (Layout::Ctc, "gold") => &[("gold", Truth::Gold)],
+            (Layout::Ctc, _) => &[("silver", Truth::Silver), ("gold", Truth::Gold)],
+            _ => &[("truth", Truth::Gold)],
+        };
+        for &(name, t) in truths {
+            let split = load_with(dir, layout, t, t, held_out.unwrap_or(0.0))?;
+            let total = split.train.len() + split.val.len();
+            let samples = if held_out.is_some() { split.val } else { split.train };
+            if samples.is_empty() && name == "gold" && truth == "both" {
+                eprintln!("{}: no gold-annotated frames among those scored; silver only", dir.display());
+                continue;
+            }
+            if samples.is_empty() {
+                // An empty set would print SEG NaN; say why instead.
+                return Err(unet::Error::new(
+                    unet::UnetStatus::InvalidArgument,
+                    match held_out {
+                        Some(f) => format!(
+                            "{}: --held-out {f} of its {total} annotated image(s) leaves none to score (the \
+                             count is rounded per sequence); give a larger fraction, or none to score them all",
+                            dir.display()
+                        ),
+                        None => format!("{}: no annotated images ({name} truth) to score", dir.display()),
+                    },
+                ));
+            }
+            sets.push((dir.clone(), name, samples));
+        }
+    }
+    Ok(sets)
 }

@@ -51,78 +51,68 @@ pub struct SegmentArgs {
 }
 
 pub fn run(args: SegmentArgs) -> unet::Result<()> {
-    let SegmentArgs {
-        image,
-        out_dir,
-        save,
-        output,
-        probabilities,
-        labels,
-        overlay,
-        truth,
-        model,
-        instances,
-        memory_mb,
-        tile,
-        tiles_per_run,
-        normalize,
-        quiet,
-    } = args;
-    let (threshold, min_size) = (instances.threshold, instances.min_size);
-    // The per-image settings, one definition for the single image and the folder/stack job.
-    let settings_for = |model: &Model| -> unet::Result<folder::Settings> {
-        Ok(folder::Settings {
-            threshold,
-            min_size,
-            instances: instances.method(model)?,
-            connectivity: instances.connectivity(),
-            memory_budget: memory_mb.saturating_mul(1 << 20),
-            max_tile: tile,
-            tiles_per_run,
-            normalization: normalize.as_deref().map(parse_normalization).transpose()?,
-            test_time_augmentation: instances.tta,
-        })
+    if args.image.is_dir() || args.out_dir.is_some() { run_folder(args) } else { run_single(args) }
+}
+
+/// The per-image settings, one definition for the single image and the folder/stack job.
+fn settings_for(args: &SegmentArgs, model: &Model) -> unet::Result<folder::Settings> {
+    Ok(folder::Settings {
+        threshold: args.instances.threshold,
+        min_size: args.instances.min_size,
+        instances: args.instances.method(model)?,
+        connectivity: args.instances.connectivity(),
+        memory_budget: args.memory_mb.saturating_mul(1 << 20),
+        max_tile: args.tile,
+        tiles_per_run: args.tiles_per_run,
+        normalization: args.normalize.as_deref().map(parse_normalization).transpose()?,
+        test_time_augmentation: args.instances.tta,
+    })
+}
+
+fn run_folder(args: SegmentArgs) -> unet::Result<()> {
+    let Some(out_dir) = &args.out_dir else {
+        return Err(unet::Error::new(
+            unet::UnetStatus::InvalidArgument,
+            format!("{} is a folder: give --out-dir for its outputs", args.image.display()),
+        ));
     };
-    if image.is_dir() || out_dir.is_some() {
-        let Some(out_dir) = out_dir else {
-            return Err(unet::Error::new(
-                unet::UnetStatus::InvalidArgument,
-                format!("{} is a folder: give --out-dir for its outputs", image.display()),
-            ));
-        };
-        if output.is_some() || probabilities.is_some() || labels.is_some() || overlay.is_some() || truth.is_some() {
-            return Err(unet::Error::new(
-                unet::UnetStatus::InvalidArgument,
-                "with a folder, choose the outputs with --save (labels, mask, probabilities, overlay), not \
-                 -o/--labels/--probabilities/--overlay/--truth",
-            ));
-        }
-        let model = model.load()?;
-        if !quiet {
-            eprintln!("{}", describe(&model));
-        }
-        return folder::segment_frames(&model, &image, &out_dir, &save, settings_for(&model)?, quiet);
+    let single_outputs = [&args.output, &args.probabilities, &args.labels, &args.overlay, &args.truth];
+    if single_outputs.iter().any(|o| o.is_some()) {
+        return Err(unet::Error::new(
+            unet::UnetStatus::InvalidArgument,
+            "with a folder, choose the outputs with --save (labels, mask, probabilities, overlay), not \
+             -o/--labels/--probabilities/--overlay/--truth",
+        ));
     }
-    if output.is_none() && probabilities.is_none() && labels.is_none() && overlay.is_none() && truth.is_none() {
+    let model = args.model.load()?;
+    if !args.quiet {
+        eprintln!("{}", describe(&model));
+    }
+    folder::segment_frames(&model, &args.image, out_dir, &args.save, settings_for(&args, &model)?, args.quiet)
+}
+
+fn run_single(args: SegmentArgs) -> unet::Result<()> {
+    let wanted = [&args.output, &args.probabilities, &args.labels, &args.overlay, &args.truth];
+    if wanted.iter().all(|o| o.is_none()) {
         return Err(unet::Error::new(
             unet::UnetStatus::InvalidArgument,
             "nothing to write: give --output, --probabilities, --labels, --overlay and/or --truth",
         ));
     }
     let started = Instant::now();
-    let model = model.load()?;
-    if !quiet {
+    let model = args.model.load()?;
+    if !args.quiet {
         eprintln!("{}", describe(&model));
     }
-    let settings = settings_for(&model)?;
-    let img = read_image(&image)?;
+    let settings = settings_for(&args, &model)?;
+    let img = read_image(&args.image)?;
     let view = img.view()?;
     let area = view.area();
-    let mut mask_buf = output.as_ref().map(|_| vec![0u8; area]);
-    let mut prob_buf = probabilities.as_ref().map(|_| vec![0f32; area]);
-    let need_labels = labels.is_some() || overlay.is_some() || truth.is_some();
-    let mut label_buf = need_labels.then(|| vec![0u32; area]);
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    let mut mask = args.output.as_ref().map(|_| vec![0u8; area]);
+    let mut probabilities = args.probabilities.as_ref().map(|_| vec![0f32; area]);
+    let need_labels = args.labels.is_some() || args.overlay.is_some() || args.truth.is_some();
+    let mut labels = need_labels.then(|| vec![0u32; area]);
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
         ProgressStyle::with_template("{spinner} segmenting [{bar:40}] {pos}/{len} steps, {elapsed} (eta {eta})")
             .unwrap()
@@ -137,33 +127,47 @@ pub fn run(args: SegmentArgs) -> unet::Result<()> {
         &view,
         settings.with_progress(&mut on_progress),
         SegmentOutputs {
-            probabilities: prob_buf.as_deref_mut(),
-            mask: mask_buf.as_deref_mut(),
-            labels: label_buf.as_deref_mut(),
+            probabilities: probabilities.as_deref_mut(),
+            mask: mask.as_deref_mut(),
+            labels: labels.as_deref_mut(),
         },
     )?;
     bar.finish_and_clear();
-    let (w, h) = (img.width, img.height);
-    if let (Some(path), Some(mut m)) = (output, mask_buf) {
+    write_outputs(&args, &model, &view, mask, probabilities, labels)?;
+    print_report(&args.image, (img.width, img.height), started, &report);
+    Ok(())
+}
+
+/// Writes what was asked for: the mask (0/255 for two classes), probabilities, labels, the outline overlay, and the
+/// score against a ground truth.
+fn write_outputs(
+    args: &SegmentArgs,
+    model: &Model,
+    view: &unet::ImageView,
+    mask: Option<Vec<u8>>,
+    probabilities: Option<Vec<f32>>,
+    labels: Option<Vec<u32>>,
+) -> unet::Result<()> {
+    let (w, h) = (view.width, view.height);
+    if let (Some(path), Some(mut m)) = (&args.output, mask) {
         if model.metadata().arch.classes == 2 {
             m.iter_mut().for_each(|v| *v = if *v != 0 { 255 } else { 0 });
         }
-        write_plane(&path, Plane::U8(&m), w, h)?;
+        write_plane(path, Plane::U8(&m), w, h)?;
     }
-    if let (Some(path), Some(p)) = (probabilities, prob_buf) {
-        write_plane(&path, Plane::F32(&p), w, h)?;
+    if let (Some(path), Some(p)) = (&args.probabilities, probabilities) {
+        write_plane(path, Plane::F32(&p), w, h)?;
     }
-    if let (Some(path), Some(l)) = (labels, &label_buf) {
-        write_plane(&path, Plane::U32(l), w, h)?;
+    if let (Some(path), Some(l)) = (&args.labels, &labels) {
+        write_plane(path, Plane::U32(l), w, h)?;
     }
-    if let (Some(path), Some(l)) = (&overlay, &label_buf) {
-        unet::imageio::write_overlay(path, &view, l)?;
+    if let (Some(path), Some(l)) = (&args.overlay, &labels) {
+        unet::imageio::write_overlay(path, view, l)?;
         eprintln!("wrote {} (instance outlines over the image)", path.display());
     }
-    if let (Some(path), Some(l)) = (truth, &label_buf) {
-        print_score(&path, l, w, h)?;
+    if let (Some(path), Some(l)) = (&args.truth, &labels) {
+        print_score(path, l, w, h)?;
     }
-    print_report(&image, (w, h), started, &report);
     Ok(())
 }
 

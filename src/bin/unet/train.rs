@@ -102,15 +102,10 @@ fn dataset_label(dir: &str) -> String {
 }
 
 pub fn run_train(a: TrainArgs) -> unet::Result<()> {
-    use unet::{
-        augment::Augmentation,
-        dataset::{Layout, Split, Truth, load_with},
-        train::{
-            TrainBackend,
-            device::TrainDevice,
-            trainer::{OptimizerKind, RunDir, Schedule, TrainConfig, export_checkpoint, train},
-        },
-        weight_map::{ClassBalance, WeightMapOptions},
+    use unet::train::{
+        TrainBackend,
+        device::TrainDevice,
+        trainer::{RunDir, export_checkpoint, train},
     };
     let train_device = TrainDevice::parse(&a.device)?;
     train_device.check_built()?;
@@ -122,37 +117,7 @@ pub fn run_train(a: TrainArgs) -> unet::Result<()> {
         TrainDevice::Cpu => None,
     };
     let init = a.init.as_deref().map(unet::onnx::read_unet_file).transpose()?;
-    let arch = match &init {
-        Some((w, _)) => {
-            let from = w.arch;
-            for (flag, given, has) in
-                [("--base-width", a.base_width, from.base_width), ("--depth", a.depth, from.depth)]
-            {
-                if let Some(g) = given.filter(|&g| g != has) {
-                    return Err(unet::Error::new(
-                        unet::UnetStatus::InvalidArgument,
-                        format!("{flag} {g} contradicts the --init model, whose value is {has}"),
-                    ));
-                }
-            }
-            from
-        }
-        // Exporting a run: its own architecture unless the command line says otherwise.
-        None if a.export_only && a.base_width.is_none() && a.depth.is_none() => {
-            RunDir(a.out.clone()).saved_architecture().ok_or_else(|| {
-                unet::Error::new(
-                    unet::UnetStatus::InvalidArgument,
-                    format!("{} has no readable config.txt: give --base-width and --depth", a.out.display()),
-                )
-            })?
-        }
-        None => unet::Architecture {
-            in_channels: 1,
-            classes: 2,
-            base_width: a.base_width.unwrap_or(64),
-            depth: a.depth.unwrap_or(4),
-        },
-    };
+    let arch = architecture(&a, init.as_ref().map(|(w, _)| w.arch))?;
     let run = RunDir(a.out.clone());
     let device = Default::default();
     if a.export_only {
@@ -161,64 +126,8 @@ pub fn run_train(a: TrainArgs) -> unet::Result<()> {
         println!("wrote {}", out.display());
         return Ok(());
     }
-    let truth = match a.truth.as_str() {
-        "gold" => Truth::Gold,
-        "gold-ignore" => Truth::GoldIgnoreUnannotated,
-        _ => Truth::Silver,
-    };
-    let mut split = Split::default();
-    let mut val_ranges = Vec::new();
-    for dir in &a.data {
-        let layout = Layout::detect(dir).ok_or_else(|| {
-            unet::Error::new(unet::UnetStatus::InvalidArgument, format!("cannot tell the layout of {}", dir.display()))
-        })?;
-        let s = load_with(dir, layout, truth, Truth::Silver, a.val_fraction)?;
-        eprintln!("{}: {:?}, {} training and {} validation images", dir.display(), layout, s.train.len(), s.val.len());
-        val_ranges.push((dir.display().to_string(), split.val.len()..split.val.len() + s.val.len()));
-        split.train.extend(s.train);
-        split.val.extend(s.val);
-    }
-    let config = TrainConfig {
-        arch,
-        tile: a.tile,
-        batch: a.batch,
-        epochs: a.epochs,
-        steps_per_epoch: a.steps_per_epoch,
-        learning_rate: a.lr,
-        optimizer: if a.optimizer == "adam" {
-            OptimizerKind::Adam
-        } else {
-            OptimizerKind::Sgd { momentum: a.momentum }
-        },
-        schedule: if a.schedule == "constant" { Schedule::Constant } else { Schedule::Cosine },
-        dropout: a.dropout,
-        seed: a.seed,
-        weight_map: WeightMapOptions {
-            w0: a.w0,
-            sigma: a.sigma,
-            balance: ClassBalance::InverseFrequency,
-            border_width: a.border_width,
-        },
-        augmentation: match a.augment.as_str() {
-            "none" => Augmentation::NONE,
-            "realistic" => Augmentation::REALISTIC,
-            _ => Augmentation::default(),
-        },
-        min_size: a.min_size,
-        data_description: a.data.iter().map(|d| data_name(&d.display().to_string())).collect::<Vec<_>>().join(", ")
-            + &format!(" ({} truth)", a.truth),
-        ort_library: a.ort_lib,
-        progress: !a.quiet,
-        init_source: a.init.as_deref().map(data_name),
-        stop_after: a.stop_after,
-        // Every dataset's own validation score each epoch (when there is more than one to tell apart).
-        val_sets: if val_ranges.len() > 1 {
-            val_ranges.iter().filter(|(_, r)| !r.is_empty()).map(|(dir, r)| (dataset_label(dir), r.clone())).collect()
-        } else {
-            Vec::new()
-        },
-        init: init.map(|(w, _)| w),
-    };
+    let (split, val_ranges) = load_training_data(&a)?;
+    let config = train_config(&a, arch, &val_ranges, init.map(|(w, _)| w));
     let summary = match train_device {
         TrainDevice::Cpu => train::<TrainBackend>(&config, &split, &run, a.resume, &device)?,
         #[cfg(feature = "cuda")]
@@ -254,4 +163,118 @@ pub fn run_train(a: TrainArgs) -> unet::Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The network to train: the --init model's (flags may only repeat it), a run's own when only exporting it, else
+/// the flags' (the paper's 64 x depth 4 by default).
+fn architecture(a: &TrainArgs, init: Option<unet::Architecture>) -> unet::Result<unet::Architecture> {
+    use unet::train::trainer::RunDir;
+    Ok(match init {
+        Some(from) => {
+            for (flag, given, has) in
+                [("--base-width", a.base_width, from.base_width), ("--depth", a.depth, from.depth)]
+            {
+                if let Some(g) = given.filter(|&g| g != has) {
+                    return Err(unet::Error::new(
+                        unet::UnetStatus::InvalidArgument,
+                        format!("{flag} {g} contradicts the --init model, whose value is {has}"),
+                    ));
+                }
+            }
+            from
+        }
+        // Exporting a run: its own architecture unless the command line says otherwise.
+        None if a.export_only && a.base_width.is_none() && a.depth.is_none() => {
+            RunDir(a.out.clone()).saved_architecture().ok_or_else(|| {
+                unet::Error::new(
+                    unet::UnetStatus::InvalidArgument,
+                    format!("{} has no readable config.txt: give --base-width and --depth", a.out.display()),
+                )
+            })?
+        }
+        None => unet::Architecture {
+            in_channels: 1,
+            classes: 2,
+            base_width: a.base_width.unwrap_or(64),
+            depth: a.depth.unwrap_or(4),
+        },
+    })
+}
+
+/// Every dataset's training and validation images, pooled, with each dataset's range among the validation images.
+fn load_training_data(a: &TrainArgs) -> unet::Result<(unet::dataset::Split, Vec<(String, std::ops::Range<usize>)>)> {
+    use unet::dataset::{Layout, Split, Truth, load_with};
+    let truth = match a.truth.as_str() {
+        "gold" => Truth::Gold,
+        "gold-ignore" => Truth::GoldIgnoreUnannotated,
+        _ => Truth::Silver,
+    };
+    let mut split = Split::default();
+    let mut val_ranges = Vec::new();
+    for dir in &a.data {
+        let layout = Layout::detect(dir).ok_or_else(|| {
+            unet::Error::new(unet::UnetStatus::InvalidArgument, format!("cannot tell the layout of {}", dir.display()))
+        })?;
+        let s = load_with(dir, layout, truth, Truth::Silver, a.val_fraction)?;
+        eprintln!("{}: {:?}, {} training and {} validation images", dir.display(), layout, s.train.len(), s.val.len());
+        val_ranges.push((dir.display().to_string(), split.val.len()..split.val.len() + s.val.len()));
+        split.train.extend(s.train);
+        split.val.extend(s.val);
+    }
+    Ok((split, val_ranges))
+}
+
+/// The run's configuration from the flags.
+fn train_config(
+    a: &TrainArgs,
+    arch: unet::Architecture,
+    val_ranges: &[(String, std::ops::Range<usize>)],
+    init: Option<unet::UNetWeights>,
+) -> unet::train::trainer::TrainConfig {
+    use unet::{
+        augment::Augmentation,
+        train::trainer::{OptimizerKind, Schedule, TrainConfig},
+        weight_map::{ClassBalance, WeightMapOptions},
+    };
+    TrainConfig {
+        arch,
+        tile: a.tile,
+        batch: a.batch,
+        epochs: a.epochs,
+        steps_per_epoch: a.steps_per_epoch,
+        learning_rate: a.lr,
+        optimizer: if a.optimizer == "adam" {
+            OptimizerKind::Adam
+        } else {
+            OptimizerKind::Sgd { momentum: a.momentum }
+        },
+        schedule: if a.schedule == "constant" { Schedule::Constant } else { Schedule::Cosine },
+        dropout: a.dropout,
+        seed: a.seed,
+        weight_map: WeightMapOptions {
+            w0: a.w0,
+            sigma: a.sigma,
+            balance: ClassBalance::InverseFrequency,
+            border_width: a.border_width,
+        },
+        augmentation: match a.augment.as_str() {
+            "none" => Augmentation::NONE,
+            "realistic" => Augmentation::REALISTIC,
+            _ => Augmentation::default(),
+        },
+        min_size: a.min_size,
+        data_description: a.data.iter().map(|d| data_name(&d.display().to_string())).collect::<Vec<_>>().join(", ")
+            + &format!(" ({} truth)", a.truth),
+        ort_library: a.ort_lib.clone(),
+        progress: !a.quiet,
+        init_source: a.init.as_deref().map(data_name),
+        stop_after: a.stop_after,
+        // Every dataset's own validation score each epoch (when there is more than one to tell apart).
+        val_sets: if val_ranges.len() > 1 {
+            val_ranges.iter().filter(|(_, r)| !r.is_empty()).map(|(dir, r)| (dataset_label(dir), r.clone())).collect()
+        } else {
+            Vec::new()
+        },
+        init,
+    }
 }
