@@ -288,25 +288,7 @@ pub fn tune(
     connectivity: Connectivity,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Tuning> {
-    let total_images: usize = sets.iter().map(|s| s.samples.len()).sum();
-    let mut probabilities: Vec<Vec<Vec<f32>>> = Vec::new();
-    let mut done = 0;
-    for set in sets {
-        let mut per_set = Vec::new();
-        for s in &set.samples {
-            let view = s.image.view()?;
-            let mut p = vec![0f32; view.area()];
-            model.segment(
-                &view,
-                SegmentOptions { test_time_augmentation: grid.test_time_augmentation, ..Default::default() },
-                SegmentOutputs { probabilities: Some(&mut p), ..Default::default() },
-            )?;
-            per_set.push(p);
-            done += 1;
-            progress(done, total_images);
-        }
-        probabilities.push(per_set);
-    }
+    let probabilities = probabilities_of(model, sets, grid.test_time_augmentation, &mut progress)?;
     // pools[threshold][method][min_size][set]; images are labelled on all cores, each worker with its own pools.
     let (nt, nm, nz) = (grid.thresholds.len(), grid.methods.len(), grid.min_sizes.len());
     let slots = nt * nm * nz * sets.len();
@@ -355,25 +337,8 @@ pub fn tune(
         for (mi, &method) in grid.methods.iter().enumerate() {
             for (zi, &min_size) in grid.min_sizes.iter().enumerate() {
                 let scores: Vec<Scores> = (0..sets.len()).map(|s| pools[index(ti, mi, zi, s)].scores()).collect();
-                let valid: Vec<f64> = scores.iter().map(|s| s.seg).filter(|s| s.is_finite()).collect();
-                let mean_seg = if valid.is_empty() { f64::NAN } else { valid.iter().sum::<f64>() / valid.len() as f64 };
-                let goals: Vec<f64> = scores.iter().map(|s| grid.objective.of(s)).filter(|v| v.is_finite()).collect();
-                let objective =
-                    if goals.is_empty() { f64::NAN } else { goals.iter().sum::<f64>() / goals.len() as f64 };
-                let mean_iou = scores.iter().map(|s| s.iou).sum::<f64>() / scores.len().max(1) as f64;
-                let ratios: Vec<f64> =
-                    scores.iter().filter(|s| s.objects > 0).map(|s| s.instances as f64 / s.objects as f64).collect();
-                let instances_per_object = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
-                let object_f1 = scores.iter().map(Scores::object_f1).sum::<f64>() / scores.len().max(1) as f64;
-                candidates.push(Candidate {
-                    postprocessing: PostProcessing { method, threshold: Some(t), min_size },
-                    scores,
-                    mean_seg,
-                    objective,
-                    mean_iou,
-                    instances_per_object,
-                    object_f1,
-                });
+                let postprocessing = PostProcessing { method, threshold: Some(t), min_size };
+                candidates.push(Candidate::new(postprocessing, scores, grid.objective));
             }
         }
     }
@@ -389,6 +354,50 @@ pub fn tune(
     });
     prefer_fewer_instances_among_near_ties(&mut candidates, grid.objective);
     Ok(Tuning { candidates })
+}
+
+/// Foreground probabilities of every sample of every set (the network runs once per image for the whole grid).
+fn probabilities_of(
+    model: &Model,
+    sets: &[ValidationSet],
+    test_time_augmentation: bool,
+    progress: &mut impl FnMut(usize, usize),
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    let total_images: usize = sets.iter().map(|s| s.samples.len()).sum();
+    let mut probabilities = Vec::new();
+    let mut done = 0;
+    for set in sets {
+        let mut per_set = Vec::new();
+        for s in &set.samples {
+            let view = s.image.view()?;
+            let mut p = vec![0f32; view.area()];
+            model.segment(
+                &view,
+                SegmentOptions { test_time_augmentation, ..Default::default() },
+                SegmentOutputs { probabilities: Some(&mut p), ..Default::default() },
+            )?;
+            per_set.push(p);
+            done += 1;
+            progress(done, total_images);
+        }
+        probabilities.push(per_set);
+    }
+    Ok(probabilities)
+}
+
+impl Candidate {
+    /// A candidate's summary over its per-set scores: means over the sets where a value exists.
+    fn new(postprocessing: PostProcessing, scores: Vec<Scores>, objective: TuneObjective) -> Candidate {
+        let mean_of = |v: Vec<f64>| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let mean_seg = mean_of(scores.iter().map(|s| s.seg).filter(|s| s.is_finite()).collect());
+        let objective = mean_of(scores.iter().map(|s| objective.of(s)).filter(|v| v.is_finite()).collect());
+        let mean_iou = scores.iter().map(|s| s.iou).sum::<f64>() / scores.len().max(1) as f64;
+        let ratios: Vec<f64> =
+            scores.iter().filter(|s| s.objects > 0).map(|s| s.instances as f64 / s.objects as f64).collect();
+        let instances_per_object = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
+        let object_f1 = scores.iter().map(Scores::object_f1).sum::<f64>() / scores.len().max(1) as f64;
+        Candidate { postprocessing, scores, mean_seg, objective, mean_iou, instances_per_object, object_f1 }
+    }
 }
 
 /// Labels with instances under `min_size` pixels set to 0 (numbers unchanged otherwise).

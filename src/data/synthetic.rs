@@ -106,15 +106,6 @@ pub fn nuclei(width: usize, height: usize, seed: u64) -> SyntheticImage {
     let count = ((coverage * (width * height) as f32) / (std::f32::consts::PI * radius * radius)).max(1.0) as usize;
     let clustered = rng.random_range(0.0f32..0.8);
     let seam = rng.random_range(0.0f32..0.5);
-    struct Nucleus {
-        cx: f32,
-        cy: f32,
-        rx: f32,
-        ry: f32,
-        angle: f32,
-        brightness: f32,
-        texture_phase: (f32, f32),
-    }
     let mut list: Vec<Nucleus> = Vec::with_capacity(count);
     for _ in 0..count {
         let r = radius * (1.0 + spread * rng.random_range(-1.0f32..1.0));
@@ -142,9 +133,51 @@ pub fn nuclei(width: usize, height: usize, seed: u64) -> SyntheticImage {
         });
     }
     let texture = rng.random_range(0.0f32..0.35);
+    let bucket = (radius * (1.0 + spread) * 2.6).ceil().max(1.0) as usize;
+    let (mut clean, mut labels) = render_nuclei(&list, width, height, bucket, texture, seam);
+    blur(&mut clean, width, height, rng.random_range(0.5f32..2.0));
+    let (scale, background) = (rng.random_range(400.0f32..20000.0), rng.random_range(0.0f32..0.15));
+    let (gx, gy) = (rng.random_range(-0.1f32..0.1), rng.random_range(-0.1f32..0.1));
+    let read = Normal::new(0.0f32, 1.0).unwrap();
+    let read_std = rng.random_range(0.005f32..0.04);
+    let mut pixels = vec![0u16; width * height];
+    for y in 0..height {
+        for x in 0..width {
+            let bg = background * (1.0 + gx * (x as f32 / width as f32 - 0.5) + gy * (y as f32 / height as f32 - 0.5));
+            let signal = (clean[y * width + x] + bg) * scale;
+            // Shot noise ~ sqrt(signal) (in units where one count is one photon), plus read noise.
+            let noisy = signal + read.sample(&mut rng) * (signal.max(0.0).sqrt() + read_std * scale);
+            pixels[y * width + x] = noisy.clamp(0.0, 65535.0) as u16;
+        }
+    }
+    let cells = renumber(&mut labels, count);
+    SyntheticImage { width, height, pixels, labels, cells }
+}
+
+/// One synthetic nucleus: an ellipse with its brightness and texture.
+struct Nucleus {
+    cx: f32,
+    cy: f32,
+    rx: f32,
+    ry: f32,
+    angle: f32,
+    brightness: f32,
+    texture_phase: (f32, f32),
+}
+
+/// The noise-free image and the labels of `list`: each pixel belongs to its nearest nucleus (in ellipse-normalised
+/// distance) within the nucleus, with a soft edge, a darker seam where two touch, and texture. Nuclei are looked up
+/// in a grid of `bucket`-pixel cells (more than two radii wide, so the 3 x 3 neighbourhood holds every candidate).
+fn render_nuclei(
+    list: &[Nucleus],
+    width: usize,
+    height: usize,
+    bucket: usize,
+    texture: f32,
+    seam: f32,
+) -> (Vec<f32>, Vec<u32>) {
     let mut clean = vec![0f32; width * height];
     let mut labels = vec![0u32; width * height];
-    let bucket = (radius * (1.0 + spread) * 2.6).ceil().max(1.0) as usize;
     let (bw, bh) = (width.div_ceil(bucket), height.div_ceil(bucket));
     let mut grid: Vec<Vec<usize>> = vec![Vec::new(); bw * bh];
     for (i, c) in list.iter().enumerate() {
@@ -194,23 +227,7 @@ pub fn nuclei(width: usize, height: usize, seed: u64) -> SyntheticImage {
             }
         }
     }
-    blur(&mut clean, width, height, rng.random_range(0.5f32..2.0));
-    let (scale, background) = (rng.random_range(400.0f32..20000.0), rng.random_range(0.0f32..0.15));
-    let (gx, gy) = (rng.random_range(-0.1f32..0.1), rng.random_range(-0.1f32..0.1));
-    let read = Normal::new(0.0f32, 1.0).unwrap();
-    let read_std = rng.random_range(0.005f32..0.04);
-    let mut pixels = vec![0u16; width * height];
-    for y in 0..height {
-        for x in 0..width {
-            let bg = background * (1.0 + gx * (x as f32 / width as f32 - 0.5) + gy * (y as f32 / height as f32 - 0.5));
-            let signal = (clean[y * width + x] + bg) * scale;
-            // Shot noise ~ sqrt(signal) (in units where one count is one photon), plus read noise.
-            let noisy = signal + read.sample(&mut rng) * (signal.max(0.0).sqrt() + read_std * scale);
-            pixels[y * width + x] = noisy.clamp(0.0, 65535.0) as u16;
-        }
-    }
-    let cells = renumber(&mut labels, count);
-    SyntheticImage { width, height, pixels, labels, cells }
+    (clean, labels)
 }
 
 /// Renumbers labels 1..=n in raster order; a cell hidden behind its neighbours or off the image has no pixels.

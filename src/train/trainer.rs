@@ -586,6 +586,9 @@ fn epoch_bar(config: &TrainConfig, epoch: usize) -> indicatif::ProgressBar {
     bar
 }
 
+/// Validation scores per dataset: (name, scores), in the order of `TrainConfig::val_sets`.
+type PerSetScores = Vec<(String, Scores)>;
+
 /// Validation scores of `weights` through ONNX Runtime, pooled and per dataset, with the instances users get by
 /// default (the watershed with its default parameters); none without validation images.
 fn validate(
@@ -593,7 +596,7 @@ fn validate(
     split: &Split,
     weights: &UNetWeights,
     ort: &ModelOptions,
-) -> Result<(Option<Scores>, Vec<(String, Scores)>)> {
+) -> Result<(Option<Scores>, PerSetScores)> {
     if split.val.is_empty() {
         return Ok((None, Vec::new()));
     }

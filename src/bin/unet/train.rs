@@ -201,8 +201,11 @@ fn architecture(a: &TrainArgs, init: Option<unet::Architecture>) -> unet::Result
     })
 }
 
+/// Each dataset's name and its range among the pooled validation images.
+type ValidationRanges = Vec<(String, std::ops::Range<usize>)>;
+
 /// Every dataset's training and validation images, pooled, with each dataset's range among the validation images.
-fn load_training_data(a: &TrainArgs) -> unet::Result<(unet::dataset::Split, Vec<(String, std::ops::Range<usize>)>)> {
+fn load_training_data(a: &TrainArgs) -> unet::Result<(unet::dataset::Split, ValidationRanges)> {
     use unet::dataset::{Layout, Split, Truth, load_with};
     let truth = match a.truth.as_str() {
         "gold" => Truth::Gold,
@@ -228,7 +231,7 @@ fn load_training_data(a: &TrainArgs) -> unet::Result<(unet::dataset::Split, Vec<
 fn train_config(
     a: &TrainArgs,
     arch: unet::Architecture,
-    val_ranges: &[(String, std::ops::Range<usize>)],
+    val_ranges: &ValidationRanges,
     init: Option<unet::UNetWeights>,
 ) -> unet::train::trainer::TrainConfig {
     use unet::{

@@ -230,6 +230,37 @@ pub fn wrap(model: &[u8], w: &Wrapping) -> Result<Vec<u8>> {
         return Err(incompatible(format!("the network uses ONNX opset {opset}; unet runs opset 8 and newer")));
     }
     let graph_fields = wire::fields(graph.payload)?;
+    let ((input_at, input), (output_at, output)) = graph_input_and_output(&graph_fields)?;
+    let pre = before_network(w, &input, opset);
+    let post = after_network(w, &output, opset, pre.counter);
+
+    let mut new_graph = Vec::with_capacity(graph.payload.len() + 4096);
+    for n in &pre.nodes {
+        wire::put_message(&mut new_graph, 1, &n.encode_to_vec());
+    }
+    for (i, f) in graph_fields.iter().enumerate() {
+        if i != input_at && i != output_at {
+            new_graph.extend_from_slice(f.encoded);
+        }
+    }
+    for n in &post.nodes {
+        wire::put_message(&mut new_graph, 1, &n.encode_to_vec());
+    }
+    wire::put_message(
+        &mut new_graph,
+        11,
+        &value_info(INPUT, [dim("batch"), fixed(w.input_channels), dim("height"), dim("width")]),
+    );
+    wire::put_message(
+        &mut new_graph,
+        12,
+        &value_info(OUTPUT, [dim("batch"), fixed(classes_of(w)), dim("out_height"), dim("out_width")]),
+    );
+    with_graph_and_props(model.len(), &top, &new_graph, &w.props)
+}
+
+/// The graph's one image input (not an initializer) and one output, with their field positions.
+fn graph_input_and_output(graph_fields: &[wire::Field]) -> Result<((usize, ValueInfoProto), (usize, ValueInfoProto))> {
     let initializers: Vec<String> =
         graph_fields.iter().filter(|f| f.number == 5).map(|f| tensor_name(f.payload)).collect::<Result<_>>()?;
     let mut inputs = Vec::new();
@@ -239,21 +270,24 @@ pub fn wrap(model: &[u8], w: &Wrapping) -> Result<Vec<u8>> {
             inputs.push((i, v));
         }
     }
-    let outputs: Vec<(usize, ValueInfoProto)> = graph_fields
+    let mut outputs: Vec<(usize, ValueInfoProto)> = graph_fields
         .iter()
         .enumerate()
         .filter(|(_, f)| f.number == 12)
         .map(|(i, f)| decode(f.payload, "graph output").map(|v| (i, v)))
         .collect::<Result<_>>()?;
-    let ([(input_at, input)], [(output_at, output)]) = (inputs.as_slice(), outputs.as_slice()) else {
+    if inputs.len() != 1 || outputs.len() != 1 {
         return Err(incompatible(format!(
             "the ONNX network has {} inputs and {} outputs; unet runs one image in, one map out",
             inputs.len(),
             outputs.len()
         )));
-    };
+    }
+    Ok((inputs.remove(0), outputs.remove(0)))
+}
 
-    // Before the network: unet's [N, C, H, W] float32, then the package's fixed steps, then its axis order.
+/// Before the network: unet's [N, C, H, W] float32, then the package's fixed steps, then its axis order and type.
+fn before_network(w: &Wrapping, input: &ValueInfoProto, opset: i64) -> Chain {
     let mut pre = Chain { nodes: Vec::new(), counter: 0, opset };
     let mut x = INPUT.to_string();
     for s in &w.input_steps {
@@ -268,9 +302,12 @@ pub fn wrap(model: &[u8], w: &Wrapping) -> Result<Vec<u8>> {
         x = pre.node("Cast", &[&x], vec![int("to", input_type as i64)]);
     }
     pre.finish(&x, &input.name);
+    pre
+}
 
-    // After it: back to [N, C, H, W] float32, the package's post-processing, the halo crop, two classes.
-    let mut post = Chain { nodes: Vec::new(), counter: pre.counter, opset };
+/// After it: back to [N, C, H, W] float32, the package's post-processing, the halo crop, two classes.
+fn after_network(w: &Wrapping, output: &ValueInfoProto, opset: i64, counter: usize) -> Chain {
+    let mut post = Chain { nodes: Vec::new(), counter, opset };
     let mut y = output.name.clone();
     if elem_type(output) != data_type::FLOAT {
         y = post.node("Cast", &[&y], vec![int("to", data_type::FLOAT as i64)]);
@@ -296,34 +333,20 @@ pub fn wrap(model: &[u8], w: &Wrapping) -> Result<Vec<u8>> {
         y = post.node("Concat", &[&background, &y], vec![int("axis", 1)]);
     }
     post.finish(&y, OUTPUT);
+    post
+}
 
-    let mut new_graph = Vec::with_capacity(graph.payload.len() + 4096);
-    for n in &pre.nodes {
-        wire::put_message(&mut new_graph, 1, &n.encode_to_vec());
-    }
-    for (i, f) in graph_fields.iter().enumerate() {
-        if i != *input_at && i != *output_at {
-            new_graph.extend_from_slice(f.encoded);
-        }
-    }
-    for n in &post.nodes {
-        wire::put_message(&mut new_graph, 1, &n.encode_to_vec());
-    }
-    wire::put_message(
-        &mut new_graph,
-        11,
-        &value_info(INPUT, [dim("batch"), fixed(w.input_channels), dim("height"), dim("width")]),
-    );
-    wire::put_message(
-        &mut new_graph,
-        12,
-        &value_info(OUTPUT, [dim("batch"), fixed(classes_of(w)), dim("out_height"), dim("out_width")]),
-    );
-
-    let mut out = Vec::with_capacity(new_graph.len() + model.len() / 16 + 4096);
-    for f in &top {
+/// The model's top-level fields with the graph replaced and unet's metadata properties instead of any it had.
+fn with_graph_and_props(
+    size: usize,
+    top: &[wire::Field],
+    new_graph: &[u8],
+    props: &[(String, String)],
+) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(new_graph.len() + size / 16 + 4096);
+    for f in top {
         match f.number {
-            7 => wire::put_message(&mut out, 7, &new_graph),
+            7 => wire::put_message(&mut out, 7, new_graph),
             14 => {
                 let entry: StringStringEntryProto = decode(f.payload, "metadata_props")?;
                 if !entry.key.starts_with("unet.") {
@@ -333,7 +356,7 @@ pub fn wrap(model: &[u8], w: &Wrapping) -> Result<Vec<u8>> {
             _ => out.extend_from_slice(f.encoded),
         }
     }
-    for (key, value) in &w.props {
+    for (key, value) in props {
         wire::put_message(
             &mut out,
             14,

@@ -217,22 +217,7 @@ fn tensors_v05(input: &Yaml, output: &Yaml) -> Result<Tensors> {
             }
             "space" if id == "y" || id == "x" => {
                 axes_in.push(if id == "y" { Axis::Y } else { Axis::X });
-                let size = &a["size"];
-                let rule = if let Some(n) = size.as_i64() {
-                    InputSize::Fixed(count(&Yaml::Integer(n), &field)?)
-                } else if !size["min"].is_badvalue() {
-                    InputSize::Free {
-                        min: count(&size["min"], &format!("{field}.size.min"))?,
-                        step: count(&size["step"], &format!("{field}.size.step"))?,
-                    }
-                } else if !size["axis_id"].is_badvalue() {
-                    // The same rule as the axis it refers to (resolved below).
-                    sizes.push((format!("ref:{}", text(&size["axis_id"])), InputSize::Fixed(0)));
-                    continue;
-                } else {
-                    return Err(refuse(&format!("{field}.size"), "expected an integer or {min, step}"));
-                };
-                sizes.push((id, rule));
+                sizes.push(input_size_v05(&a["size"], id, &field)?);
             }
             "space" => return Err(refuse(&field, format!("space axis '{id}': unet runs 2-D images (y, x)"))),
             other => {
@@ -257,36 +242,7 @@ fn tensors_v05(input: &Yaml, output: &Yaml) -> Result<Tensors> {
             }
             "space" if id == "y" || id == "x" => {
                 axes_out.push(if id == "y" { Axis::Y } else { Axis::X });
-                let size = &a["size"];
-                let this_crop = if let Some(n) = size.as_i64() {
-                    match input_size {
-                        InputSize::Fixed(i) if n >= 0 && (n as usize) <= i && (i - n as usize).is_multiple_of(2) => {
-                            (i - n as usize) / 2
-                        }
-                        _ => {
-                            return Err(refuse(
-                                &format!("{field}.size"),
-                                "a fixed output size needs a fixed input size at least as large",
-                            ));
-                        }
-                    }
-                } else {
-                    let offset = size["offset"].as_i64().unwrap_or(0);
-                    let scale = number(&a["scale"]).unwrap_or(1.0);
-                    if scale != 1.0 {
-                        return Err(refuse(
-                            &format!("{field}.scale"),
-                            "output and input must have the same pixel size",
-                        ));
-                    }
-                    if offset > 0 || offset % 2 != 0 || offset < -2 * MAX_EXTENT {
-                        return Err(refuse(
-                            &format!("{field}.size.offset"),
-                            format!("{offset}: expected 0 or a negative even number"),
-                        ));
-                    }
-                    (-offset / 2) as usize
-                };
+                let this_crop = output_crop_v05(a, &field, input_size)?;
                 if crop.is_some_and(|c| c != this_crop) {
                     return Err(refuse(&field, "y and x must lose the same number of pixels"));
                 }
@@ -320,6 +276,45 @@ fn tensors_v05(input: &Yaml, output: &Yaml) -> Result<Tensors> {
     check_axes(&input, "inputs[0].axes")?;
     check_axes(&output, "outputs[0].axes")?;
     Ok((input, input_size, output, crop.unwrap_or(0), halo))
+}
+
+/// A 0.5 input space axis's size rule as (axis id, rule): fixed, {min, step}, or ("ref:AXIS", placeholder) for
+/// the same rule as another axis (resolved by `resolve_sizes`).
+fn input_size_v05(size: &Yaml, id: String, field: &str) -> Result<(String, InputSize)> {
+    if let Some(n) = size.as_i64() {
+        Ok((id, InputSize::Fixed(count(&Yaml::Integer(n), field)?)))
+    } else if !size["min"].is_badvalue() {
+        let min = count(&size["min"], &format!("{field}.size.min"))?;
+        Ok((id, InputSize::Free { min, step: count(&size["step"], &format!("{field}.size.step"))? }))
+    } else if !size["axis_id"].is_badvalue() {
+        Ok((format!("ref:{}", text(&size["axis_id"])), InputSize::Fixed(0)))
+    } else {
+        Err(refuse(&format!("{field}.size"), "expected an integer or {min, step}"))
+    }
+}
+
+/// Pixels a 0.5 output space axis loses on each side against the input: from a fixed output size (with a fixed
+/// input size) or from `size.offset` (0 or negative and even; the pixel size must be the input's).
+fn output_crop_v05(axis: &Yaml, field: &str, input_size: InputSize) -> Result<usize> {
+    let size = &axis["size"];
+    if let Some(n) = size.as_i64() {
+        return match input_size {
+            InputSize::Fixed(i) if n >= 0 && (n as usize) <= i && (i - n as usize).is_multiple_of(2) => {
+                Ok((i - n as usize) / 2)
+            }
+            _ => {
+                Err(refuse(&format!("{field}.size"), "a fixed output size needs a fixed input size at least as large"))
+            }
+        };
+    }
+    let offset = size["offset"].as_i64().unwrap_or(0);
+    if number(&axis["scale"]).unwrap_or(1.0) != 1.0 {
+        return Err(refuse(&format!("{field}.scale"), "output and input must have the same pixel size"));
+    }
+    if offset > 0 || offset % 2 != 0 || offset < -2 * MAX_EXTENT {
+        return Err(refuse(&format!("{field}.size.offset"), format!("{offset}: expected 0 or a negative even number")));
+    }
+    Ok((-offset / 2) as usize)
 }
 
 /// A 0.5 channel axis: its channel names and how many channels that makes.
