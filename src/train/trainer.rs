@@ -490,17 +490,8 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
     let mut records = Vec::new();
     let mut start_epoch = 0;
     if resume && let Some(epoch) = run.latest_epoch() {
-        let dir = run.checkpoint(epoch);
-        model = model
-            .load_file(dir.join("model"), &recorder, device)
-            .map_err(|e| io_err(&dir, format!("cannot load the model checkpoint: {e}")))?;
-        let record = recorder
-            .load(dir.join("optimizer"), device)
-            .map_err(|e| io_err(&dir, format!("cannot load the optimizer checkpoint: {e}")))?;
-        optim = optim.load_record(record);
-        records = parse_csv(&std::fs::read_to_string(dir.join("metrics.csv")).map_err(|e| io_err(&dir, e))?);
+        (model, optim, records) = load_checkpoint(run, epoch, model, optim, &recorder, device)?;
         start_epoch = epoch;
-        eprintln!("resuming after epoch {epoch} from {}", dir.display());
     }
 
     let g = config.arch.geometry();
@@ -556,6 +547,27 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
     let onnx = run.model_onnx();
     crate::onnx::write_unet(&onnx, &weights, &metadata(config, split, &records))?;
     Ok(TrainSummary { weights, records, onnx })
+}
+
+/// The model, optimizer state and metrics saved after `epoch`, to resume from.
+fn load_checkpoint<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
+    run: &RunDir,
+    epoch: usize,
+    model: UNet<B>,
+    optim: O,
+    recorder: &DefaultRecorder,
+    device: &B::Device,
+) -> Result<(UNet<B>, O, Vec<EpochRecord>)> {
+    let dir = run.checkpoint(epoch);
+    let model = model
+        .load_file(dir.join("model"), recorder, device)
+        .map_err(|e| io_err(&dir, format!("cannot load the model checkpoint: {e}")))?;
+    let record = recorder
+        .load(dir.join("optimizer"), device)
+        .map_err(|e| io_err(&dir, format!("cannot load the optimizer checkpoint: {e}")))?;
+    let records = parse_csv(&std::fs::read_to_string(dir.join("metrics.csv")).map_err(|e| io_err(&dir, e))?);
+    eprintln!("resuming after epoch {epoch} from {}", dir.display());
+    Ok((model, optim.load_record(record), records))
 }
 
 /// The weights training starts from: the --init model's (its architecture must be the configured one), else He

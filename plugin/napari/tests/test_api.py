@@ -269,7 +269,6 @@ def test_segment_zarr_image_larger_than_the_workers_memory(tmp_path):
     a 64-px grid are each found once (the exact count), the worker is never restarted, and its peak RSS stays
     below the image's size."""
     import os
-    import resource
     import threading
 
     import dask
@@ -314,12 +313,13 @@ def test_segment_zarr_image_larger_than_the_workers_memory(tmp_path):
         finally:
             done.set()
             sampler.join()
-        peak = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-        assert set(client.scheduler_info()["workers"]) == workers == set(peak), "the worker was restarted"
-    (peak,) = peak.values()
-    print(f"image {image.nbytes / 2**20:.0f} MiB, worker limit {limit / 2**20:.0f} MiB, peak RSS "
-          f"{peak / 2**20:.0f} MiB (getrusage), {max(sampled) / 2**20:.0f} MiB (sampled)")
-    assert peak < image.nbytes
+        assert set(client.scheduler_info()["workers"]) == workers, "the worker was restarted"
+    # Sampled, not getrusage: a spawned worker's ru_maxrss keeps the peak of the forked copy of this (large, napari)
+    # process from before its exec. The nanny's limit is the hard bound; the samples show the margin under it.
+    peak = max(sampled)
+    print(f"image {image.nbytes / 2**20:.0f} MiB, worker limit {limit / 2**20:.0f} MiB, worker peak RSS "
+          f"{peak / 2**20:.0f} MiB (sampled every 50 ms)")
+    assert len(sampled) > 100 and peak < 0.95 * limit < image.nbytes
     assert count == (side // period) ** 2
     labels = zarr.open_group(labels_path)
     level0 = labels[un._api._ome_axes(dict(labels.attrs))[1]]

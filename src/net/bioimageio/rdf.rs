@@ -448,18 +448,7 @@ fn axes_v04(y: &Yaml, field: &str) -> Result<Vec<Axis>> {
 fn tensors_v04(input: &Yaml, output: &Yaml) -> Result<Tensors> {
     let axes_in = axes_v04(&input["axes"], "inputs[0].axes")?;
     let at = |a: Axis, axes: &[Axis]| axes.iter().position(|&x| x == a);
-    let shape = &input["shape"];
-    let (min, step): (Vec<usize>, Vec<usize>) = if shape.as_vec().is_some() {
-        let fixed: Vec<usize> = list(shape).iter().map(|v| count(v, "inputs[0].shape")).collect::<Result<_>>()?;
-        (fixed, vec![0; axes_in.len()])
-    } else {
-        let m = list(&shape["min"]).iter().map(|v| count(v, "inputs[0].shape.min")).collect::<Result<Vec<_>>>()?;
-        let s = list(&shape["step"]).iter().map(|v| count(v, "inputs[0].shape.step")).collect::<Result<Vec<_>>>()?;
-        (m, s)
-    };
-    if min.len() != axes_in.len() || step.len() != axes_in.len() {
-        return Err(refuse("inputs[0].shape", "one size per axis expected"));
-    }
+    let (min, step) = input_shape_v04(&input["shape"], axes_in.len())?;
     let rule =
         |i: usize| if step[i] == 0 { InputSize::Fixed(min[i]) } else { InputSize::Free { min: min[i], step: step[i] } };
     let (yi, xi) = (at(Axis::Y, &axes_in), at(Axis::X, &axes_in));
@@ -536,6 +525,20 @@ fn tensors_v04(input: &Yaml, output: &Yaml) -> Result<Tensors> {
     check_axes(&input, "inputs[0].axes")?;
     check_axes(&output, "outputs[0].axes")?;
     Ok((input, rule(yi), output, crop, halo))
+}
+
+/// A 0.4 input shape as per-axis (minimum, step): a fixed shape has step 0.
+fn input_shape_v04(shape: &Yaml, axes: usize) -> Result<(Vec<usize>, Vec<usize>)> {
+    let counts = |v: &Yaml, field: &str| list(v).iter().map(|v| count(v, field)).collect::<Result<Vec<_>>>();
+    let (min, step) = if shape.as_vec().is_some() {
+        (counts(shape, "inputs[0].shape")?, vec![0; axes])
+    } else {
+        (counts(&shape["min"], "inputs[0].shape.min")?, counts(&shape["step"], "inputs[0].shape.step")?)
+    };
+    if min.len() != axes || step.len() != axes {
+        return Err(refuse("inputs[0].shape", "one size per axis expected"));
+    }
+    Ok((min, step))
 }
 
 fn steps_v04(items: &[Yaml], field: &str) -> Result<Vec<Step>> {

@@ -97,19 +97,8 @@ class Model:
         0 take the model's recommendation. `tta`: average over the image and its three mirror images (4x slower,
         fewer merged cells). `progress(done, total)` may return False to cancel (raises UnetError)."""
         img, keep = _image_struct(image)
-        h, w = keep.shape[:2]
-        result = {}
-        out = N.Outputs()
-        out.struct_size = C.sizeof(N.Outputs)
-        for name, dtype, field in (("probabilities", np.float32, "probabilities"), ("mask", np.uint8, "mask"),
-                                   ("labels", np.uint32, "labels")):
-            if name in outputs:
-                result[name] = np.empty((h, w), dtype)
-                setattr(out, field, result[name].ctypes.data)
-                setattr(out, field + "_len", h * w)
-        opts = N.SegmentOptions()
-        # The sized initialiser fills every field this package's struct has (the plain symbol fills only 0.1's).
-        _check(N.lib().unet_segment_options_init_sized(C.byref(opts), C.c_size_t(C.sizeof(opts))))
+        out, result = _outputs(outputs, *keep.shape[:2])
+        opts = _segment_options()
         if normalization == "none":
             opts.normalization = N.NORMALIZATION_NONE
         elif normalization != "model":
@@ -139,6 +128,27 @@ class Model:
                           watershed_smoothing=watershed_smoothing, watershed_seed=watershed_seed)
 
 
+def _outputs(wanted, h, w):
+    """An Outputs struct over new arrays for the wanted outputs ("probabilities", "mask", "labels"), and the dict
+    of those arrays."""
+    result = {}
+    out = N.Outputs()
+    out.struct_size = C.sizeof(N.Outputs)
+    for name, dtype in (("probabilities", np.float32), ("mask", np.uint8), ("labels", np.uint32)):
+        if name in wanted:
+            result[name] = np.empty((h, w), dtype)
+            setattr(out, name, result[name].ctypes.data)
+            setattr(out, name + "_len", h * w)
+    return out, result
+
+
+def _segment_options():
+    opts = N.SegmentOptions()
+    # The sized initialiser fills every field this package's struct has (the plain symbol fills only 0.1's).
+    _check(N.lib().unet_segment_options_init_sized(C.byref(opts), C.c_size_t(C.sizeof(opts))))
+    return opts
+
+
 def _post_options(opts, threshold, min_size, connectivity, instances, watershed_h, watershed_smoothing,
                   watershed_seed):
     """The post-processing fields of a SegmentOptions (shared by segment and instances)."""
@@ -159,17 +169,10 @@ def _instances(handle, probabilities, *, outputs=("labels",), threshold=None, mi
     if p.ndim != 2:
         raise ValueError(f"probabilities must be 2-D, got shape {p.shape}")
     img, keep = _image_struct(p.astype(np.float32, copy=False))
-    h, w = keep.shape
-    result = {}
-    out = N.Outputs()
-    out.struct_size = C.sizeof(N.Outputs)
-    for name, dtype in (("mask", np.uint8), ("labels", np.uint32)):
-        if name in outputs:
-            result[name] = np.empty((h, w), dtype)
-            setattr(out, name, result[name].ctypes.data)
-            setattr(out, name + "_len", h * w)
-    opts = N.SegmentOptions()
-    _check(N.lib().unet_segment_options_init_sized(C.byref(opts), C.c_size_t(C.sizeof(opts))))
+    if "probabilities" in outputs:
+        raise ValueError("instances() reads probabilities; ask for 'labels' and/or 'mask'")
+    out, result = _outputs(outputs, *keep.shape)
+    opts = _segment_options()
     _post_options(opts, threshold, min_size, connectivity, instances, watershed_h, watershed_smoothing, watershed_seed)
     _check(N.lib().unet_instances(handle, C.byref(img), C.byref(opts), C.byref(out)))
     result["label_count"] = out.label_count
