@@ -52,29 +52,9 @@ pub fn cells(width: usize, height: usize, cells: u32, radius: (f32, f32), seed: 
     }
     for y in 0..height {
         for x in 0..width {
-            let (gx, gy) = (x / bucket, y / bucket);
-            let mut best: Option<(f32, usize)> = None;
-            let mut second = f32::INFINITY;
-            for ny in gy.saturating_sub(1)..=(gy + 1).min(bh - 1) {
-                for nx in gx.saturating_sub(1)..=(gx + 1).min(bw - 1) {
-                    for &i in &grid[ny * bw + nx] {
-                        let c = &list[i];
-                        let (dx, dy) = (x as f32 + 0.5 - c.cx, y as f32 + 0.5 - c.cy);
-                        let (s, co) = c.angle.sin_cos();
-                        let (u, v) = ((dx * co + dy * s) / c.rx, (-dx * s + dy * co) / c.ry);
-                        let d = (u * u + v * v).sqrt();
-                        match best {
-                            Some((bd, _)) if d >= bd => second = second.min(d),
-                            _ => {
-                                if let Some((bd, _)) = best {
-                                    second = second.min(bd);
-                                }
-                                best = Some((d, i));
-                            }
-                        }
-                    }
-                }
-            }
+            let (best, second) = nearest_two(x, y, bucket, (bw, bh), &grid, |i| {
+                [list[i].cx, list[i].cy, list[i].rx, list[i].ry, list[i].angle]
+            });
             let mut value = 300.0;
             if let Some((d, i)) = best {
                 // Soft edge over ~10 % of the radius.
@@ -154,6 +134,42 @@ pub fn nuclei(width: usize, height: usize, seed: u64) -> SyntheticImage {
     SyntheticImage { width, height, pixels, labels, cells }
 }
 
+/// The nearest ellipse to pixel (x, y) (its ellipse-normalised distance, 1 on its outline, and its index) and the
+/// distance to the second nearest, among the ellipses in the 3 x 3 `bucket`-pixel grid cells around the pixel
+/// (`grid`: `cells.0` x `cells.1` lists of indices); `ellipse(i)` is [centre x, centre y, radius x, radius y, angle].
+fn nearest_two(
+    x: usize,
+    y: usize,
+    bucket: usize,
+    (bw, bh): (usize, usize),
+    grid: &[Vec<usize>],
+    ellipse: impl Fn(usize) -> [f32; 5],
+) -> (Option<(f32, usize)>, f32) {
+    let (gx, gy) = (x / bucket, y / bucket);
+    let (mut best, mut second) = (None::<(f32, usize)>, f32::INFINITY);
+    for ny in gy.saturating_sub(1)..=(gy + 1).min(bh - 1) {
+        for nx in gx.saturating_sub(1)..=(gx + 1).min(bw - 1) {
+            for &i in &grid[ny * bw + nx] {
+                let [cx, cy, rx, ry, angle] = ellipse(i);
+                let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+                let (s, co) = angle.sin_cos();
+                let (u, v) = ((dx * co + dy * s) / rx, (-dx * s + dy * co) / ry);
+                let d = (u * u + v * v).sqrt();
+                match best {
+                    Some((bd, _)) if d >= bd => second = second.min(d),
+                    _ => {
+                        if let Some((bd, _)) = best {
+                            second = second.min(bd);
+                        }
+                        best = Some((d, i));
+                    }
+                }
+            }
+        }
+    }
+    (best, second)
+}
+
 /// One synthetic nucleus: an ellipse with its brightness and texture.
 struct Nucleus {
     cx: f32,
@@ -187,28 +203,9 @@ fn render_nuclei(
     }
     for y in 0..height {
         for x in 0..width {
-            let (gx, gy) = (x / bucket, y / bucket);
-            let (mut best, mut second) = (None::<(f32, usize)>, f32::INFINITY);
-            for ny in gy.saturating_sub(1)..=(gy + 1).min(bh - 1) {
-                for nx in gx.saturating_sub(1)..=(gx + 1).min(bw - 1) {
-                    for &i in &grid[ny * bw + nx] {
-                        let c = &list[i];
-                        let (dx, dy) = (x as f32 + 0.5 - c.cx, y as f32 + 0.5 - c.cy);
-                        let (s, co) = c.angle.sin_cos();
-                        let (u, v) = ((dx * co + dy * s) / c.rx, (-dx * s + dy * co) / c.ry);
-                        let d = (u * u + v * v).sqrt();
-                        match best {
-                            Some((bd, _)) if d >= bd => second = second.min(d),
-                            _ => {
-                                if let Some((bd, _)) = best {
-                                    second = second.min(bd);
-                                }
-                                best = Some((d, i));
-                            }
-                        }
-                    }
-                }
-            }
+            let (best, second) = nearest_two(x, y, bucket, (bw, bh), &grid, |i| {
+                [list[i].cx, list[i].cy, list[i].rx, list[i].ry, list[i].angle]
+            });
             if let Some((d, i)) = best
                 && d < 1.15
             {

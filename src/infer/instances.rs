@@ -61,16 +61,9 @@ pub fn watershed(
     connectivity: Connectivity,
     min_size: usize,
 ) -> Result<u32> {
-    params.validate()?;
+    let (mut heights, top) = distance_heights(buf, width, height, params)?;
     let n = width * height;
-    assert_eq!(buf.len(), n);
-    check_pixel_count(n)?;
-    let mut heights = scratch(n)?;
     let mut order = scratch(n)?;
-
-    heights.resize(n, 0);
-    let top = quantised_distance(buf, width, height, params.smoothing, &mut heights);
-
     flood_order(buf, &heights, top, &mut order);
     // Flood. A processed pixel holds its union-find parent + 1; a root is the first (highest) pixel of its basin, so
     // `heights[root]` is the basin's peak. Where basins meet, the lower one merges unless its dynamic exceeds h.
@@ -118,6 +111,19 @@ pub fn watershed(
         }
     }
     Ok(renumber(buf, &mut order, &mut heights, min_size))
+}
+
+/// What both watersheds start from: the checked parameters and size, and the quantised (smoothed) distance of each
+/// foreground pixel to the background with its largest value.
+fn distance_heights(buf: &[u32], width: usize, height: usize, params: Watershed) -> Result<(Vec<u32>, u32)> {
+    params.validate()?;
+    let n = width * height;
+    assert_eq!(buf.len(), n);
+    check_pixel_count(n)?;
+    let mut heights = scratch(n)?;
+    heights.resize(n, 0);
+    let top = quantised_distance(buf, width, height, params.smoothing, &mut heights);
+    Ok((heights, top))
 }
 
 /// The foreground pixels of `buf` from the highest to the lowest (counting sort over the quantised heights, raster
@@ -223,13 +229,8 @@ pub fn seeded_watershed(
     connectivity: Connectivity,
     min_size: usize,
 ) -> Result<u32> {
-    params.validate()?;
+    let (mut heights, top) = distance_heights(buf, width, height, params)?;
     let n = width * height;
-    assert_eq!(buf.len(), n);
-    check_pixel_count(n)?;
-    let mut heights = scratch(n)?;
-    heights.resize(n, 0);
-    let top = quantised_distance(buf, width, height, params.smoothing, &mut heights);
 
     // Markers: the seed regions, numbered by connected components (basin ids 1..=k).
     let mut seeds = scratch(n)?;

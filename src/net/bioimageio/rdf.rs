@@ -403,13 +403,8 @@ fn steps_v05(items: &[Yaml], field: &str) -> Result<Vec<Step>> {
                     let (mean, std) = (floats(&k["mean"], &f)?, floats(&k["std"], &f)?);
                     affine_from_mean_std(mean, std, &f)?
                 }
-                "scale_linear" => Step::Affine {
-                    gain: or_default(floats(&k["gain"], &f)?, 1.0),
-                    offset: or_default(floats(&k["offset"], &f)?, 0.0),
-                },
-                "clip" => {
-                    Step::Clip { min: number(&k["min"]).map(|v| v as f32), max: number(&k["max"]).map(|v| v as f32) }
-                }
+                "scale_linear" => scale_linear(k, &f)?,
+                "clip" => clip(k),
                 "sigmoid" => Step::Sigmoid,
                 "softmax" => Step::Softmax,
                 "ensure_dtype" if matches!(text(&k["dtype"]).as_str(), "float32" | "float64") => Step::Float32,
@@ -541,6 +536,19 @@ fn input_shape_v04(shape: &Yaml, axes: usize) -> Result<(Vec<usize>, Vec<usize>)
     Ok((min, step))
 }
 
+/// `scale_linear` (both formats): x * gain + offset, per channel or for all.
+fn scale_linear(kwargs: &Yaml, field: &str) -> Result<Step> {
+    Ok(Step::Affine {
+        gain: or_default(floats(&kwargs["gain"], field)?, 1.0),
+        offset: or_default(floats(&kwargs["offset"], field)?, 0.0),
+    })
+}
+
+/// `clip` (both formats): either bound may be missing.
+fn clip(kwargs: &Yaml) -> Step {
+    Step::Clip { min: number(&kwargs["min"]).map(|v| v as f32), max: number(&kwargs["max"]).map(|v| v as f32) }
+}
+
 fn steps_v04(items: &[Yaml], field: &str) -> Result<Vec<Step>> {
     items
         .iter()
@@ -576,13 +584,8 @@ fn steps_v04(items: &[Yaml], field: &str) -> Result<Vec<Step>> {
                     per_sample(&f)?;
                     Step::ZeroMeanUnitVariance
                 }
-                "scale_linear" => Step::Affine {
-                    gain: or_default(floats(&k["gain"], &f)?, 1.0),
-                    offset: or_default(floats(&k["offset"], &f)?, 0.0),
-                },
-                "clip" => {
-                    Step::Clip { min: number(&k["min"]).map(|v| v as f32), max: number(&k["max"]).map(|v| v as f32) }
-                }
+                "scale_linear" => scale_linear(k, &f)?,
+                "clip" => clip(k),
                 "sigmoid" => Step::Sigmoid,
                 other => return Err(refuse(&format!("{f}.name"), format!("'{other}' is not supported"))),
             })
