@@ -156,6 +156,23 @@ fn matches_brute_force_on_random_label_images() {
     }
 }
 
+/// Hundreds of tiny touching cells (the fuzzer's kind of input; the per-row distance method runs there).
+#[test]
+fn matches_brute_force_on_dense_tiny_cells() {
+    let mut rng = Rng(77);
+    for trial in 0..6 {
+        let (w, h) = (8 + rng.below(30), 8 + rng.below(24));
+        let labels: Vec<u32> =
+            (0..w * h).map(|_| if rng.below(3) == 0 { 0 } else { 1 + rng.below(200) as u32 }).collect();
+        let o = WeightMapOptions {
+            sigma: [5.0, 1.5, 40.0][trial % 3],
+            border_width: [0, 1][trial % 2],
+            ..WeightMapOptions::default()
+        };
+        compare(&labels, w, h, &o, &format!("dense trial {trial} ({w}x{h}, {o:?})"));
+    }
+}
+
 #[test]
 fn edge_cases() {
     let o = WeightMapOptions::default();
