@@ -90,10 +90,39 @@ fn main() {
         naive_512 / ours_512
     );
 
+    // 2. Dense tiny cells (3 x 3 on a 6-pixel grid): the per-row method runs, per-cell work would grow with cells x area.
+    let side = if full { 192 } else { 48 };
+    let labels: Vec<u32> = (0..side * side)
+        .map(|i| {
+            let (x, y) = (i % side, i / side);
+            if x % 6 < 3 && y % 6 < 3 { (1 + (y / 6) * side / 6 + x / 6) as u32 } else { 0 }
+        })
+        .collect();
+    let (mut ours, mut naive_t, mut max_diff, mut cells) = (Vec::new(), Vec::new(), 0f64, 0);
+    for _ in 0..if full { 5 } else { 1 } {
+        let (t, weights, target, cw, n) = run_unet(&labels, side, side, &o);
+        ours.push(t);
+        cells = n;
+        if naive_t.len() < 3 {
+            let t0 = Instant::now();
+            let reference = naive(&labels, &target, side, side, &o, cw);
+            naive_t.push(t0.elapsed().as_secs_f64());
+            max_diff = weights.iter().zip(&reference).map(|(a, b)| (a - b).abs() as f64).fold(max_diff, f64::max);
+        }
+    }
+    assert!(max_diff <= 1e-4, "unet's weight map of dense cells differs from the naive one by {max_diff}");
+    let (ours_dense, naive_dense) = (median(ours), median(naive_t));
+    println!(
+        "{side}x{side}, {cells} tiny cells: unet {:.2} ms, naive {:.1} ms, speed-up {:.0}x, max |difference| {max_diff:.2e}",
+        ours_dense * 1e3,
+        naive_dense * 1e3,
+        naive_dense / ours_dense
+    );
+
     if !full {
         return;
     }
-    // 2. Growth with area at the same cell density.
+    // 3. Growth with area at the same cell density.
     println!("{:>11} {:>6} {:>10} {:>14}", "image", "cells", "unet ms", "x 512x512 time");
     for (side, n) in [(512usize, 110u32), (1024, 440), (2048, 1760)] {
         let img = unet::synthetic::cells(side, side, n, (10.0, 22.0), 2);
