@@ -56,6 +56,32 @@ fn run_unet(labels: &[u32], w: usize, h: usize, o: &WeightMapOptions) -> (f64, V
     (t.elapsed().as_secs_f64(), weights, target, r.class_weights, r.cells)
 }
 
+/// unet against the naive method on one square label image (`reps` runs, the naive one at most 3): prints both
+/// medians and asserts the maps agree (the fast path is the same map, not an approximation). Returns unet's median.
+fn against_naive(labels: &[u32], side: usize, reps: usize, o: &WeightMapOptions, what: &str) -> f64 {
+    let (mut ours, mut naive_t, mut max_diff, mut cells) = (Vec::new(), Vec::new(), 0f64, 0);
+    for rep in 0..reps {
+        let (t, weights, target, cw, n) = run_unet(labels, side, side, o);
+        ours.push(t);
+        cells = n;
+        if rep < 3 {
+            let t0 = Instant::now();
+            let reference = naive(labels, &target, side, side, o, cw);
+            naive_t.push(t0.elapsed().as_secs_f64());
+            max_diff = weights.iter().zip(&reference).map(|(a, b)| (a - b).abs() as f64).fold(max_diff, f64::max);
+        }
+    }
+    assert!(max_diff <= 1e-4, "unet's weight map of {what} differs from the naive one by {max_diff}");
+    let (ours, naive) = (median(ours), median(naive_t));
+    println!(
+        "{side}x{side}, {cells} {what}: unet {:.2} ms, naive {:.1} ms, speed-up {:.1}x, max |difference| {max_diff:.2e}",
+        ours * 1e3,
+        naive * 1e3,
+        naive / ours
+    );
+    ours
+}
+
 fn main() {
     let o = WeightMapOptions { balance: ClassBalance::InverseFrequency, ..Default::default() };
     println!("weight map benchmark: w0 {}, sigma {}, border width {}, single thread", o.w0, o.sigma, o.border_width);
@@ -64,31 +90,7 @@ fn main() {
     // 1. Against the naive method at 512 x 512 with about 100 cells (128 x 128, 8 cells, once as a smoke test).
     let (side, count, reps) = if full { (512, 110, 5) } else { (128, 8, 1) };
     let img = unet::synthetic::cells(side, side, count, (10.0, 22.0), 1);
-    let (w, h) = (side, side);
-    let mut ours = Vec::new();
-    let mut naive_t = Vec::new();
-    let mut max_diff = 0f64;
-    let mut cells = 0;
-    for rep in 0..reps {
-        let (t, weights, target, cw, n) = run_unet(&img.labels, w, h, &o);
-        ours.push(t);
-        cells = n;
-        if rep < 3 {
-            let t0 = Instant::now();
-            let reference = naive(&img.labels, &target, w, h, &o, cw);
-            naive_t.push(t0.elapsed().as_secs_f64());
-            max_diff = weights.iter().zip(&reference).map(|(a, b)| (a - b).abs() as f64).fold(max_diff, f64::max);
-        }
-    }
-    // The fast path computes the same map as the brute-force one, not an approximation of it.
-    assert!(max_diff <= 1e-4, "unet's weight map differs from the naive one by {max_diff}");
-    let (ours_512, naive_512) = (median(ours), median(naive_t));
-    println!(
-        "{side}x{side}, {cells} cells: unet {:.1} ms, naive {:.1} ms, speed-up {:.1}x (goal >= 20x at 512), max |difference| {max_diff:.2e}",
-        ours_512 * 1e3,
-        naive_512 * 1e3,
-        naive_512 / ours_512
-    );
+    let ours_512 = against_naive(&img.labels, side, reps, &o, "cells");
 
     // 2. Dense tiny cells (3 x 3 on a 6-pixel grid): the per-row method runs, per-cell work would grow with cells x area.
     let side = if full { 192 } else { 48 };
@@ -98,26 +100,7 @@ fn main() {
             if x % 6 < 3 && y % 6 < 3 { (1 + (y / 6) * side / 6 + x / 6) as u32 } else { 0 }
         })
         .collect();
-    let (mut ours, mut naive_t, mut max_diff, mut cells) = (Vec::new(), Vec::new(), 0f64, 0);
-    for _ in 0..if full { 5 } else { 1 } {
-        let (t, weights, target, cw, n) = run_unet(&labels, side, side, &o);
-        ours.push(t);
-        cells = n;
-        if naive_t.len() < 3 {
-            let t0 = Instant::now();
-            let reference = naive(&labels, &target, side, side, &o, cw);
-            naive_t.push(t0.elapsed().as_secs_f64());
-            max_diff = weights.iter().zip(&reference).map(|(a, b)| (a - b).abs() as f64).fold(max_diff, f64::max);
-        }
-    }
-    assert!(max_diff <= 1e-4, "unet's weight map of dense cells differs from the naive one by {max_diff}");
-    let (ours_dense, naive_dense) = (median(ours), median(naive_t));
-    println!(
-        "{side}x{side}, {cells} tiny cells: unet {:.2} ms, naive {:.1} ms, speed-up {:.0}x, max |difference| {max_diff:.2e}",
-        ours_dense * 1e3,
-        naive_dense * 1e3,
-        naive_dense / ours_dense
-    );
+    against_naive(&labels, side, reps, &o, "tiny cells");
 
     if !full {
         return;
