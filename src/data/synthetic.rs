@@ -18,18 +18,10 @@ pub struct SyntheticImage {
 /// centre, so touching cells share a border, drawn as a darker rim), soft edges, Gaussian noise, 12 bits.
 pub fn cells(width: usize, height: usize, cells: u32, radius: (f32, f32), seed: u64) -> SyntheticImage {
     let mut rng = StdRng::seed_from_u64(seed);
-    struct Cell {
-        cx: f32,
-        cy: f32,
-        rx: f32,
-        ry: f32,
-        angle: f32,
-        brightness: f32,
-    }
-    let list: Vec<Cell> = (0..cells)
+    let list: Vec<Ellipse> = (0..cells)
         .map(|_| {
             let r = rng.random_range(radius.0..=radius.1);
-            Cell {
+            Ellipse {
                 cx: rng.random_range(0.0..width as f32),
                 cy: rng.random_range(0.0..height as f32),
                 rx: r * rng.random_range(0.8..1.2),
@@ -52,9 +44,7 @@ pub fn cells(width: usize, height: usize, cells: u32, radius: (f32, f32), seed: 
     }
     for y in 0..height {
         for x in 0..width {
-            let (best, second) = nearest_two(x, y, bucket, (bw, bh), &grid, |i| {
-                [list[i].cx, list[i].cy, list[i].rx, list[i].ry, list[i].angle]
-            });
+            let (best, second) = nearest_two(x, y, bucket, (bw, bh), &grid, |i| list[i].geometry());
             let mut value = 300.0;
             if let Some((d, i)) = best {
                 // Soft edge over ~10 % of the radius.
@@ -96,19 +86,21 @@ pub fn nuclei(width: usize, height: usize, seed: u64) -> SyntheticImage {
             Some(_) if rng.random_bool(clustered as f64) => {
                 let other = &list[rng.random_range(0..list.len())];
                 let a = rng.random_range(0.0..std::f32::consts::TAU);
-                let d = (other.rx.max(other.ry) + r) * rng.random_range(0.75f32..1.0);
-                (other.cx + a.cos() * d, other.cy + a.sin() * d)
+                let d = (other.shape.rx.max(other.shape.ry) + r) * rng.random_range(0.75f32..1.0);
+                (other.shape.cx + a.cos() * d, other.shape.cy + a.sin() * d)
             }
             _ => (rng.random_range(0.0..width as f32), rng.random_range(0.0..height as f32)),
         };
         let aspect = rng.random_range(0.7f32..1.0);
         list.push(Nucleus {
-            cx,
-            cy,
-            rx: r,
-            ry: r * aspect,
-            angle: rng.random_range(0.0..std::f32::consts::PI),
-            brightness: if mitotic { rng.random_range(2.0..4.0) } else { 10f32.powf(rng.random_range(-1.0..0.0)) },
+            shape: Ellipse {
+                cx,
+                cy,
+                rx: r,
+                ry: r * aspect,
+                angle: rng.random_range(0.0..std::f32::consts::PI),
+                brightness: if mitotic { rng.random_range(2.0..4.0) } else { 10f32.powf(rng.random_range(-1.0..0.0)) },
+            },
             texture_phase: (rng.random_range(0.0..100.0), rng.random_range(0.0..100.0)),
         });
     }
@@ -170,14 +162,26 @@ fn nearest_two(
     (best, second)
 }
 
-/// One synthetic nucleus: an ellipse with its brightness and texture.
-struct Nucleus {
+/// One synthetic cell: an ellipse and its brightness.
+struct Ellipse {
     cx: f32,
     cy: f32,
     rx: f32,
     ry: f32,
     angle: f32,
     brightness: f32,
+}
+
+impl Ellipse {
+    /// Centre, radii and angle, as [`nearest_two`] takes them.
+    fn geometry(&self) -> [f32; 5] {
+        [self.cx, self.cy, self.rx, self.ry, self.angle]
+    }
+}
+
+/// One synthetic nucleus: an ellipse with its texture.
+struct Nucleus {
+    shape: Ellipse,
     texture_phase: (f32, f32),
 }
 
@@ -199,25 +203,23 @@ fn render_nuclei(
     for (i, c) in list.iter().enumerate() {
         // Clustered nuclei may sit partly off the image: clamp to the nearest bucket (a bucket is > 2 radii wide).
         let at = |v: f32, n: usize| ((v / bucket as f32).floor().max(0.0) as usize).min(n - 1);
-        grid[at(c.cy, bh) * bw + at(c.cx, bw)].push(i);
+        grid[at(c.shape.cy, bh) * bw + at(c.shape.cx, bw)].push(i);
     }
     for y in 0..height {
         for x in 0..width {
-            let (best, second) = nearest_two(x, y, bucket, (bw, bh), &grid, |i| {
-                [list[i].cx, list[i].cy, list[i].rx, list[i].ry, list[i].angle]
-            });
+            let (best, second) = nearest_two(x, y, bucket, (bw, bh), &grid, |i| list[i].shape.geometry());
             if let Some((d, i)) = best
                 && d < 1.15
             {
                 let c = &list[i];
-                let edge = ((1.0 - d) * c.rx.min(c.ry) * 0.7 + 0.5).clamp(0.0, 1.0);
+                let edge = ((1.0 - d) * c.shape.rx.min(c.shape.ry) * 0.7 + 0.5).clamp(0.0, 1.0);
                 let rim = if second < 1.0 { 1.0 - seam * (1.0 - ((second - d) * 8.0).clamp(0.0, 1.0)) } else { 1.0 };
                 let (px, py) = c.texture_phase;
                 let tex = 1.0
                     + texture
                         * ((x as f32 * 0.45 + px).sin() * (y as f32 * 0.37 + py).cos()
                             + 0.5 * (x as f32 * 0.21 - y as f32 * 0.29 + px).sin());
-                clean[y * width + x] = c.brightness * edge * rim * tex.max(0.0);
+                clean[y * width + x] = c.shape.brightness * edge * rim * tex.max(0.0);
                 if d < 1.0 {
                     labels[y * width + x] = i as u32 + 1;
                 }
