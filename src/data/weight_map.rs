@@ -210,7 +210,7 @@ fn nearest_two_cells(
     }
     match cheaper_method(labels, target, cells, radius) {
         Method::PerCell => nearest_two_by_cells(labels, target, cells, radius, &mut d1, &mut d2),
-        Method::PerRow => nearest_two_by_rows(labels, target, radius, &mut d1, &mut d2),
+        Method::PerRow => nearest_two_by_rows(labels, target, radius, &mut d1, &mut d2)?,
     }
     Ok((d1, d2))
 }
@@ -376,12 +376,16 @@ fn row_nearest(labels: &LabelView, target: &[u8], y: usize, rows: &mut RowRing, 
 /// the second distance found or the radius. Exact because the nearest cell is the nearest of some row and the
 /// second-nearest is among the two nearest distinct cells of some row. Cost per background pixel: the rows up to
 /// its second-nearest cell, independent of how many cells there are.
-fn nearest_two_by_rows(labels: &LabelView, target: &[u8], radius: f64, d1: &mut [f32], d2: &mut [f32]) {
+fn nearest_two_by_rows(labels: &LabelView, target: &[u8], radius: f64, d1: &mut [f32], d2: &mut [f32]) -> Result<()> {
     let (w, h) = (labels.width, labels.height);
     let reach = (radius.floor() as usize).min(h - 1); // farthest row offset k with k² <= radius²
     let r2 = (radius * radius).floor() as u64;
     let ring = (2 * reach + 1).min(h);
-    let mut rows = RowRing { data: vec![RowNearest::default(); ring * w], ring };
+    // A radius as tall as the image keeps every row: 16 bytes per pixel, refused rather than aborting when absent.
+    let mut data = Vec::new();
+    data.try_reserve_exact(ring * w).map_err(|_| oom(ring * w))?;
+    data.resize(ring * w, RowNearest::default());
+    let mut rows = RowRing { data, ring };
     let mut left = Vec::with_capacity(w);
     for y in 0..=reach {
         row_nearest(labels, target, y, &mut rows, &mut left);
@@ -430,6 +434,7 @@ fn nearest_two_by_rows(labels: &LabelView, target: &[u8], radius: f64, d1: &mut 
             }
         }
     }
+    Ok(())
 }
 
 fn oom(area: usize) -> Error {
@@ -585,7 +590,7 @@ mod tests {
             let mut by_cells = (vec![f32::INFINITY; w * h], vec![f32::INFINITY; w * h]);
             let mut by_rows = by_cells.clone();
             nearest_two_by_cells(&view, &target, &cells, radius, &mut by_cells.0, &mut by_cells.1);
-            nearest_two_by_rows(&view, &target, radius, &mut by_rows.0, &mut by_rows.1);
+            nearest_two_by_rows(&view, &target, radius, &mut by_rows.0, &mut by_rows.1).unwrap();
             for i in 0..w * h {
                 // The nearest cell counts only where a second one exists: compare what the weights use.
                 if by_cells.1[i].is_finite() || by_rows.1[i].is_finite() {
