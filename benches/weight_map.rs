@@ -23,7 +23,7 @@ fn naive(labels: &[u32], target: &[u8], w: usize, h: usize, o: &WeightMapOptions
     let mut scratch = EdtScratch::default();
     let mut all = vec![0f32; cells.len() * w * h];
     for (k, &c) in cells.iter().enumerate() {
-        let d = scratch.squared_edt(w, h, |x, y| target[y * w + x] != 0 && labels[y * w + x] == c);
+        let d = scratch.squared_edt(w, h, |x, y| target[y * w + x] != 0 && labels[y * w + x] == c).unwrap();
         for i in 0..w * h {
             all[i * cells.len() + k] = d[i].sqrt() as f32;
         }

@@ -1,6 +1,8 @@
 //! The exact squared Euclidean distance transform (Felzenszwalb & Huttenlocher 2012): the weight maps measure
 //! distances to cell borders with it, the watershed floods its distance map.
 
+use std::collections::TryReserveError;
+
 /// Reusable buffers for the exact squared Euclidean distance transform (Felzenszwalb & Huttenlocher 2012).
 #[derive(Default)]
 pub struct EdtScratch {
@@ -13,20 +15,25 @@ pub struct EdtScratch {
 
 impl EdtScratch {
     /// Squared distance from every pixel of a `w x h` grid to the nearest pixel where `is_feature` holds
-    /// (infinity when there is none).
-    pub fn squared_edt(&mut self, w: usize, h: usize, is_feature: impl Fn(usize, usize) -> bool) -> &[f64] {
-        self.dist.clear();
-        self.dist.resize(w * h, 0.0);
+    /// (infinity when there is none). The buffers are reserved fallibly: a grid as large as a huge image is
+    /// refused with an error the caller can report, where a plain resize would abort the host process.
+    pub fn squared_edt(
+        &mut self,
+        w: usize,
+        h: usize,
+        is_feature: impl Fn(usize, usize) -> bool,
+    ) -> Result<&[f64], TryReserveError> {
+        let n = w.max(h);
+        refill(&mut self.dist, w * h, 0.0)?;
+        refill(&mut self.f, n, 0.0)?;
+        refill(&mut self.d, n, 0.0)?;
+        refill(&mut self.v, n, 0)?;
+        refill(&mut self.z, n + 1, 0.0)?;
         for y in 0..h {
             for x in 0..w {
                 self.dist[y * w + x] = if is_feature(x, y) { 0.0 } else { f64::INFINITY };
             }
         }
-        let n = w.max(h);
-        self.f.resize(n, 0.0);
-        self.d.resize(n, 0.0);
-        self.v.resize(n, 0);
-        self.z.resize(n + 1, 0.0);
         for x in 0..w {
             for y in 0..h {
                 self.f[y] = self.dist[y * w + x];
@@ -41,8 +48,16 @@ impl EdtScratch {
             dt_1d(&self.f[..w], &mut self.d[..w], &mut self.v, &mut self.z);
             self.dist[y * w..(y + 1) * w].copy_from_slice(&self.d[..w]);
         }
-        &self.dist
+        Ok(&self.dist)
     }
+}
+
+/// `v` holding `n` copies of `value`, its memory reserved fallibly.
+fn refill<T: Clone>(v: &mut Vec<T>, n: usize, value: T) -> Result<(), TryReserveError> {
+    v.clear();
+    v.try_reserve_exact(n)?;
+    v.resize(n, value);
+    Ok(())
 }
 
 /// 1-D squared distance transform of sampled function `f` (lower envelope of parabolas).
@@ -115,7 +130,7 @@ mod tests {
                     (s >> 60) < 2
                 })
                 .collect();
-            let got = scratch.squared_edt(w, h, |x, y| feats[y * w + x]).to_vec();
+            let got = scratch.squared_edt(w, h, |x, y| feats[y * w + x]).unwrap().to_vec();
             for y in 0..h {
                 for x in 0..w {
                     let mut best = f64::INFINITY;

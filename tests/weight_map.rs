@@ -249,3 +249,70 @@ fn bad_options_and_buffers_are_rejected() {
     assert_eq!(err.status(), UnetStatus::BufferTooSmall);
     assert_eq!(LabelView::packed_u32(&labels, 4, 2).unwrap_err().status(), UnetStatus::BufferTooSmall);
 }
+
+/// Every buffer that grows with the image is reserved fallibly: with the address space capped a little above what
+/// the steps before need, the step that needs more returns OUT_OF_MEMORY instead of aborting the process (inside
+/// Fiji or a microscope program an abort takes the host down with it). Each case runs in a child process of this
+/// test binary, the only place where a cap on the address space cannot hit other tests and where nothing freed by
+/// an earlier case still counts against it.
+#[test]
+fn running_out_of_memory_is_an_error_not_an_abort() {
+    if let Some(case) = std::env::var_os("UNET_OOM_CASE") {
+        return out_of_memory_case(case.to_str().unwrap());
+    }
+    for case in ["separation lines", "second distance buffer", "distances per cell", "ring of rows"] {
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "running_out_of_memory_is_an_error_not_an_abort", "--nocapture", "--test-threads=1"])
+            .env("UNET_OOM_CASE", case)
+            // glibc: one arena (a thread's own arena reserves 64 MiB of address space up front, room the cap would
+            // not see) and every block of 128 KiB or more mapped on its own, so the cap counts what is allocated.
+            .env("GLIBC_TUNABLES", "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=131072")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&child.stdout) + String::from_utf8_lossy(&child.stderr);
+        assert!(child.status.success(), "{case}: the child ended with {:?}:\n{said}", child.status);
+        assert!(said.contains(&format!("{case}: OUT_OF_MEMORY")), "{case}: the case did not run:\n{said}");
+    }
+}
+
+fn out_of_memory_case(case: &str) {
+    let (w, h) = (2000, 2000);
+    let mut labels = vec![0u32; w * h];
+    // Bytes per pixel the cap allows beyond what is mapped now, and where the step that must fail takes more.
+    let (options, allowed) = match case {
+        // The square minimum of the separation lines (4 bytes per pixel) beside the target (1).
+        "separation lines" => (WeightMapOptions { border_width: 2, ..WeightMapOptions::default() }, 3),
+        // Target (1) and the nearest distances (4) fit, the second distances (4) do not.
+        "second distance buffer" => (WeightMapOptions { border_width: 0, ..WeightMapOptions::default() }, 7),
+        // Two cells in opposite corners and a radius over the whole image: the per-cell method's distance
+        // transform spans the image (8 bytes per pixel) beside the target and both distance buffers (9).
+        "distances per cell" => (WeightMapOptions { sigma: 400.0, border_width: 0, ..WeightMapOptions::default() }, 13),
+        // A one-pixel cell every 6 pixels and the same radius: the per-row method keeps every row (16 bytes per
+        // pixel) beside the target, the distance buffers and the cells' boxes (about 10).
+        "ring of rows" => (WeightMapOptions { sigma: 400.0, border_width: 0, ..WeightMapOptions::default() }, 18),
+        _ => panic!("unknown case {case}"),
+    };
+    if case == "ring of rows" {
+        for y in (0..h).step_by(6) {
+            for x in (0..w).step_by(6) {
+                labels[y * w + x] = (y * w + x + 1) as u32;
+            }
+        }
+    } else {
+        labels[0] = 1;
+        labels[w * h - 1] = 2;
+    }
+    let mut weights = vec![0f32; w * h];
+    weights.iter_mut().step_by(1024).for_each(|v| *v = 1.0); // the caller's buffer, mapped before the cap
+    let view = LabelView::packed_u32(&labels, w, h).unwrap();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let mapped_kib: u64 =
+        status.lines().find(|l| l.starts_with("VmSize:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let cap = mapped_kib * 1024 + (allowed * w * h) as u64;
+    let limit = libc::rlimit { rlim_cur: cap, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: plain system call on a valid struct; this process runs only this case.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+    let err = weight_map(&view, &options, Some(&mut weights), None).unwrap_err();
+    assert_eq!(err.status(), UnetStatus::OutOfMemory, "{case}: {err}");
+    println!("{case}: OUT_OF_MEMORY ({err})");
+}

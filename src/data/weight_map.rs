@@ -148,13 +148,11 @@ pub fn weight_map(
     let target: &mut [u8] = match target {
         Some(t) => &mut t[..area],
         None => {
-            own_target = Vec::new();
-            own_target.try_reserve_exact(area).map_err(|_| oom(area))?;
-            own_target.resize(area, 0);
+            own_target = alloc(area, 0u8)?;
             &mut own_target
         }
     };
-    let separation_pixels = make_target(labels, options.border_width, target);
+    let separation_pixels = make_target(labels, options.border_width, target)?;
 
     let foreground = target.iter().filter(|&&t| t != 0).count();
     let class_weights = match options.balance {
@@ -166,7 +164,7 @@ pub fn weight_map(
             (inv(background), inv(foreground))
         }
     };
-    let cells = cell_boxes(labels, target);
+    let cells = cell_boxes(labels, target)?;
     let report = WeightMapReport { cells: cells.len(), separation_pixels, class_weights };
     let Some(weights) = weights else { return Ok(report) };
     let weights = &mut weights[..area];
@@ -203,13 +201,13 @@ fn nearest_two_cells(
     radius: f64,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let (w, h) = (labels.width, labels.height);
-    let mut d1 = alloc_f32(w * h, f32::INFINITY)?;
-    let mut d2 = alloc_f32(w * h, f32::INFINITY)?;
+    let mut d1 = alloc(w * h, f32::INFINITY)?;
+    let mut d2 = alloc(w * h, f32::INFINITY)?;
     if radius <= 0.0 {
         return Ok((d1, d2));
     }
     match cheaper_method(labels, target, cells, radius) {
-        Method::PerCell => nearest_two_by_cells(labels, target, cells, radius, &mut d1, &mut d2),
+        Method::PerCell => nearest_two_by_cells(labels, target, cells, radius, &mut d1, &mut d2)?,
         Method::PerRow => nearest_two_by_rows(labels, target, radius, &mut d1, &mut d2)?,
     }
     Ok((d1, d2))
@@ -225,16 +223,8 @@ enum Method {
 /// the radius for each background pixel (usually far fewer: it stops at the second-nearest cell). The factor is
 /// measured: a window pixel costs ~30 ns, a row visit 1.5-5 ns (less where cells are dense and the scan stops early).
 fn cheaper_method(labels: &LabelView, target: &[u8], cells: &[CellBox], radius: f64) -> Method {
-    let (w, h) = (labels.width, labels.height);
-    let r = radius.ceil() as usize;
-    let windows: u64 = cells
-        .iter()
-        .map(|c| {
-            let (x0, y0) = (c.x0.saturating_sub(r), c.y0.saturating_sub(r));
-            let (x1, y1) = ((c.x1 + r).min(w - 1), (c.y1 + r).min(h - 1));
-            ((x1 - x0 + 1) * (y1 - y0 + 1)) as u64
-        })
-        .sum();
+    let h = labels.height;
+    let windows: u64 = cells.iter().map(|c| c.window(radius, labels).area() as u64).sum();
     let background = target.iter().filter(|&&t| t == 0).count() as u64;
     let rows = (2 * (radius.floor() as usize).min(h - 1) + 1).min(h) as u64;
     const WINDOW_PIXEL_PER_ROW_VISIT: u64 = 8;
@@ -249,19 +239,19 @@ fn nearest_two_by_cells(
     radius: f64,
     d1: &mut [f32],
     d2: &mut [f32],
-) {
-    let (w, h) = (labels.width, labels.height);
-    let r = radius.ceil() as usize;
+) -> Result<()> {
+    let w = labels.width;
     let r2 = radius * radius;
     let mut scratch = EdtScratch::default();
     for cell in cells {
-        let (x0, y0) = (cell.x0.saturating_sub(r), cell.y0.saturating_sub(r));
-        let (x1, y1) = ((cell.x1 + r).min(w - 1), (cell.y1 + r).min(h - 1));
-        let (ww, wh) = (x1 - x0 + 1, y1 - y0 + 1);
-        let dist = scratch.squared_edt(ww, wh, |x, y| {
-            let (gx, gy) = (x0 + x, y0 + y);
-            target[gy * w + gx] != 0 && labels.get(gx, gy) == cell.label
-        });
+        let window = cell.window(radius, labels);
+        let (x0, y0, ww, wh) = (window.x0, window.y0, window.x1 - window.x0 + 1, window.y1 - window.y0 + 1);
+        let dist = scratch
+            .squared_edt(ww, wh, |x, y| {
+                let (gx, gy) = (x0 + x, y0 + y);
+                target[gy * w + gx] != 0 && labels.get(gx, gy) == cell.label
+            })
+            .map_err(|_| oom(window.area()))?;
         for y in 0..wh {
             for x in 0..ww {
                 let dd = dist[y * ww + x];
@@ -279,6 +269,7 @@ fn nearest_two_by_cells(
             }
         }
     }
+    Ok(())
 }
 
 /// The nearest and the second-nearest distinct cell seen so far: squared distances and labels (label 0 = none).
@@ -382,10 +373,7 @@ fn nearest_two_by_rows(labels: &LabelView, target: &[u8], radius: f64, d1: &mut 
     let r2 = (radius * radius).floor() as u64;
     let ring = (2 * reach + 1).min(h);
     // A radius as tall as the image keeps every row: 16 bytes per pixel, refused rather than aborting when absent.
-    let mut data = Vec::new();
-    data.try_reserve_exact(ring * w).map_err(|_| oom(ring * w))?;
-    data.resize(ring * w, RowNearest::default());
-    let mut rows = RowRing { data, ring };
+    let mut rows = RowRing { data: alloc(ring * w, RowNearest::default())?, ring };
     let mut left = Vec::with_capacity(w);
     for y in 0..=reach {
         row_nearest(labels, target, y, &mut rows, &mut left);
@@ -441,7 +429,9 @@ fn oom(area: usize) -> Error {
     Error::new(UnetStatus::OutOfMemory, format!("cannot allocate buffers for {area} pixels"))
 }
 
-fn alloc_f32(n: usize, v: f32) -> Result<Vec<f32>> {
+/// `n` copies of `v`, refused with OUT_OF_MEMORY rather than aborting the host process when they do not fit:
+/// every buffer that grows with the image (or a cell's window in it) comes from here.
+fn alloc<T: Clone>(n: usize, v: T) -> Result<Vec<T>> {
     let mut out = Vec::new();
     out.try_reserve_exact(n).map_err(|_| oom(n))?;
     out.resize(n, v);
@@ -454,7 +444,7 @@ fn alloc_f32(n: usize, v: f32) -> Result<Vec<f32>> {
 /// the labels (background counted as "no label", u32::MAX) over the (2 border + 1)² square around it is below its
 /// own. That square minimum is separable (rows, then columns), each pass O(1) per pixel (van Herk / Gil-Werman),
 /// so wide borders cost no more than narrow ones; the plain square search was O(border²) per pixel.
-fn make_target(labels: &LabelView, border: usize, target: &mut [u8]) -> usize {
+fn make_target(labels: &LabelView, border: usize, target: &mut [u8]) -> Result<usize> {
     let (w, h) = (labels.width, labels.height);
     let key = |x, y| match labels.get(x, y) {
         0 => u32::MAX,
@@ -466,9 +456,9 @@ fn make_target(labels: &LabelView, border: usize, target: &mut [u8]) -> usize {
                 target[y * w + x] = u8::from(labels.get(x, y) != 0);
             }
         }
-        return 0;
+        return Ok(0);
     }
-    let mut minimum = vec![u32::MAX; w * h];
+    let mut minimum = alloc(w * h, u32::MAX)?;
     let mut window = WindowMin::default();
     let mut line = Vec::with_capacity(w.max(h));
     for y in 0..h {
@@ -476,7 +466,7 @@ fn make_target(labels: &LabelView, border: usize, target: &mut [u8]) -> usize {
         line.extend((0..w).map(|x| key(x, y)));
         window.apply(&line, border, &mut minimum[y * w..(y + 1) * w]);
     }
-    let mut column = vec![0u32; h];
+    let mut column = alloc(h, 0u32)?;
     for x in 0..w {
         line.clear();
         line.extend((0..h).map(|y| minimum[y * w + x]));
@@ -494,7 +484,7 @@ fn make_target(labels: &LabelView, border: usize, target: &mut [u8]) -> usize {
             target[y * w + x] = u8::from(l != 0 && !gives_way);
         }
     }
-    separated
+    Ok(separated)
 }
 
 /// Sliding-window minimum over `[i - r, i + r]` (clamped to the line) in O(1) per element: the line, padded
@@ -540,7 +530,27 @@ struct CellBox {
     y1: usize,
 }
 
-fn cell_boxes(labels: &LabelView, target: &[u8]) -> Vec<CellBox> {
+impl CellBox {
+    /// The box grown by `radius` on every side, clipped to the image: where this cell's distances matter.
+    fn window(&self, radius: f64, labels: &LabelView) -> CellBox {
+        let r = radius.ceil() as usize;
+        CellBox {
+            label: self.label,
+            x0: self.x0.saturating_sub(r),
+            y0: self.y0.saturating_sub(r),
+            x1: self.x1.saturating_add(r).min(labels.width - 1),
+            y1: self.y1.saturating_add(r).min(labels.height - 1),
+        }
+    }
+
+    fn area(&self) -> usize {
+        (self.x1 - self.x0 + 1) * (self.y1 - self.y0 + 1)
+    }
+}
+
+/// Every cell of the target with its box, in label order. Up to one cell per pixel on hostile labels: the map
+/// grows fallibly.
+fn cell_boxes(labels: &LabelView, target: &[u8]) -> Result<Vec<CellBox>> {
     let mut boxes: std::collections::HashMap<u32, CellBox> = std::collections::HashMap::new();
     for y in 0..labels.height {
         for x in 0..labels.width {
@@ -548,6 +558,9 @@ fn cell_boxes(labels: &LabelView, target: &[u8]) -> Vec<CellBox> {
                 continue;
             }
             let l = labels.get(x, y);
+            if boxes.len() == boxes.capacity() && !boxes.contains_key(&l) {
+                boxes.try_reserve(boxes.len().max(16)).map_err(|_| oom(labels.width * labels.height))?;
+            }
             let b = boxes.entry(l).or_insert(CellBox { label: l, x0: x, y0: y, x1: x, y1: y });
             b.x0 = b.x0.min(x);
             b.x1 = b.x1.max(x);
@@ -555,9 +568,11 @@ fn cell_boxes(labels: &LabelView, target: &[u8]) -> Vec<CellBox> {
             b.y1 = b.y1.max(y);
         }
     }
-    let mut v: Vec<CellBox> = boxes.into_values().collect();
-    v.sort_by_key(|b| b.label); // deterministic order
-    v
+    let mut cells = Vec::new();
+    cells.try_reserve_exact(boxes.len()).map_err(|_| oom(labels.width * labels.height))?;
+    cells.extend(boxes.into_values());
+    cells.sort_by_key(|b| b.label); // deterministic order
+    Ok(cells)
 }
 
 #[cfg(test)]
@@ -584,12 +599,12 @@ mod tests {
             };
             let view = LabelView::packed_u32(&labels, w, h).unwrap();
             let mut target = vec![0u8; w * h];
-            make_target(&view, trial % 4, &mut target);
-            let cells = cell_boxes(&view, &target);
+            make_target(&view, trial % 4, &mut target).unwrap();
+            let cells = cell_boxes(&view, &target).unwrap();
             let radius = [0.5, 1.0, 2.9, 7.3, 34.0, 1e3][trial % 6];
             let mut by_cells = (vec![f32::INFINITY; w * h], vec![f32::INFINITY; w * h]);
             let mut by_rows = by_cells.clone();
-            nearest_two_by_cells(&view, &target, &cells, radius, &mut by_cells.0, &mut by_cells.1);
+            nearest_two_by_cells(&view, &target, &cells, radius, &mut by_cells.0, &mut by_cells.1).unwrap();
             nearest_two_by_rows(&view, &target, radius, &mut by_rows.0, &mut by_rows.1).unwrap();
             for i in 0..w * h {
                 // The nearest cell counts only where a second one exists: compare what the weights use.
@@ -602,14 +617,14 @@ mod tests {
         let dense: Vec<u32> = (0..64 * 64).map(|i| (i as u32).wrapping_mul(2654435761) % 5000 + 1).collect();
         let view = LabelView::packed_u32(&dense, 64, 64).unwrap();
         let mut target = vec![0u8; 64 * 64];
-        make_target(&view, 0, &mut target);
+        make_target(&view, 0, &mut target).unwrap();
         target.iter_mut().step_by(2).for_each(|t| *t = 0);
-        assert_eq!(cheaper_method(&view, &target, &cell_boxes(&view, &target), 34.0), Method::PerRow);
+        assert_eq!(cheaper_method(&view, &target, &cell_boxes(&view, &target).unwrap(), 34.0), Method::PerRow);
         let mut sparse = vec![0u32; 64 * 64];
         sparse[0] = 1;
         sparse[64 * 64 - 1] = 2;
         let view = LabelView::packed_u32(&sparse, 64, 64).unwrap();
-        make_target(&view, 0, &mut target);
-        assert_eq!(cheaper_method(&view, &target, &cell_boxes(&view, &target), 100.0), Method::PerCell);
+        make_target(&view, 0, &mut target).unwrap();
+        assert_eq!(cheaper_method(&view, &target, &cell_boxes(&view, &target).unwrap(), 100.0), Method::PerCell);
     }
 }
