@@ -324,7 +324,7 @@ impl RowNearest {
 /// passed (a cell's last pixel and the last pixel of another cell before it), then the better two of the four.
 /// Written to `rows[x * ring + slot]`: the ring is stored column by column, so the scan down a column at one x
 /// reads contiguous memory.
-fn row_nearest(labels: &LabelView, target: &[u8], y: usize, rows: &mut RowRing, left: &mut Vec<NearestTwo>) {
+fn row_nearest(labels: &LabelView, target: &[u8], y: usize, rows: &mut RowRing, left: &mut [NearestTwo]) {
     let slot = y % rows.ring;
     let w = labels.width;
     let cell = |x: usize| if target[y * w + x] != 0 { labels.get(x, y) } else { 0 };
@@ -341,10 +341,9 @@ fn row_nearest(labels: &LabelView, target: &[u8], y: usize, rows: &mut RowRing, 
             seen.value[0] = x as u64;
         }
     };
-    left.clear();
-    for x in 0..w {
+    for (x, left) in left.iter_mut().enumerate() {
         pass(&mut seen, x);
-        left.push(seen);
+        *left = seen;
     }
     seen = NearestTwo::NONE;
     for x in (0..w).rev() {
@@ -374,7 +373,7 @@ fn nearest_two_by_rows(labels: &LabelView, target: &[u8], radius: f64, d1: &mut 
     let ring = (2 * reach + 1).min(h);
     // A radius as tall as the image keeps every row: 16 bytes per pixel, refused rather than aborting when absent.
     let mut rows = RowRing { data: alloc(ring * w, RowNearest::default())?, ring };
-    let mut left = Vec::with_capacity(w);
+    let mut left = alloc(w, NearestTwo::NONE)?;
     for y in 0..=reach {
         row_nearest(labels, target, y, &mut rows, &mut left);
     }
@@ -459,8 +458,9 @@ fn make_target(labels: &LabelView, border: usize, target: &mut [u8]) -> Result<u
         return Ok(0);
     }
     let mut minimum = alloc(w * h, u32::MAX)?;
-    let mut window = WindowMin::default();
-    let mut line = Vec::with_capacity(w.max(h));
+    // Lines as long as the image is wide or tall: reserved fallibly too (a 1 x 10^9 image is one long line).
+    let mut window = WindowMin::for_lines(w.max(h), border)?;
+    let mut line = alloc(w.max(h), 0u32)?;
     for y in 0..h {
         line.clear();
         line.extend((0..w).map(|x| key(x, y)));
@@ -490,13 +490,18 @@ fn make_target(labels: &LabelView, border: usize, target: &mut [u8]) -> Result<u
 /// Sliding-window minimum over `[i - r, i + r]` (clamped to the line) in O(1) per element: the line, padded
 /// with r maxima on each side, is cut into blocks of k = 2r + 1; a window spans at most two blocks, so its
 /// minimum is the suffix minimum of the first block and the prefix minimum of the second (van Herk / Gil-Werman).
-#[derive(Default)]
 struct WindowMin {
     prefix: Vec<u32>,
     suffix: Vec<u32>,
 }
 
 impl WindowMin {
+    /// Buffers for lines of up to `n` values and windows of radius `r`: `apply` then never allocates.
+    fn for_lines(n: usize, r: usize) -> Result<Self> {
+        let padded = n + 2 * r.min(n);
+        Ok(WindowMin { prefix: alloc(padded, u32::MAX)?, suffix: alloc(padded, u32::MAX)? })
+    }
+
     fn apply(&mut self, line: &[u32], r: usize, out: &mut [u32]) {
         let n = line.len();
         let r = r.min(n); // a wider window sees the whole line either way
