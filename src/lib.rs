@@ -5,6 +5,7 @@
 //! Rust API. [`onnx`] writes the paper's network as ONNX from [`weights`].
 
 // Shared types and algorithms.
+pub mod color;
 pub mod distance;
 pub mod error;
 pub mod fsutil;

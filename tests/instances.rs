@@ -150,6 +150,7 @@ fn tuning_finds_that_the_watershed_separates_touching_cells() {
             image: OwnedImage { width: 160, height: 120, channels: 1, pixels: PixelBuffer::U16(img.pixels) },
             labels: img.labels,
             ignore: None,
+            kind: None,
         }
     };
     let sets = vec![

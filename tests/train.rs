@@ -133,6 +133,7 @@ mod training {
             image: OwnedImage { pixels: PixelBuffer::U16(s.pixels), width: size, height: size, channels: 1 },
             labels: s.labels,
             ignore: None,
+            kind: None,
         }
     }
 
@@ -203,6 +204,7 @@ mod training {
             stop_after: None,
             progress: false,
             val_sets: Vec::new(),
+            train_groups: Vec::new(),
         }
     }
 

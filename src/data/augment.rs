@@ -33,6 +33,9 @@ pub struct Augmentation {
     pub sharpen: f32,
     /// Additive Gaussian noise with a standard deviation uniform in [0, noise] (normalised gray units); 0 = none.
     pub noise: f32,
+    /// Probability of inverted contrast (v -> 1 - v in normalised units): bright objects on a dark background become
+    /// dark on light, as brightfield and stained tissue show nuclei; 0 = never.
+    pub invert: f32,
 }
 
 impl Default for Augmentation {
@@ -53,6 +56,7 @@ impl Augmentation {
         blur: 0.0,
         sharpen: 0.0,
         noise: 0.0,
+        invert: 0.0,
     };
 
     /// The paper's augmentation (the default), no realism extras.
@@ -70,6 +74,10 @@ impl Augmentation {
     /// 1, noise up to 0.05.
     pub const REALISTIC: Augmentation =
         Augmentation { zoom: 0.25, blur: 1.5, sharpen: 1.0, noise: 0.05, ..Augmentation::PAPER };
+
+    /// `--augment versatile`: realistic, wider zoom (1/1.5..1.5: nuclei of many magnifications) and inverted
+    /// contrast in 30 % of the tiles (one network for fluorescence, brightfield and stained tissue).
+    pub const VERSATILE: Augmentation = Augmentation { zoom: 0.5, invert: 0.3, ..Augmentation::REALISTIC };
 }
 
 /// What happens to a tile's sharpness.
@@ -138,6 +146,12 @@ pub fn random_warp(rng: &mut impl Rng, aug: &Augmentation, size: usize, cx: f32,
     let fy = if aug.flip && rng.random_bool(0.5) { -1.0 } else { 1.0 };
     let gain = 1.0 + if aug.gray_scale > 0.0 { rng.random_range(-aug.gray_scale..aug.gray_scale) } else { 0.0 };
     let offset = if aug.gray_offset > 0.0 { rng.random_range(-aug.gray_offset..aug.gray_offset) } else { 0.0 };
+    // Inverted: a (1 - v) + b = -a v + (a + b). Drawn only when asked, so other settings keep their random stream.
+    let (gain, offset) = if aug.invert > 0.0 && rng.random_bool(aug.invert.min(1.0) as f64) {
+        (-gain, gain + offset)
+    } else {
+        (gain, offset)
+    };
     let zoom = if aug.zoom > 0.0 {
         let range = (1.0 + aug.zoom).ln();
         rng.random_range(-range..range).exp()
@@ -273,6 +287,25 @@ mod tests {
             }
         }
         assert!(checked > 5000, "{checked}");
+    }
+
+    /// Inverted contrast: about the asked share of tiles shows 1 - v (no other gray change), the rest v.
+    #[test]
+    fn inversion_flips_the_gray_values_of_the_asked_share() {
+        let aug = Augmentation { invert: 0.3, ..Augmentation::NONE };
+        let img: Vec<f32> = (0..16 * 16).map(|i| (i % 16) as f32 / 15.0).collect();
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut inverted = 0;
+        for _ in 0..1000 {
+            let warp = random_warp(&mut rng, &aug, 8, 8.0, 8.0);
+            let out = warp_image(&img, 16, 16, &warp);
+            let plain = warp_image(&img, 16, 16, &Warp { gain: 1.0, offset: 0.0, ..warp.clone() });
+            let flipped = out.iter().zip(&plain).all(|(o, p)| (o - (1.0 - p)).abs() < 1e-5);
+            let kept = out.iter().zip(&plain).all(|(o, p)| (o - p).abs() < 1e-5);
+            assert!(flipped != kept, "a tile is either inverted or not");
+            inverted += usize::from(flipped);
+        }
+        assert!((250..350).contains(&inverted), "{inverted} of 1000 inverted");
     }
 
     /// Zoom factors spread over [1/1.25, 1.25]; the tile's pixel spacing in the source is the factor.

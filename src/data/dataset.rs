@@ -56,6 +56,9 @@ pub struct Sample {
     pub labels: Vec<u32>,
     /// Non-zero where the annotation says nothing (the loss ignores these pixels).
     pub ignore: Option<Vec<u8>>,
+    /// The image's kind from the folder's `manifest.csv` (e.g. DSB 2018's fluorescence, brightfield, stained):
+    /// evaluation reports each kind on its own.
+    pub kind: Option<String>,
 }
 
 impl Sample {
@@ -146,13 +149,14 @@ pub fn load_with(dir: &Path, layout: Layout, truth: Truth, val_truth: Truth, val
                     check_size(&label_path, &image, w, h)?;
                     let mut interior: Vec<u32> = membrane.iter().map(|&v| u32::from(v > 127)).collect();
                     label_components(&mut interior, w, h, Connectivity::Four, 0);
-                    Ok(Sample { name: p.display().to_string(), image, labels: interior, ignore: None })
+                    Ok(Sample { name: p.display().to_string(), image, labels: interior, ignore: None, kind: None })
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(split_tail(samples, val_fraction))
         }
         Layout::Folders => {
             let images = sorted_files(&dir.join("images"))?;
+            let kinds = read_manifest_kinds(dir)?;
             let samples = images
                 .iter()
                 .map(|p| {
@@ -160,17 +164,66 @@ pub fn load_with(dir: &Path, layout: Layout, truth: Truth, val_truth: Truth, val
                     let image = read_image(p)?;
                     let (labels, w, h) = read_labels(&label_path)?;
                     check_size(&label_path, &image, w, h)?;
+                    let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
                     Ok(Sample {
                         name: p.display().to_string(),
                         image,
                         labels: to_instances(labels, w, h),
                         ignore: None,
+                        kind: kinds.as_ref().and_then(|k| k.get(stem).cloned()),
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(split_tail(samples, val_fraction))
+            Ok(if kinds.is_some() { split_by_kind(samples, val_fraction) } else { split_tail(samples, val_fraction) })
         }
     }
+}
+
+/// `id -> kind` from the folder's `manifest.csv` (a header with `id` and `kind` columns), if it has one.
+fn read_manifest_kinds(dir: &Path) -> Result<Option<std::collections::HashMap<String, String>>> {
+    let path = dir.join("manifest.csv");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
+    let column = |name: &str| header.iter().position(|&h| h == name);
+    let (Some(id), Some(kind)) = (column("id"), column("kind")) else {
+        return Err(io(&path, "a manifest needs `id` and `kind` columns"));
+    };
+    let mut kinds = std::collections::HashMap::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        match (fields.get(id), fields.get(kind)) {
+            (Some(i), Some(k)) => kinds.insert(i.to_string(), k.to_string()),
+            _ => return Err(io(&path, format!("short line: {line}"))),
+        };
+    }
+    Ok(Some(kinds))
+}
+
+/// A fixed validation part per image kind, by image: within each kind (images in name order) every n-th image,
+/// n = round(1 / val_fraction), ending with the last, validates. Each kind is then represented in both parts, which
+/// a tail split of names (random hex ids) does not promise.
+fn split_by_kind(samples: Vec<Sample>, val_fraction: f64) -> Split {
+    let mut split = Split::default();
+    if val_fraction <= 0.0 {
+        split.train = samples;
+        return split;
+    }
+    let every = (1.0 / val_fraction).round().max(1.0) as usize;
+    let mut by_kind: Vec<(Option<String>, Vec<Sample>)> = Vec::new();
+    for s in samples {
+        match by_kind.iter_mut().find(|(k, _)| *k == s.kind) {
+            Some((_, v)) => v.push(s),
+            None => by_kind.push((s.kind.clone(), vec![s])),
+        }
+    }
+    for (_, group) in by_kind {
+        let n = group.len();
+        for (i, s) in group.into_iter().enumerate() {
+            if (n - 1 - i) % every == 0 { split.val.push(s) } else { split.train.push(s) }
+        }
+    }
+    split
 }
 
 fn split_tail(mut samples: Vec<Sample>, val_fraction: f64) -> Split {
@@ -223,7 +276,7 @@ fn load_ctc(dir: &Path, truth: Truth, val_truth: Truth, val_fraction: f64) -> Re
                 }
                 _ => None,
             };
-            let sample = Sample { name: label_path.display().to_string(), image, labels, ignore };
+            let sample = Sample { name: label_path.display().to_string(), image, labels, ignore, kind: None };
             if is_val { split.val.push(sample) } else { split.train.push(sample) }
         }
     }
@@ -259,6 +312,41 @@ mod tests {
         assert_eq!((g.train.len(), g.val.len()), (1, 1));
         let gi = load(&dir, Layout::Ctc, Truth::GoldIgnoreUnannotated, 0.2).unwrap();
         assert!(gi.train[0].ignore.is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_manifest_splits_each_kind_on_its_own() {
+        let dir = std::env::temp_dir().join(format!("unet-kinds-{}", std::process::id()));
+        for sub in ["images", "labels"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let mut manifest = String::from("id,kind,width,height,nuclei\n");
+        // 12 "a" images and 3 "b" ones, names interleaved.
+        for i in 0..15 {
+            let kind = if i % 5 == 4 { "b" } else { "a" };
+            manifest += &format!("img{i:02},{kind},4,3,1\n");
+            let mut lab = vec![0u16; 12];
+            lab[i % 12] = 7;
+            write_plane(&dir.join(format!("images/img{i:02}.png")), Plane::U8(&[i as u8; 12]), 4, 3).unwrap();
+            write_plane(&dir.join(format!("labels/img{i:02}.png")), Plane::U16(&lab), 4, 3).unwrap();
+        }
+        std::fs::write(dir.join("manifest.csv"), manifest).unwrap();
+        let s = load(&dir, Layout::Folders, Truth::Gold, 0.25).unwrap();
+        let names = |v: &[Sample]| -> Vec<String> {
+            v.iter()
+                .map(|s| format!("{}:{}", s.kind.as_deref().unwrap(), &s.name[s.name.len() - 6..s.name.len() - 4]))
+                .collect()
+        };
+        // Every 4th image of each kind in name order, ending with its last: a's 4th, 8th and 12th, b's 3rd.
+        assert_eq!(names(&s.val), ["a:03", "a:08", "a:13", "b:14"]);
+        assert_eq!(s.train.len(), 11);
+        assert!(s.train.iter().all(|t| t.kind.is_some()));
+        let all = load(&dir, Layout::Folders, Truth::Gold, 0.0).unwrap();
+        assert_eq!((all.train.len(), all.val.len()), (15, 0));
+        // A manifest without a kind column is an error, not a silent tail split.
+        std::fs::write(dir.join("manifest.csv"), "name,size\nimg00,1\n").unwrap();
+        assert!(load(&dir, Layout::Folders, Truth::Gold, 0.25).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

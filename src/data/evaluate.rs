@@ -7,7 +7,7 @@ use crate::{
     error::Result,
     instances::{InstanceMethod, PostProcessing, Watershed, foreground_marker, label_instances},
     labels::Connectivity,
-    metrics::{foreground_counts, seg_matches},
+    metrics::{Detections, detections, foreground_counts, seg_matches},
     model::Model,
     segment::{SegmentOptions, SegmentOutputs},
 };
@@ -31,9 +31,31 @@ pub struct Scores {
     pub instances: usize,
     /// True objects matched by a predicted one (more than half covered, as SEG matches).
     pub matched: usize,
+    /// Detections at IoU > 0.5 and > 0.75, pooled over the images (AP = TP / (TP + FP + FN)).
+    pub at50: Detections,
+    pub at75: Detections,
 }
 
+/// The IoU thresholds of [`Scores::at50`] and [`Scores::at75`].
+pub const AP_THRESHOLDS: [f64; 2] = [0.5, 0.75];
+
 impl Scores {
+    /// AP@0.5 pooled over the set (StarDist's and the DSB literature's detection measure).
+    pub fn ap50(&self) -> f64 {
+        self.at50.ap()
+    }
+
+    pub fn ap75(&self) -> f64 {
+        self.at75.ap()
+    }
+
+    /// What the tuning, the trainer's checkpoint choice and model comparisons rank by by default: the mean of AP@0.5
+    /// (sees false positives, splits and misses) and SEG (sees how well outlines fit). NaN SEG (no true object)
+    /// leaves AP alone.
+    pub fn ap_seg(&self) -> f64 {
+        if self.seg.is_finite() { 0.5 * (self.ap50() + self.seg) } else { self.ap50() }
+    }
+
     /// Detection F1: 2 matched / (true objects + predicted instances). Specks and fragments lower it (SEG ignores
     /// them), so do dropped cells (the Rand score barely sees those).
     pub fn object_f1(&self) -> f64 {
@@ -65,6 +87,8 @@ struct Pool {
     wrong_pixels: u64,
     pixels: u64,
     instances: usize,
+    at50: Detections,
+    at75: Detections,
 }
 
 impl Pool {
@@ -85,6 +109,9 @@ impl Pool {
         self.wrong_pixels += (crate::metrics::pixel_error(truth, predicted) * truth.len() as f64).round() as u64;
         self.pixels += truth.len() as u64;
         self.instances += instance_count(predicted);
+        let d = detections(truth, predicted, &AP_THRESHOLDS);
+        self.at50.add(d[0]);
+        self.at75.add(d[1]);
     }
 
     fn merge(&mut self, other: &Pool) {
@@ -100,6 +127,8 @@ impl Pool {
         self.wrong_pixels += other.wrong_pixels;
         self.pixels += other.pixels;
         self.instances += other.instances;
+        self.at50.add(other.at50);
+        self.at75.add(other.at75);
     }
 
     fn scores(&self) -> Scores {
@@ -117,6 +146,8 @@ impl Pool {
             pixel_error: if self.pixels > 0 { self.wrong_pixels as f64 / self.pixels as f64 } else { f64::NAN },
             instances: self.instances,
             matched: self.matched,
+            at50: self.at50,
+            at75: self.at75,
         }
     }
 }
@@ -165,8 +196,11 @@ pub struct TuneGrid {
 /// The score a tuning maximises, averaged over the validation sets (each set counts once).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TuneObjective {
-    /// The Cell Tracking Challenge's SEG (light microscopy).
+    /// The mean of AP@0.5 and SEG ([`Scores::ap_seg`]): counts false positives, splits and misses as well as how
+    /// well outlines fit. The default for light microscopy.
     #[default]
+    ApSeg,
+    /// The Cell Tracking Challenge's SEG alone (blind to false positives; its near ties go to fewer instances).
     Seg,
     /// 1 - the ISBI 2012 Rand error (EM membranes: merges and splits of whole cells, the paper's EM measure).
     RandFScore,
@@ -175,6 +209,7 @@ pub enum TuneObjective {
 impl TuneObjective {
     pub fn name(self) -> &'static str {
         match self {
+            TuneObjective::ApSeg => "mean of AP@0.5 and SEG",
             TuneObjective::Seg => "SEG",
             TuneObjective::RandFScore => "Rand F-score",
         }
@@ -182,6 +217,7 @@ impl TuneObjective {
 
     fn of(self, s: &Scores) -> f64 {
         match self {
+            TuneObjective::ApSeg => s.ap_seg(),
             TuneObjective::Seg => s.seg,
             TuneObjective::RandFScore => 1.0 - s.rand_error,
         }
@@ -211,7 +247,7 @@ impl Default for TuneGrid {
             methods,
             min_sizes: vec![0, 20, 50, 100, 200],
             test_time_augmentation: false,
-            objective: TuneObjective::Seg,
+            objective: TuneObjective::ApSeg,
         }
     }
 }
@@ -230,8 +266,10 @@ pub struct Candidate {
     pub mean_iou: f64,
     /// Mean over the sets of predicted instances per true object: decides among near ties by SEG ([`NEAR_TIE_SEG`]).
     pub instances_per_object: f64,
-    /// Mean over the sets of [`Scores::object_f1`]: decides among near ties by any other objective.
+    /// Mean over the sets of [`Scores::object_f1`]: decides among near ties by the Rand score.
     pub object_f1: f64,
+    /// Mean AP@0.5 over the sets: decides among near ties by [`TuneObjective::ApSeg`].
+    pub mean_ap50: f64,
 }
 
 /// Candidates whose objective (mean SEG, or Rand F-score) is within this of the best are equally good; among them
@@ -252,6 +290,8 @@ fn prefer_fewer_instances_among_near_ties(candidates: &mut Vec<Candidate>, objec
         TuneObjective::Seg => {
             near.min_by(|&a, &b| order(candidates[a].instances_per_object, candidates[b].instances_per_object))
         }
+        // AP already counts false positives: the near tie with the best AP@0.5 (then the earlier one).
+        TuneObjective::ApSeg => near.min_by(|&a, &b| order(-candidates[a].mean_ap50, -candidates[b].mean_ap50)),
         // min_by keeps the first of equals: negate to find the first best F1.
         TuneObjective::RandFScore => near.min_by(|&a, &b| order(-candidates[a].object_f1, -candidates[b].object_f1)),
     };
@@ -396,7 +436,8 @@ impl Candidate {
             scores.iter().filter(|s| s.objects > 0).map(|s| s.instances as f64 / s.objects as f64).collect();
         let instances_per_object = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
         let object_f1 = scores.iter().map(Scores::object_f1).sum::<f64>() / scores.len().max(1) as f64;
-        Candidate { postprocessing, scores, mean_seg, objective, mean_iou, instances_per_object, object_f1 }
+        let mean_ap50 = scores.iter().map(Scores::ap50).sum::<f64>() / scores.len().max(1) as f64;
+        Candidate { postprocessing, scores, mean_seg, objective, mean_iou, instances_per_object, object_f1, mean_ap50 }
     }
 }
 
@@ -426,6 +467,7 @@ mod tests {
             mean_iou: 0.5,
             instances_per_object,
             object_f1: 0.5,
+            mean_ap50: 0.5,
         }
     }
 

@@ -42,6 +42,67 @@ pub fn seg_matches(truth: &[u32], predicted: &[u32]) -> (f64, usize, usize) {
     (sum, truth_size.len(), matched)
 }
 
+/// Detection counts at one IoU threshold: true objects matched one-to-one by a predicted object (TP), predicted
+/// objects matched by none (FP), true objects matched by none (FN).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Detections {
+    pub true_positives: usize,
+    pub false_positives: usize,
+    pub false_negatives: usize,
+}
+
+impl Detections {
+    /// AP as StarDist and the DSB 2018 literature compute it: TP / (TP + FP + FN) (1 when there is nothing at all).
+    pub fn ap(&self) -> f64 {
+        let n = self.true_positives + self.false_positives + self.false_negatives;
+        if n == 0 { 1.0 } else { self.true_positives as f64 / n as f64 }
+    }
+
+    pub fn add(&mut self, other: Detections) {
+        self.true_positives += other.true_positives;
+        self.false_positives += other.false_positives;
+        self.false_negatives += other.false_negatives;
+    }
+}
+
+/// Detections of `predicted` against `truth` at each IoU threshold of `taus` (each >= 0.5): a pair matches when
+/// its IoU exceeds τ. For τ >= 0.5 a true object can match at most one predicted object and vice versa (two
+/// objects with IoU > 0.5 share more than half of each), so the matching is unique without an assignment search.
+pub fn detections(truth: &[u32], predicted: &[u32], taus: &[f64]) -> Vec<Detections> {
+    assert_eq!(truth.len(), predicted.len());
+    assert!(taus.iter().all(|&t| t >= 0.5), "one-to-one matching by threshold needs IoU thresholds >= 0.5");
+    let mut truth_size: HashMap<u32, u64> = HashMap::new();
+    let mut pred_size: HashMap<u32, u64> = HashMap::new();
+    let mut overlap: HashMap<(u32, u32), u64> = HashMap::new();
+    for (&t, &p) in truth.iter().zip(predicted) {
+        if t != 0 {
+            *truth_size.entry(t).or_default() += 1;
+        }
+        if p != 0 {
+            *pred_size.entry(p).or_default() += 1;
+            if t != 0 {
+                *overlap.entry((t, p)).or_default() += 1;
+            }
+        }
+    }
+    taus.iter()
+        .map(|&tau| {
+            let tp = overlap
+                .iter()
+                .filter(|&(&(t, p), &inter)| {
+                    let union = truth_size[&t] + pred_size[&p] - inter;
+                    inter as f64 > tau * union as f64
+                })
+                .count();
+            Detections {
+                true_positives: tp,
+                false_positives: pred_size.len() - tp,
+                false_negatives: truth_size.len() - tp,
+            }
+        })
+        .collect()
+}
+
 /// SEG of one image; `None` when the ground truth has no object.
 pub fn seg(truth: &[u32], predicted: &[u32]) -> Option<f64> {
     let (sum, n) = seg_sum(truth, predicted);
@@ -128,6 +189,104 @@ pub fn pixel_error(truth: &[u32], predicted: &[u32]) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    /// Brute force: IoU of every (truth, predicted) pair from explicit pixel sets, then the largest one-to-one
+    /// matching among pairs with IoU > tau by trying every assignment.
+    fn brute_force_detections(truth: &[u32], predicted: &[u32], tau: f64) -> Detections {
+        let ids = |v: &[u32]| {
+            let mut ids: Vec<u32> = v.iter().copied().filter(|&l| l != 0).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        let (t_ids, p_ids) = (ids(truth), ids(predicted));
+        let iou = |t: u32, p: u32| {
+            let inter = truth.iter().zip(predicted).filter(|&(&a, &b)| a == t && b == p).count();
+            let union = truth.iter().zip(predicted).filter(|&(&a, &b)| a == t || b == p).count();
+            inter as f64 / union as f64
+        };
+        let ok: Vec<Vec<bool>> = t_ids.iter().map(|&t| p_ids.iter().map(|&p| iou(t, p) > tau).collect()).collect();
+        fn best(ok: &[Vec<bool>], row: usize, used: &mut Vec<bool>) -> usize {
+            if row == ok.len() {
+                return 0;
+            }
+            let mut m = best(ok, row + 1, used);
+            for j in 0..used.len() {
+                if ok[row][j] && !used[j] {
+                    used[j] = true;
+                    m = m.max(1 + best(ok, row + 1, used));
+                    used[j] = false;
+                }
+            }
+            m
+        }
+        let tp = best(&ok, 0, &mut vec![false; p_ids.len()]);
+        Detections { true_positives: tp, false_positives: p_ids.len() - tp, false_negatives: t_ids.len() - tp }
+    }
+
+    #[test]
+    fn detections_match_a_brute_force_assignment() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(5);
+        let (w, h) = (24, 18);
+        // Random rectangles (later ones paint over earlier ones), so objects overlap, split and merge at random.
+        let paint = |rng: &mut StdRng, n: u32| {
+            let mut v = vec![0u32; w * h];
+            for id in 1..=n {
+                let (x0, y0) = (rng.random_range(0..w - 2), rng.random_range(0..h - 2));
+                let (x1, y1) = (rng.random_range(x0 + 1..w), rng.random_range(y0 + 1..h));
+                for y in y0..y1 {
+                    for x in x0..x1 {
+                        v[y * w + x] = id;
+                    }
+                }
+            }
+            v
+        };
+        let mut checked = [0usize; 2];
+        for case in 0..300 {
+            let n = rng.random_range(0..6);
+            let truth = paint(&mut rng, n);
+            // Half the cases: a perturbed copy of the truth (many matches); else independent objects.
+            let predicted = if case % 2 == 0 {
+                let mut p = truth.clone();
+                let n = rng.random_range(0..3);
+                let extra = paint(&mut rng, n);
+                p.iter_mut().zip(&extra).for_each(|(p, &e)| {
+                    if e != 0 {
+                        *p = e + 10
+                    }
+                });
+                p
+            } else {
+                let n = rng.random_range(0..6);
+                paint(&mut rng, n)
+            };
+            let fast = detections(&truth, &predicted, &[0.5, 0.75]);
+            for (k, tau) in [0.5, 0.75].into_iter().enumerate() {
+                let slow = brute_force_detections(&truth, &predicted, tau);
+                assert_eq!(fast[k], slow, "case {case}, tau {tau}");
+                checked[k] += slow.true_positives;
+            }
+        }
+        assert!(checked[0] > 100 && checked[1] > 50, "the cases exercise matches: {checked:?}");
+    }
+
+    #[test]
+    fn ap_counts_false_positives_that_seg_ignores() {
+        // One true object found exactly, plus three specks: SEG 1, AP 1/4.
+        let mut truth = vec![0u32; 100];
+        truth[..20].fill(1);
+        let mut predicted = truth.clone();
+        predicted[50] = 2;
+        predicted[60] = 3;
+        predicted[70] = 4;
+        assert_eq!(seg(&truth, &predicted), Some(1.0));
+        let d = detections(&truth, &predicted, &[0.5])[0];
+        assert_eq!((d.true_positives, d.false_positives, d.false_negatives), (1, 3, 0));
+        assert_eq!(d.ap(), 0.25);
+        assert_eq!(Detections::default().ap(), 1.0, "nothing true, nothing found");
+    }
+
     use super::*;
 
     /// Rand F-score by definition, over ordered pairs (a pixel with itself included) of truth-foreground pixels;

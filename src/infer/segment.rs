@@ -127,12 +127,16 @@ impl Model {
             Resolved::new(options.threshold, options.min_size, options.instances, meta.postprocessing)?;
         let (memory_budget, max_tile) = (options.memory_budget, options.max_tile);
         let mut progress = options.progress;
-        if image.channels != arch.in_channels {
-            return Err(Error::new(
-                UnetStatus::ChannelMismatch,
-                format!("the model expects {} channel(s), the image has {}", arch.in_channels, image.channels),
-            ));
-        }
+        // RGB/RGBA for a one-channel model: its luminance (crate::color, the one colour rule of every host).
+        let gray = crate::color::for_model(image, arch.in_channels)?;
+        let gray_view;
+        let image = match &gray {
+            Some(g) => {
+                gray_view = g.view()?;
+                &gray_view
+            }
+            None => image,
+        };
         let area = image.area();
         let SegmentOutputs { mut probabilities, mut mask, mut labels } = outputs;
         check_buffer_lengths(

@@ -99,6 +99,10 @@ pub struct TrainConfig {
     /// The datasets inside the validation samples (name, index range), each scored on its own every epoch besides
     /// the pooled score; empty = pooled only.
     pub val_sets: Vec<(String, std::ops::Range<usize>)>,
+    /// Groups of training samples (each dataset, or image kind, as an index range) drawn with probability
+    /// proportional to the square root of their size, so small groups (a few brightfield images beside hundreds of
+    /// fluorescence ones) are seen without being repeated to exhaustion; empty = every image equally likely.
+    pub train_groups: Vec<std::ops::Range<usize>>,
 }
 
 impl TrainConfig {
@@ -110,6 +114,9 @@ impl TrainConfig {
                 "tile {} is not a valid input size ({}k+{}, at least {}); {at_least} is",
                 self.tile, g.size_step, g.size_offset, g.min_input
             )));
+        }
+        if self.train_groups.iter().any(|r| r.is_empty()) {
+            return Err(Error::invalid_argument("a training sample group is empty"));
         }
         if self.batch == 0
             || self.steps_per_epoch == 0
@@ -126,7 +133,7 @@ impl TrainConfig {
     /// The settings that decide the training (saved as `config.txt` in the run; `--resume` must match them), one
     /// `key: value` per line. Progress display and library paths are not part of it.
     pub fn settings(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut settings = vec![
             ("architecture", format!("{:?}", self.arch)),
             ("tile", self.tile.to_string()),
             ("batch", self.batch.to_string()),
@@ -142,7 +149,12 @@ impl TrainConfig {
             ("min_size", self.min_size.to_string()),
             ("data", self.data_description.clone()),
             ("init", self.init_source.clone().unwrap_or_else(|| "he-normal".into())),
-        ]
+        ];
+        if !self.train_groups.is_empty() {
+            let sizes: Vec<String> = self.train_groups.iter().map(|r| r.len().to_string()).collect();
+            settings.push(("sampling", format!("groups by sqrt(size): {}", sizes.join(" "))));
+        }
+        settings
     }
 
     fn settings_text(&self) -> String {
@@ -185,12 +197,13 @@ struct Prepared {
 
 fn prepare(sample: &Sample, arch: &Architecture, wm: &WeightMapOptions) -> Result<Prepared> {
     let view = sample.image.view()?;
-    if view.channels != arch.in_channels {
-        return Err(Error::new(
-            UnetStatus::ChannelMismatch,
-            format!("{} has {} channel(s), the network {}", sample.name, view.channels, arch.in_channels),
-        ));
-    }
+    // The colour rule segmentation applies (RGB/RGBA -> luminance for a one-channel network).
+    let gray = crate::color::for_model(&view, arch.in_channels)
+        .map_err(|e| Error::new(e.status(), format!("{}: {e}", sample.name)))?;
+    let view = match &gray {
+        Some(g) => g.view()?,
+        None => view,
+    };
     let norm = Normalizer::for_image(&view, Normalization::DEFAULT)?;
     let (w, h, c) = (view.width, view.height, view.channels);
     let value = |i: usize| -> f32 {
@@ -221,11 +234,29 @@ fn prepare(sample: &Sample, arch: &Architecture, wm: &WeightMapOptions) -> Resul
     })
 }
 
+/// The training sample of a draw: a group by sqrt(size), then an image in it; uniform without groups.
+fn draw_sample(groups: &[std::ops::Range<usize>], rng: &mut impl Rng, samples: usize) -> usize {
+    let weights: Vec<f64> = groups.iter().map(|r| (r.len() as f64).sqrt()).collect();
+    let total: f64 = weights.iter().sum();
+    if total <= 0.0 {
+        return rng.random_range(0..samples);
+    }
+    let mut u = rng.random_range(0.0..total);
+    for (r, w) in groups.iter().zip(&weights) {
+        if u < *w && !r.is_empty() {
+            return rng.random_range(r.clone());
+        }
+        u -= w;
+    }
+    let last = groups.iter().rev().find(|r| !r.is_empty()).expect("a group with samples");
+    rng.random_range(last.clone())
+}
+
 /// One training tile: network input `[c, tile, tile]`, target and weights `[out, out]`.
 fn sample_tile(rng: &mut StdRng, data: &[Prepared], config: &TrainConfig) -> Result<(Vec<f32>, Vec<i64>, Vec<f32>)> {
     let g = config.arch.geometry();
     let (tile, out) = (config.tile, config.tile - 2 * g.halo);
-    let p = &data[rng.random_range(0..data.len())];
+    let p = &data[draw_sample(&config.train_groups, rng, data.len())];
     let (cx, cy) = (rng.random_range(0.0..p.width as f32), rng.random_range(0.0..p.height as f32));
     let warp = random_warp(rng, &config.augmentation, tile, cx, cy);
     let mut input = Vec::with_capacity(p.planes.len() * tile * tile);
@@ -540,8 +571,10 @@ fn train_with<B: AutodiffBackend + TrainConv, O: Optimizer<UNet<B>, B>>(
             seconds: started.elapsed().as_secs_f64(),
         };
         print_epoch(&record, config.epochs);
+        let objective = record_objective(&record);
         records.push(record);
         save_checkpoint(run, epoch + 1, &model, &optim, &records, &recorder)?;
+        keep_if_best(config, split, run, epoch + 1, objective, &model.valid().to_weights(), &records)?;
     }
     let weights = model.valid().to_weights();
     let onnx = run.model_onnx();
@@ -626,14 +659,69 @@ fn validate(
     Ok((Some(evaluate(&model, &split.val, 0)?), per_set))
 }
 
+/// The epoch's validation objective: the mean over the validation sets (each dataset or image kind once) of the
+/// mean of AP@0.5 and SEG ([`Scores::ap_seg`], the measure `unet eval --tune` ranks by); the pooled score where
+/// there is one set. None without validation.
+fn record_objective(record: &EpochRecord) -> Option<f64> {
+    let values: Vec<f64> = if record.val_per_set.is_empty() {
+        record.val.iter().map(Scores::ap_seg).collect()
+    } else {
+        record.val_per_set.iter().map(|(_, s)| s.ap_seg()).collect()
+    };
+    let values: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// Keeps the epoch with the best validation objective as `best.onnx` (and `best.txt`: epoch and objective), so a
+/// run that overfits late still yields its best network.
+fn keep_if_best(
+    config: &TrainConfig,
+    split: &Split,
+    run: &RunDir,
+    epoch: usize,
+    objective: Option<f64>,
+    weights: &UNetWeights,
+    records: &[EpochRecord],
+) -> Result<()> {
+    let Some(objective) = objective else { return Ok(()) };
+    let path = run.0.join("best.txt");
+    let best_so_far = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        .unwrap_or(f64::NEG_INFINITY);
+    if objective <= best_so_far {
+        return Ok(());
+    }
+    let mut meta = metadata(config, split, records);
+    let _ = write!(meta.provenance, "; epoch {epoch} kept as the best by validation mean(AP@0.5, SEG) {objective:.4}");
+    crate::onnx::write_unet(&run.0.join("best.onnx"), weights, &meta)?;
+    write_atomic(&path, format!("{epoch} {objective:.6}\n").as_bytes()).map_err(|e| io_err(&path, e))?;
+    eprintln!(
+        "    best so far: epoch {epoch}, mean(AP@0.5, SEG) {objective:.4} -> {}",
+        run.0.join("best.onnx").display()
+    );
+    Ok(())
+}
+
 fn print_epoch(record: &EpochRecord, epochs: usize) {
-    let val = record.val.map_or(String::new(), |v| format!(", validation SEG {:.4} IoU {:.4}", v.seg, v.iou));
+    let val = record
+        .val
+        .map_or(String::new(), |v| format!(", validation AP@0.5 {:.4} SEG {:.4} IoU {:.4}", v.ap50(), v.seg, v.iou));
     eprintln!(
         "epoch {}/{epochs}: loss {:.4}, lr {:.2e}{val}, {:.0} s",
         record.epoch, record.train_loss, record.learning_rate, record.seconds
     );
     for (name, v) in &record.val_per_set {
-        eprintln!("    {name}: SEG {:.4} IoU {:.4} ({} images)", v.seg, v.iou, v.images);
+        eprintln!(
+            "    {name}: AP@0.5 {:.4} (TP {} FP {} FN {}) SEG {:.4} IoU {:.4} ({} images)",
+            v.ap50(),
+            v.at50.true_positives,
+            v.at50.false_positives,
+            v.at50.false_negatives,
+            v.seg,
+            v.iou,
+            v.images
+        );
     }
 }
 
@@ -716,4 +804,32 @@ pub fn export_checkpoint<B: Backend>(
     let provenance =
         if settings.is_empty() { provenance } else { format!("{provenance}; run settings: {}", settings.join("; ")) };
     crate::onnx::write_unet(output, &model.to_weights(), &ModelMetadata::new(arch, provenance))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_drawn_by_the_square_root_of_their_size() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let groups = [0..400, 400..404, 404..504];
+        let mut counts = [0usize; 3];
+        let draws = 60_000;
+        for _ in 0..draws {
+            let i = draw_sample(&groups, &mut rng, 504);
+            counts[groups.iter().position(|g| g.contains(&i)).unwrap()] += 1;
+        }
+        // sqrt sizes 20 : 2 : 10.
+        for (count, want) in counts.iter().zip([20.0 / 32.0, 2.0 / 32.0, 10.0 / 32.0]) {
+            let got = *count as f64 / draws as f64;
+            assert!((got - want).abs() < 0.01, "{counts:?}");
+        }
+        // Without groups every image is equally likely.
+        let mut seen = [false; 7];
+        for _ in 0..500 {
+            seen[draw_sample(&[], &mut rng, 7)] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+    }
 }

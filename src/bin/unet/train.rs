@@ -65,8 +65,9 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 2)]
     border_width: usize,
     /// Tile augmentation: paper = elastic deformation, rotation, flips, gray values; realistic = the paper's plus
-    /// random zoom (1/1.25..1.25), blur (sigma <= 1.5 px) or sharpening, and noise (std <= 0.05); none = raw tiles
-    #[arg(long, default_value = "paper", value_parser = ["paper", "realistic", "none"])]
+    /// random zoom (1/1.25..1.25), blur (sigma <= 1.5 px) or sharpening, and noise (std <= 0.05); versatile =
+    /// realistic with zoom 1/1.5..1.5 and inverted contrast in 30 % of tiles; none = raw tiles
+    #[arg(long, default_value = "paper", value_parser = ["paper", "realistic", "versatile", "none"])]
     augment: String,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -76,6 +77,10 @@ pub struct TrainArgs {
     ort_lib: Option<PathBuf>,
     #[arg(long, short)]
     quiet: bool,
+    /// Draw each dataset (and each image kind a folder's manifest names) with probability proportional to the
+    /// square root of its image count, instead of every image equally often.
+    #[arg(long)]
+    balance_groups: bool,
     /// Skip choosing the post-processing on the held-out frames at the end (it is written into the model).
     #[arg(long)]
     no_tune: bool,
@@ -126,8 +131,11 @@ pub fn run_train(a: TrainArgs) -> unet::Result<()> {
         println!("wrote {}", out.display());
         return Ok(());
     }
-    let (split, val_ranges) = load_training_data(&a)?;
-    let config = train_config(&a, arch, &val_ranges, init.map(|(w, _)| w));
+    let (split, val_ranges, train_groups) = load_training_data(&a)?;
+    let mut config = train_config(&a, arch, &val_ranges, init.map(|(w, _)| w));
+    if a.balance_groups {
+        config.train_groups = train_groups;
+    }
     let summary = match train_device {
         TrainDevice::Cpu => train::<TrainBackend>(&config, &split, &run, a.resume, &device)?,
         #[cfg(feature = "cuda")]
@@ -203,9 +211,11 @@ fn architecture(a: &TrainArgs, init: Option<unet::Architecture>) -> unet::Result
 
 /// Each dataset's name and its range among the pooled validation images.
 type ValidationRanges = Vec<(String, std::ops::Range<usize>)>;
+/// Each dataset's (or image kind's) range among the pooled training images.
+type TrainGroups = Vec<std::ops::Range<usize>>;
 
 /// Every dataset's training and validation images, pooled, with each dataset's range among the validation images.
-fn load_training_data(a: &TrainArgs) -> unet::Result<(unet::dataset::Split, ValidationRanges)> {
+fn load_training_data(a: &TrainArgs) -> unet::Result<(unet::dataset::Split, ValidationRanges, TrainGroups)> {
     use unet::dataset::{Layout, Split, Truth, load_with};
     let truth = match a.truth.as_str() {
         "gold" => Truth::Gold,
@@ -214,17 +224,37 @@ fn load_training_data(a: &TrainArgs) -> unet::Result<(unet::dataset::Split, Vali
     };
     let mut split = Split::default();
     let mut val_ranges = Vec::new();
+    let mut train_groups = Vec::new();
     for dir in &a.data {
         let layout = Layout::detect(dir).ok_or_else(|| {
             unet::Error::new(unet::UnetStatus::InvalidArgument, format!("cannot tell the layout of {}", dir.display()))
         })?;
         let s = load_with(dir, layout, truth, Truth::Silver, a.val_fraction)?;
         eprintln!("{}: {:?}, {} training and {} validation images", dir.display(), layout, s.train.len(), s.val.len());
-        val_ranges.push((dir.display().to_string(), split.val.len()..split.val.len() + s.val.len()));
+        // One validation set per image kind where the folder's manifest names kinds (they come grouped).
+        let mut start = 0;
+        while start < s.val.len() {
+            let kind = &s.val[start].kind;
+            let end = start + s.val[start..].iter().take_while(|v| &v.kind == kind).count();
+            let name = match kind {
+                Some(k) => format!("{}/{k}", dir.display()),
+                None => dir.display().to_string(),
+            };
+            val_ranges.push((name, split.val.len() + start..split.val.len() + end));
+            start = end;
+        }
+        // Sampling groups: each dataset, or each image kind where the manifest names kinds (they come grouped).
+        let mut start = 0;
+        while start < s.train.len() {
+            let kind = &s.train[start].kind;
+            let end = start + s.train[start..].iter().take_while(|v| &v.kind == kind).count();
+            train_groups.push(split.train.len() + start..split.train.len() + end);
+            start = end;
+        }
         split.train.extend(s.train);
         split.val.extend(s.val);
     }
-    Ok((split, val_ranges))
+    Ok((split, val_ranges, train_groups))
 }
 
 /// The run's configuration from the flags.
@@ -263,6 +293,7 @@ fn train_config(
         augmentation: match a.augment.as_str() {
             "none" => Augmentation::NONE,
             "realistic" => Augmentation::REALISTIC,
+            "versatile" => Augmentation::VERSATILE,
             _ => Augmentation::default(),
         },
         min_size: a.min_size,
@@ -279,5 +310,6 @@ fn train_config(
             Vec::new()
         },
         init,
+        train_groups: Vec::new(),
     }
 }
