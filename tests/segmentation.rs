@@ -5,8 +5,8 @@ mod common;
 
 use common::{Rng, load, random_model_bytes};
 use unet::{
-    Architecture, Connectivity, ImageView, Normalization, Pixels, Progress, SegmentOptions, SegmentOutputs, UnetStatus,
-    baseline, tiling::mirror,
+    Architecture, Connectivity, ImageView, Model, Normalization, Pixels, Progress, SegmentOptions, SegmentOutputs,
+    UnetStatus, baseline, tiling::mirror,
 };
 
 /// numpy.percentile (linear) of all values.
@@ -252,9 +252,10 @@ fn cancel_stops_early_and_threshold_changes_the_mask() {
 fn rejects_bad_input_with_named_causes() {
     let model = common::baseline_model();
     let data = vec![1f32; 30];
-    let rgb = ImageView::new(Pixels::F32(&data), 5, 2, 3, 15).unwrap();
-    let err = model.segment(&rgb, SegmentOptions::default(), SegmentOutputs::default()).unwrap_err();
+    let two = ImageView::new(Pixels::F32(&data), 5, 3, 2, 10).unwrap();
+    let err = model.segment(&two, SegmentOptions::default(), SegmentOutputs::default()).unwrap_err();
     assert_eq!(err.status(), UnetStatus::ChannelMismatch);
+    assert!(err.message().contains("RGB/RGBA"), "{err}");
     let view = ImageView::new(Pixels::F32(&data), 6, 5, 1, 6).unwrap();
     let mut short = vec![0u32; 29];
     let err = model
@@ -296,4 +297,42 @@ fn extreme_finite_values_never_give_nan() {
         Ok(p) => assert!(p.iter().all(|v| v.is_finite()), "NaN with status OK"),
         Err(e) => assert_eq!(e.status(), UnetStatus::RuntimeError, "{e}"),
     }
+}
+
+/// The colour rule (`unet::color`): an RGB or RGBA image given to a one-channel model is segmented as its BT.601
+/// luminance, so an RGB copy of a gray image gives exactly the gray image's outputs, and a coloured image the
+/// outputs of its luminance computed here by hand.
+#[test]
+fn colour_images_are_segmented_as_their_luminance() {
+    let model = Model::embedded_default(&common::options()).unwrap();
+    let (w, h) = (150, 120);
+    let nuclei = unet::synthetic::nuclei(w, h, 77);
+    let gray: Vec<u8> = nuclei.pixels.iter().map(|&v| (v >> 8) as u8).collect();
+    let outputs = |view: &ImageView| {
+        let (mut p, mut l) = (vec![0f32; w * h], vec![0u32; w * h]);
+        model
+            .segment(
+                view,
+                SegmentOptions::default(),
+                SegmentOutputs { probabilities: Some(&mut p), labels: Some(&mut l), ..Default::default() },
+            )
+            .unwrap();
+        (p, l)
+    };
+    let (p_gray, l_gray) = outputs(&ImageView::new(Pixels::U8(&gray), w, h, 1, w).unwrap());
+    assert!(l_gray.iter().max().copied().unwrap_or(0) > 3, "the image has nuclei to label");
+    let rgb: Vec<u8> = gray.iter().flat_map(|&v| [v, v, v]).collect();
+    assert_eq!(outputs(&ImageView::new(Pixels::U8(&rgb), w, h, 3, 3 * w).unwrap()), (p_gray.clone(), l_gray.clone()));
+    let rgba: Vec<u8> = gray.iter().flat_map(|&v| [v, v, v, 255 - v]).collect();
+    assert_eq!(outputs(&ImageView::new(Pixels::U8(&rgba), w, h, 4, 4 * w).unwrap()), (p_gray, l_gray));
+    // Colour: R, G and B differ; the outputs are those of 0.299 R + 0.587 G + 0.114 B, rounded.
+    let colour: Vec<u8> = gray.iter().enumerate().flat_map(|(i, &v)| [v, v / 2, (i % 256) as u8]).collect();
+    let luma: Vec<u8> = colour
+        .chunks(3)
+        .map(|c| (0.299 * c[0] as f64 + 0.587 * c[1] as f64 + 0.114 * c[2] as f64).round() as u8)
+        .collect();
+    assert_eq!(
+        outputs(&ImageView::new(Pixels::U8(&colour), w, h, 3, 3 * w).unwrap()),
+        outputs(&ImageView::new(Pixels::U8(&luma), w, h, 1, w).unwrap())
+    );
 }

@@ -388,6 +388,25 @@ int main(int argc, char **argv) {
                 memcmp(labels, labels_u8, sizeof labels) == 0 && memcmp(labels, labels_u16, sizeof labels) == 0 &&
                     memcmp(labels, labels_strided, sizeof labels) == 0);
 
+    /* The colour rule: an RGB (and an RGBA) copy of the gray image gives the gray image's labels. */
+    {
+        static uint8_t rgb8[H * W * 3], rgba8[H * W * 4];
+        static uint32_t labels_rgb[H * W], labels_rgba[H * W];
+        for (size_t i = 0; i < n; i++) {
+            for (int c = 0; c < 3; c++) rgb8[3 * i + c] = rgba8[4 * i + c] = img8[i];
+            rgba8[4 * i + 3] = 200;
+        }
+        UnetImage img_rgb, img_rgba;
+        unet_image_init(&img_rgb, UNET_DTYPE_U8, rgb8, W, H, 3);
+        unet_image_init(&img_rgba, UNET_DTYPE_U8, rgba8, W, H, 4);
+        out = outputs_for(NULL, NULL, labels_rgb, n);
+        expect_status("segment: RGB u8 (luminance)", unet_segment(model, &img_rgb, NULL, &out), UNET_STATUS_OK);
+        out = outputs_for(NULL, NULL, labels_rgba, n);
+        expect_status("segment: RGBA u8 (luminance)", unet_segment(model, &img_rgba, NULL, &out), UNET_STATUS_OK);
+        expect_true("segment: RGB and RGBA copies give the gray image's labels",
+                    memcmp(labels_u8, labels_rgb, sizeof labels) == 0 && memcmp(labels_u8, labels_rgba, sizeof labels) == 0);
+    }
+
     /* Cancel from the progress callback. */
     log = (struct progress_log){0, 0, 0, 1};
     out = outputs_for(NULL, mask, NULL, n);
@@ -415,7 +434,7 @@ int main(int argc, char **argv) {
     BAD_IMAGE("image: rows x stride overflow", (bad.height = 1 << 20, bad.row_stride_bytes = (SIZE_MAX / 1024) & ~(size_t)15), UNET_STATUS_SIZE_OVERFLOW);
     BAD_IMAGE("image: misaligned f32 data", bad.data = (const char *)image_f32 + 1, UNET_STATUS_MISALIGNED);
     BAD_IMAGE("image: struct_size too small", bad.struct_size = 8, UNET_STATUS_STRUCT_VERSION);
-    BAD_IMAGE("image: 3 channels, model has 1", bad.channels = 3, UNET_STATUS_CHANNEL_MISMATCH);
+    BAD_IMAGE("image: 2 channels, model has 1 (only RGB/RGBA become gray)", bad.channels = 2, UNET_STATUS_CHANNEL_MISMATCH);
     static float with_nan[H * W], with_inf[H * W];
     memcpy(with_nan, image_f32, sizeof with_nan);
     memcpy(with_inf, image_f32, sizeof with_inf);

@@ -30,6 +30,19 @@ selectImage("many-labels");
 getStatistics(area, mean, min, max);
 ok = bitDepth() == 32 && max == 69696;
 check("69696 instances come out 32-bit, all numbered", ok);
+// Colour: an RGB image goes to the library as 3 channels and is segmented as its BT.601 luminance (one rule in
+// every host). A pure green square (luminance 150) is foreground; a pure blue one (luminance 29, a fifth of the
+// green) is not, where ImageJ's unweighted RGB average (85 for both) would have found both.
+newImage("colour", "RGB black", 200, 150, 1);
+setColor(0, 255, 0);
+fillRect(20, 20, 40, 40);
+setColor(0, 0, 255);
+fillRect(110, 60, 40, 40);
+call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=@BASELINE@ provider=cpu memory=512 labels");
+selectImage("colour-labels");
+getStatistics(area, mean, min, max);
+ok = max == 1 && getPixel(40, 40) > 0 && getPixel(130, 80) == 0;
+check("RGB is segmented as its luminance: green square found, blue square not (" + max + " instance(s))", ok);
 // Errors reach the log with the library's message instead of crashing.
 selectImage("cells");
 call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=/nonexistent/model.onnx provider=cpu labels");

@@ -121,7 +121,6 @@ public class UNet_Segment implements PlugIn {
     private void segment(ImagePlus imp, String modelPath, int provider, int instances, int memoryMb, int minSize,
                          boolean wantLabels, boolean wantMask, boolean wantProbs, boolean tta, double[] watershed) {
         Pointer model = Unet.model(modelPath, provider);
-        int channels = Unet.info(model).in_channels;
         int w = imp.getWidth(), h = imp.getHeight(), n = w * h;
         ImageStack stack = imp.getStack();
         int frames = stack.getSize();
@@ -136,7 +135,7 @@ public class UNet_Segment implements PlugIn {
                 return IJ.escapePressed() ? 1 : 0;
             };
             Memory[] keep = new Memory[1];
-            UnetLibrary.UnetImage img = Unet.image(stack.getProcessor(f + 1), channels, keep);
+            UnetLibrary.UnetImage img = Unet.image(stack.getProcessor(f + 1), keep);
             UnetLibrary.UnetSegmentOptions o = new UnetLibrary.UnetSegmentOptions();
             Unet.check(UnetLibrary.INSTANCE.unet_segment_options_init_sized(o, new UnetLibrary.SizeT(o.size())));
             o.read();

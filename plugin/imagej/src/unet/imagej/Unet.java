@@ -65,12 +65,16 @@ final class Unet {
         return info;
     }
 
-    /** Copies one processor's pixels to native memory and describes them. RGB becomes 3 channels or gray. */
-    static UnetLibrary.UnetImage image(ImageProcessor ip, int channels, Memory[] keep) {
+    /**
+     * Copies one processor's pixels to native memory and describes them. RGB goes as 3 channels whatever the model
+     * takes: the library turns it into its luminance for a one-channel model (one colour rule in every host), where
+     * ImageJ's own conversion would average R, G and B unweighted.
+     */
+    static UnetLibrary.UnetImage image(ImageProcessor ip, Memory[] keep) {
         int w = ip.getWidth(), h = ip.getHeight(), n = w * h;
         UnetLibrary.UnetImage img = new UnetLibrary.UnetImage();
         Memory mem;
-        if (ip instanceof ColorProcessor && channels == 3) {
+        if (ip instanceof ColorProcessor) {
             int[] rgb = (int[]) ip.getPixels();
             mem = new Memory((long) n * 3);
             byte[] bytes = new byte[n * 3];
@@ -81,8 +85,6 @@ final class Unet {
             }
             mem.write(0, bytes, 0, bytes.length);
             img.dtype = UnetLibrary.DTYPE_U8;
-        } else if (ip instanceof ColorProcessor) {
-            return image(ip.convertToByte(false), channels, keep);
         } else if (ip instanceof ByteProcessor) {
             mem = new Memory(n);
             mem.write(0, (byte[]) ip.getPixels(), 0, n);
@@ -100,7 +102,7 @@ final class Unet {
         img.data = mem;
         img.width = new UnetLibrary.SizeT(w);
         img.height = new UnetLibrary.SizeT(h);
-        img.channels = new UnetLibrary.SizeT(ip instanceof ColorProcessor && channels == 3 ? 3 : 1);
+        img.channels = new UnetLibrary.SizeT(ip instanceof ColorProcessor ? 3 : 1);
         img.row_stride_bytes = new UnetLibrary.SizeT(0);
         return img;
     }
