@@ -30,9 +30,25 @@ def test_strided_and_converted_inputs_agree():
     assert (un.segment(img.astype(np.int32), BASELINE, outputs=("labels",))["labels"] == direct).all()  # converted to f32
 
 
+def test_colour_images_are_segmented_as_their_luminance():
+    """The library's colour rule (BT.601 luminance) for a one-channel model, the same in every host."""
+    gray = (squares() // 16).astype(np.uint8)
+    direct = un.segment(gray, BASELINE, outputs=("labels",))["labels"]
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    assert (un.segment(rgb, BASELINE, outputs=("labels",))["labels"] == direct).all()
+    rgba = np.concatenate([rgb, np.full_like(gray, 7)[:, :, None]], axis=2)
+    assert (un.segment(rgba, BASELINE, outputs=("labels",))["labels"] == direct).all()
+    # A green square (luminance 150) is found, a blue one (29) is not; an unweighted mean (85 each) finds both.
+    colour = np.zeros((150, 200, 3), np.uint8)
+    colour[20:60, 20:60, 1] = 255
+    colour[60:100, 110:150, 2] = 255
+    labels = un.segment(colour, BASELINE, outputs=("labels",))["labels"]
+    assert labels[40, 40] != 0 and labels[80, 130] == 0 and labels.max() == 1
+
+
 def test_errors_carry_status_and_message():
     with pytest.raises(un.UnetError) as e:
-        un.segment(np.zeros((10, 10, 3), np.float32))
+        un.segment(np.zeros((10, 10, 2), np.float32))
     assert e.value.status == 18 and "channel" in str(e.value)
     with pytest.raises(un.UnetError) as e:
         un.segment(np.array([[np.nan, 1.0]], np.float32))
