@@ -511,12 +511,12 @@ pub unsafe extern "C" fn unet_instances(
 }
 
 /// The bytes a slice covers, as addresses [start, end).
-fn byte_range<T>(s: &[T]) -> (usize, usize) {
+pub(super) fn byte_range<T>(s: &[T]) -> (usize, usize) {
     let start = s.as_ptr() as usize;
     (start, start + std::mem::size_of_val(s))
 }
 
-fn pixels_range(p: &Pixels) -> Option<(usize, usize)> {
+pub(super) fn pixels_range(p: &Pixels) -> Option<(usize, usize)> {
     Some(match p {
         Pixels::U8(s) => byte_range(s),
         Pixels::U16(s) => byte_range(s),
@@ -527,7 +527,7 @@ fn pixels_range(p: &Pixels) -> Option<(usize, usize)> {
 
 /// Outputs must not overlap the image or each other: writes would corrupt the input while it is being read, or one
 /// result would overwrite another.
-fn check_no_overlap(buffers: &[(&str, Option<(usize, usize)>)]) -> Result<()> {
+pub(super) fn check_no_overlap(buffers: &[(&str, Option<(usize, usize)>)]) -> Result<()> {
     for (i, (a, ra)) in buffers.iter().enumerate() {
         for (b, rb) in &buffers[i + 1..] {
             if let (Some((s1, e1)), Some((s2, e2))) = (ra, rb)

@@ -4,7 +4,7 @@ use std::mem::size_of;
 
 use super::{
     Versioned, ffi_entry, frozen_v1_size, null, read_versioned,
-    segment::{UnetImage, image_view, output},
+    segment::{UnetImage, byte_range, check_no_overlap, image_view, output, pixels_range},
 };
 use crate::{
     error::{Result, UnetStatus},
@@ -144,6 +144,12 @@ pub unsafe extern "C" fn unet_weight_map(
         let area = view.area();
         let weights = unsafe { output(outs.weights, outs.weights_len, area, "weights") }?;
         let target = unsafe { output(outs.target, outs.target_len, area, "target") }?;
+        // Outputs over the labels or over each other would be read while written: garbage with status OK.
+        check_no_overlap(&[
+            ("labels->data", pixels_range(&view.pixels)),
+            ("outputs->weights", weights.as_deref().map(byte_range)),
+            ("outputs->target", target.as_deref().map(byte_range)),
+        ])?;
         let report = weight_map(&label_view, &options, weights, target)?;
         // SAFETY: validated above.
         unsafe {

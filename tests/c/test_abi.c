@@ -189,6 +189,10 @@ static void weight_map_checks(void) {
     BAD_WMAP("weight_map: weights buffer too small", w2.weights_len = 7, UNET_STATUS_BUFFER_TOO_SMALL);
     BAD_WMAP("weight_map: misaligned weights", w2.weights = (float *)((char *)weights + 1), UNET_STATUS_MISALIGNED);
     BAD_WMAP("weight_map: outputs struct_size 0", w2.struct_size = 0, UNET_STATUS_STRUCT_VERSION);
+    BAD_WMAP("weight_map: target inside weights", (w2.target = (uint8_t *)weights, w2.target_len = LH * LW), UNET_STATUS_INVALID_ARGUMENT);
+    expect_message_contains("  message names both buffers", "outputs->weights and outputs->target overlap");
+    BAD_WMAP("weight_map: target over the labels", (w2.target = (uint8_t *)two, w2.target_len = LH * LW), UNET_STATUS_INVALID_ARGUMENT);
+    expect_message_contains("  message names the labels", "labels->data and outputs->target overlap");
     expect_status("weight_map: labels NULL", unet_weight_map(NULL, NULL, &wout), UNET_STATUS_NULL_ARGUMENT);
     expect_status("weight_map: outputs NULL", unet_weight_map(&lab, NULL, NULL), UNET_STATUS_NULL_ARGUMENT);
     expect_status("weight_map_options_init: NULL", unet_weight_map_options_init(NULL), UNET_STATUS_NULL_ARGUMENT);
