@@ -448,6 +448,9 @@ UnetStatus unet_image_init(struct UnetImage *image,
 // Segments `image` (u8, u16, u32 or f32) with `model` (overlap-tile, seamless) into the non-NULL buffers of
 // `outputs`: at least one is required, and none may overlap the image or another (UNET_STATUS_INVALID_ARGUMENT).
 // `options` may be NULL (defaults). Many threads may call this with the same model at once.
+// The image's channels must be the model's input channels, except that a one-channel model takes an RGB or RGBA
+// image (3 or 4 channels) as its luminance 0.299 R + 0.587 G + 0.114 B (BT.601; alpha ignored; rounded in the
+// image's integer type), the rule every host shares; any other mismatch is UNET_STATUS_CHANNEL_MISMATCH.
 //
 // # Safety
 // Every pointer must be NULL or valid for what its type and the documentation above describe.
@@ -481,7 +484,8 @@ UnetStatus unet_weight_map_options_init(struct UnetWeightMapOptions *options);
 // Computes the paper's loss weight map and training target from instance labels: `labels` is a one-channel
 // image of dtype u8, u16 or u32 (0 = background; label values need not be consecutive). `options` may be NULL.
 // d1 and d2 are exact Euclidean distances to the nearest pixel of the nearest and second-nearest cell; only
-// background pixels of the target (separation lines included) receive the border term.
+// background pixels of the target (separation lines included) receive the border term. The outputs must not
+// overlap the labels or each other (UNET_STATUS_INVALID_ARGUMENT).
 //
 // # Safety
 // Every pointer must be NULL or valid for what its type and the documentation above describe.

@@ -410,6 +410,9 @@ fn segment_options<'p>(o: &UnetSegmentOptions, recommended: Option<PostProcessin
 /// Segments `image` (u8, u16, u32 or f32) with `model` (overlap-tile, seamless) into the non-NULL buffers of
 /// `outputs`: at least one is required, and none may overlap the image or another (UNET_STATUS_INVALID_ARGUMENT).
 /// `options` may be NULL (defaults). Many threads may call this with the same model at once.
+/// The image's channels must be the model's input channels, except that a one-channel model takes an RGB or RGBA
+/// image (3 or 4 channels) as its luminance 0.299 R + 0.587 G + 0.114 B (BT.601; alpha ignored; rounded in the
+/// image's integer type), the rule every host shares; any other mismatch is UNET_STATUS_CHANNEL_MISMATCH.
 ///
 /// # Safety
 /// Every pointer must be NULL or valid for what its type and the documentation above describe.

@@ -120,7 +120,8 @@ fn weight_map_options(o: &UnetWeightMapOptions) -> Result<WeightMapOptions> {
 /// Computes the paper's loss weight map and training target from instance labels: `labels` is a one-channel
 /// image of dtype u8, u16 or u32 (0 = background; label values need not be consecutive). `options` may be NULL.
 /// d1 and d2 are exact Euclidean distances to the nearest pixel of the nearest and second-nearest cell; only
-/// background pixels of the target (separation lines included) receive the border term.
+/// background pixels of the target (separation lines included) receive the border term. The outputs must not
+/// overlap the labels or each other (UNET_STATUS_INVALID_ARGUMENT).
 ///
 /// # Safety
 /// Every pointer must be NULL or valid for what its type and the documentation above describe.
