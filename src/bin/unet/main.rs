@@ -435,9 +435,14 @@ fn describe(model: &Model) -> String {
         p.used,
     );
     if let Some(reason) = &p.fallback_reason {
-        s += &format!(" (fallback: {reason})");
+        s += &format!(" (CUDA not used: {reason})");
     }
     s
+}
+
+/// One line: the model and the execution provider (the details: `--verbose`, `unet info`).
+fn describe_briefly(model: &Model) -> String {
+    format!("model: {}, on {} (details: --verbose or unet info)", model.source(), model.provider().used)
 }
 
 fn run(cli: Cli) -> unet::Result<()> {

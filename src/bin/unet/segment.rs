@@ -48,6 +48,10 @@ pub struct SegmentArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Also print the model's details (architecture, normalisation, post-processing, provenance, ONNX Runtime) and
+    /// where the time went; `unet info` prints the model's part alone.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 pub fn run(args: SegmentArgs) -> unet::Result<()> {
@@ -85,8 +89,10 @@ fn run_folder(args: SegmentArgs) -> unet::Result<()> {
         ));
     }
     let model = args.model.load()?;
-    if !args.quiet {
+    if args.verbose {
         eprintln!("{}", describe(&model));
+    } else if !args.quiet {
+        eprintln!("{}", describe_briefly(&model));
     }
     folder::segment_frames(&model, &args.image, out_dir, &args.save, settings_for(&args, &model)?, args.quiet)
 }
@@ -101,7 +107,7 @@ fn run_single(args: SegmentArgs) -> unet::Result<()> {
     }
     let started = Instant::now();
     let model = args.model.load()?;
-    if !args.quiet {
+    if args.verbose {
         eprintln!("{}", describe(&model));
     }
     let settings = settings_for(&args, &model)?;
@@ -133,8 +139,9 @@ fn run_single(args: SegmentArgs) -> unet::Result<()> {
         },
     )?;
     bar.finish_and_clear();
+    let labelled = labels.is_some();
     write_outputs(&args, &model, &view, mask, probabilities, labels)?;
-    print_report(&args.image, (img.width, img.height), started, &report);
+    print_report(&args.image, (img.width, img.height), started, &report, &model, labelled, args.verbose);
     Ok(())
 }
 
@@ -180,31 +187,63 @@ fn print_score(path: &Path, labels: &[u32], w: usize, h: usize) -> unet::Result<
             format!("{} is {tw}x{th}, the image {w}x{h}", path.display()),
         ));
     }
+    // A binary mask (one foreground value, e.g. 0/255) holds no instances: its connected components are the
+    // objects, and the output says so.
+    let mut values: Vec<u32> = gt.iter().copied().filter(|&v| v != 0).collect();
+    values.sort_unstable();
+    values.dedup();
+    let mut gt = gt;
+    let binary = values.len() == 1;
+    if binary {
+        unet::labels::label_components(&mut gt, w, h, unet::Connectivity::Four, 0);
+    }
     let seg = unet::metrics::seg(&gt, labels).unwrap_or(f64::NAN);
     let objects = gt.iter().copied().collect::<std::collections::HashSet<u32>>().len().saturating_sub(1);
+    let d = unet::metrics::detections(&gt, labels, &[0.5])[0];
     println!(
-        "against {} ({objects} objects): SEG {seg:.4}, foreground IoU {:.4}",
+        "against {} ({objects} objects{}): AP@0.5 {:.4} (TP {}, FP {}, FN {}), SEG {seg:.4}, foreground IoU {:.4}",
         path.display(),
+        if binary { ", the connected components of a binary mask" } else { "" },
+        d.ap(),
+        d.true_positives,
+        d.false_positives,
+        d.false_negatives,
         unet::metrics::foreground_iou(&gt, labels)
     );
     Ok(())
 }
 
-/// What ran: tiles, instances, GPU retries, and where the time went.
-fn print_report(image: &Path, (w, h): (usize, usize), started: Instant, report: &unet::SegmentReport) {
+/// What ran, in one line: size, time, provider, tiles, instances, GPU retries; with `verbose`, where the time went.
+fn print_report(
+    image: &Path,
+    (w, h): (usize, usize),
+    started: Instant,
+    report: &unet::SegmentReport,
+    model: &Model,
+    labelled: bool,
+    verbose: bool,
+) {
+    let instances = if labelled {
+        format!("{} instance(s)", report.label_count)
+    } else {
+        "no instance labels computed (--labels, --overlay or --truth asks for them)".to_string()
+    };
     eprintln!(
-        "segmented {} ({w}x{h}) in {:.2} s: {} tile(s) of {}x{}, {} instance(s){}",
+        "segmented {} ({w}x{h}) in {:.2} s on {}: {} tile(s) of {}x{}, {instances}{}",
         image.display(),
         started.elapsed().as_secs_f64(),
+        model.provider().used,
         report.tiles,
         report.tile_shape.0,
         report.tile_shape.1,
-        report.label_count,
         match report.out_of_memory_retries {
             0 => String::new(),
             n => format!(" (the GPU ran out of memory {n} time(s); retried with fewer or smaller tiles)"),
         }
     );
+    if !verbose {
+        return;
+    }
     let t = report.timings;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     eprintln!(
