@@ -14,8 +14,10 @@
 #   8. post-processing tuned on the held-out frames (the last 20 % of each sequence; synthetic nuclei n68-n80)
 #   9. ft6: fine-tuned from 8 on the CPU with all training frames and 100 new synthetic nuclei (seeds 4001-4100)
 #  10. post-processing tuned again on the same held-out frames
+#  11-13. dsb1, dsb2: fine-tuned on DSB 2018 stage 1 + HeLa + U373 (CPU), post-processing chosen by mean(AP@0.5, SEG)
 # Every run resumes after a crash (run the script again). Hours on the 2-core CPU machine; see the model card.
-# Usage: scripts/train-default-model.sh [SHARED_DATA_DIR] [WORK_DIR]
+# Usage: scripts/train-default-model.sh [CTC_DIR] [WORK_DIR]   (DSB=DIR names the DSB 2018 stage-1 folder; default
+#        CTC_DIR/../dsb2018-stage1)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -119,4 +121,21 @@ done
 # 10. Post-processing chosen again on the same held-out frames.
 "$unet" eval "$work/ft6/model.onnx" "$work/ctc-val/DIC-C2DH-HeLa" "$work/ctc-val/PhC-C2DH-U373" "$work/nuclei-val" \
   --held-out 0.99 --truth silver --tune --write "$work/default.onnx"
-echo "trained: $work/default.onnx (copy it to onnx/default.onnx and update onnx/MODEL_CARD.md)"
+# 11. dsb1 (CPU, 19 min): from the model of step 10 (ft6 tuned: the previous default), on DSB 2018 stage 1 (all three
+#     kinds, stained tissue as its luminance; within each kind every fifth image validates) with HeLa + U373 (every
+#     sequence, the last 20 % validate); 444-px tiles (DSB images are 256-1024 px), --augment versatile (zoom
+#     1/1.5-1.5, inverted contrast in 30 % of tiles); the first 5 epochs of a 20 x 120-step cosine schedule, Adam
+#     2e-4; the best epoch by validation mean(AP@0.5, SEG) is kept as best.onnx (epoch 5).
+dsb=${DSB:-$data/../dsb2018-stage1}
+dsbc=(--tile 444 --batch 1 --steps-per-epoch 120 --optimizer adam --lr 0.0002 --schedule cosine --augment versatile
+      --val-fraction 0.2 --truth silver --quiet --no-tune)
+"$unet" train "$dsb" "$data/DIC-C2DH-HeLa" "$data/PhC-C2DH-U373" --out "$work/dsb1" $(resume "$work/dsb1") \
+  --init "$work/default.onnx" "${dsbc[@]}" --epochs 20 --stop-after 5 --seed 11
+# 12. dsb2 (CPU): from dsb1's best, each dataset and image kind drawn by the square root of its size
+#     (--balance-groups), a 14-epoch schedule, seed 12; its best epoch (best.onnx) goes on.
+"$unet" train "$dsb" "$data/DIC-C2DH-HeLa" "$data/PhC-C2DH-U373" --out "$work/dsb2" $(resume "$work/dsb2") \
+  --init "$work/dsb1/best.onnx" "${dsbc[@]}" --epochs 14 --balance-groups --seed 12
+# 13. The post-processing, chosen on the same validation parts by mean(AP@0.5, SEG) over the five sets.
+"$unet" eval "$work/dsb2/best.onnx" "$dsb" "$data/DIC-C2DH-HeLa" "$data/PhC-C2DH-U373" --held-out 0.2 --truth silver \
+  --tune --quick --write "$work/default-dsb.onnx"
+echo "trained: $work/default-dsb.onnx (copy it to onnx/default.onnx, run scripts/model-card-figures.sh, update onnx/MODEL_CARD.md)"

@@ -68,6 +68,59 @@ fn sample_segment_and_outputs() {
     let p = unet::imageio::read_image(&probs).unwrap();
     assert!(matches!(p.pixels, unet::imageio::PixelBuffer::F32(_)));
 
+    // One summary line by default (provider, instances); no labels asked for says so instead of "0 instance(s)";
+    // --verbose adds the model's details and the time line.
+    let brief = unet().arg("segment").arg(&img).args(["--model"]).arg(&baseline).arg("-o").arg(&mask).output().unwrap();
+    let said = String::from_utf8_lossy(&brief.stderr);
+    assert!(
+        brief.status.success() && said.contains("on cpu") && said.contains("no instance labels computed"),
+        "{said}"
+    );
+    assert!(!said.contains("provenance") && !said.contains("time:"), "{said}");
+    let verbose = unet()
+        .arg("segment")
+        .arg(&img)
+        .arg("--model")
+        .arg(&baseline)
+        .arg("--labels")
+        .arg(&labels)
+        .arg("--verbose")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&verbose.stderr);
+    assert!(said.contains("provenance") && said.contains("time:") && said.contains("instance(s)"), "{said}");
+    // The format follows the extension: a name asking for another format is refused before anything runs.
+    for (flag, name) in [("-o", "mask.jpg"), ("--labels", "labels.bmp"), ("--overlay", "overlay.tif")] {
+        let out = unet()
+            .arg("segment")
+            .arg(&img)
+            .arg("--model")
+            .arg(&baseline)
+            .arg(flag)
+            .arg(dir.join(name))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && said.contains(name) && said.contains(".png"), "{flag} {name}: {said}");
+        assert!(!dir.join(name).exists(), "{name} was written");
+    }
+    // A binary 0/255 truth is scored by its connected components, and the output says so.
+    let binary: Vec<u8> = t.iter().map(|&v| if v != 0 { 255 } else { 0 }).collect();
+    let binary_truth = dir.join("binary-truth.png");
+    unet::imageio::write_plane(&binary_truth, unet::imageio::Plane::U8(&binary), 300, 200).unwrap();
+    let out = unet()
+        .arg("segment")
+        .arg(&img)
+        .arg("--model")
+        .arg(&baseline)
+        .arg("--truth")
+        .arg(&binary_truth)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("connected components of a binary mask") && said.contains("AP@0.5"), "{said}");
+    assert!(!said.contains("(1 objects"), "{said}");
+
     // Errors are reported, not crashed on.
     let out = unet().arg("segment").arg(dir.join("nope.tif")).arg("-o").arg(&mask).output().unwrap();
     assert!(!out.status.success());

@@ -190,8 +190,33 @@ pub enum Plane<'a> {
     F32(&'a [f32]),
 }
 
+/// The formats a file name may ask for: PNG or TIFF. Anything else is refused rather than written as PNG bytes under
+/// a name that promises another format (`mask.jpg`).
+pub fn check_writable_extension(path: &Path) -> Result<()> {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("png" | "tif" | "tiff") => Ok(()),
+        _ => Err(Error::new(
+            UnetStatus::InvalidArgument,
+            format!(
+                "{}: the output format follows the extension, and only .png, .tif and .tiff are written",
+                path.display()
+            ),
+        )),
+    }
+}
+
+/// Pictures for people (overlay, preview) are PNG only.
+pub fn check_png_extension(path: &Path) -> Result<()> {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("png") => Ok(()),
+        _ => Err(Error::new(UnetStatus::InvalidArgument, format!("{}: pictures are written as .png", path.display()))),
+    }
+}
+
 /// Writes one plane as TIFF (any type) or PNG (u8/u16; u32 labels only when they fit in 16 bits).
 pub fn write_plane(path: &Path, plane: Plane, width: usize, height: usize) -> Result<()> {
+    check_writable_extension(path)?;
     let (w, h) = (width as u32, height as u32);
     let bytes = if is_tiff(path) {
         let mut buf = Cursor::new(Vec::new());
@@ -237,6 +262,7 @@ pub fn jet(t: f32) -> [u8; 3] {
 
 /// Writes `values` as a colour-mapped RGB PNG (min -> blue, max -> red), for people to look at.
 pub fn write_preview(path: &Path, values: &[f32], width: usize, height: usize) -> Result<()> {
+    check_png_extension(path)?;
     let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     let span = if hi > lo { hi - lo } else { 1.0 };
     let rgb: Vec<u8> = values.iter().flat_map(|&v| jet((v - lo) / span)).collect();
@@ -250,6 +276,7 @@ pub fn write_preview(path: &Path, values: &[f32], width: usize, height: usize) -
 /// A picture a person can check a segmentation with: the image in gray (first channel, stretched between its 1st
 /// and 99.8th percentile) with every instance's outline drawn in its own colour, as a PNG.
 pub fn write_overlay(path: &Path, image: &ImageView, labels: &[u32]) -> Result<()> {
+    check_png_extension(path)?;
     let (w, h) = (image.width, image.height);
     if labels.len() != w * h {
         return Err(io_err(path, "overlay: labels do not match the image size"));

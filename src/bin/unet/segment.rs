@@ -105,6 +105,13 @@ fn run_single(args: SegmentArgs) -> unet::Result<()> {
             "nothing to write: give --output, --probabilities, --labels, --overlay and/or --truth",
         ));
     }
+    // A name whose extension asks for a format that is not written fails now, not after the network ran.
+    for path in [&args.output, &args.probabilities, &args.labels].into_iter().flatten() {
+        unet::imageio::check_writable_extension(path)?;
+    }
+    if let Some(path) = &args.overlay {
+        unet::imageio::check_png_extension(path)?;
+    }
     let started = Instant::now();
     let model = args.model.load()?;
     if args.verbose {
