@@ -1,7 +1,8 @@
 //! The shipped default model's quality is a test: the committed CC0 evaluation subset (`tests/data/dsb2018-eval`,
-//! 16 DSB 2018 images of the project's validation part, never trained on) is segmented with the embedded default
-//! and its recommended post-processing, and every figure in `onnx/default-quality.csv` (AP@0.5, AP@0.75, SEG and
-//! the detection counts, per image kind and pooled) must come out within a tight margin. A worse model fails it,
+//! 16 DSB 2018 images of the project's validation part, never trained on), the demo image (fetched by `make test`)
+//! and four synthetic nuclei images are segmented with the embedded default and its recommended post-processing,
+//! and every figure in `onnx/default-quality.csv` (AP@0.5, AP@0.75 and SEG, per image kind, pooled, demo,
+//! synthetic) must come out within a tight margin. A worse model fails it,
 //! and so does a better one whose figures were not written down: the file, the card and the model move together.
 //!
 //! `UNET_WRITE_QUALITY=1` writes the file from the model instead (`scripts/model-card-figures.sh` does, when a new
@@ -16,6 +17,7 @@ use unet::{
     Model,
     dataset::{Layout, Sample, Truth, load},
     evaluate::{Scores, evaluate},
+    imageio::{OwnedImage, PixelBuffer},
 };
 
 /// AP and SEG may move this much between machines (ONNX Runtime's kernels differ by CPU; a pixel or two of a
@@ -49,7 +51,35 @@ fn score_subset(model: &Model) -> Vec<(String, Scores)> {
     let mut out: Vec<(String, Scores)> =
         kinds.iter().map(|k| (k.clone(), evaluate(model, &of_kind(k), 0).unwrap())).collect();
     out.push(("all".into(), evaluate(model, &samples, 0).unwrap()));
+    out.push(("demo".into(), evaluate(model, &[demo_image()], 0).unwrap()));
+    let synthetic: Vec<Sample> = (9001..9005)
+        .map(|seed| {
+            let img = unet::synthetic::nuclei(384, 384, seed);
+            Sample {
+                name: format!("synthetic nuclei {seed}"),
+                image: OwnedImage { pixels: PixelBuffer::U16(img.pixels), width: 384, height: 384, channels: 1 },
+                labels: img.labels,
+                ignore: None,
+                kind: None,
+            }
+        })
+        .collect();
+    out.push(("synthetic-nuclei".into(), evaluate(model, &synthetic, 0).unwrap()));
     out
+}
+
+/// The demo image (DSB 2018, fetched by `make test` and `make demo`; never trained on, used for no choice).
+fn demo_image() -> Sample {
+    let dir = std::env::var_os("UNET_DEMO_IMAGE").map_or_else(|| root().join(".demo-image"), Into::into);
+    let path = dir.join("images/dsb2018-nuclei.tif");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-demo-image.sh (make test does) or set UNET_DEMO_IMAGE",
+        path.display()
+    );
+    let image = unet::imageio::read_image(&path).unwrap();
+    let (labels, _, _) = unet::imageio::read_labels(&dir.join("labels/dsb2018-nuclei.tif")).unwrap();
+    Sample { name: "demo".into(), image, labels, ignore: None, kind: None }
 }
 
 const HEADER: &str = "kind,images,nuclei,instances,ap50,ap75,seg,tp50,fp50,fn50";
