@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Regenerates every figure of the default model's card, each in one file written here:
-#   onnx/default-figures.md   per dataset and image kind, on this project's validation parts (../shared data: the
+#   onnx/MODEL_CARD.md        (between its "figures" markers) per dataset and image kind, on this project's
+#                             validation parts (../shared data: the
 #                             DSB 2018 stage-1 kinds, the last 20 % of each HeLa and U373 sequence, silver truth) and
 #                             on the demo image: AP@0.5, AP@0.75 (TP/FP/FN), SEG and foreground IoU, with the
 #                             model's recommended post-processing and with connected components
 #   onnx/default-quality.csv  the committed CC0 evaluation subset (tests/data/dsb2018-eval): what
 #                             tests/model_quality.rs asserts in `make test`
 # Usage: scripts/model-card-figures.sh [SHARED_DATA_DIR]   (MODEL=path.onnx scores another model, writing the
-# table to out/figures-MODELNAME.md instead and leaving onnx/ alone)
+# tables to out/figures-MODELNAME.md instead and leaving onnx/ alone)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -25,7 +26,7 @@ for inst in model components; do
   "$unet" eval "$model" "$demo" --instances "$inst" --csv "out/figures/demo-$inst.csv"
 done
 if [ "$model" = default ]; then
-  table=onnx/default-figures.md
+  table=onnx/MODEL_CARD.md
 else
   table=out/figures-$(basename "$model" .onnx).md
 fi
@@ -36,7 +37,7 @@ def rows(name):
     return list(csv.DictReader(open(f"out/figures/{name}.csv")))
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 lines = [
-    f"# Figures of `{model}` (written by `scripts/model-card-figures.sh`; commit {commit}, {datetime.date.today()})",
+    f"Written by `scripts/model-card-figures.sh` for `{model}` (commit {commit}, {datetime.date.today()}).",
     "",
     "Validation parts: DSB 2018 stage 1 by image kind (within each kind every fifth image in name order, never",
     "trained on), the last 20 % of each CTC sequence (silver truth); the demo image (never trained on, used for no",
@@ -44,14 +45,23 @@ lines = [
     "",
 ]
 for inst, title in [("model", "recommended post-processing (the model's metadata)"), ("components", "connected components")]:
-    lines += [f"## With {title}", "",
+    lines += [f"**With {title}**", "",
               "| set | images | objects | instances | AP@0.5 | TP / FP / FN | AP@0.75 | SEG | IoU |",
               "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
     for r in rows(f"val-{inst}") + [dict(r, set="demo image (dsb2018-nuclei)") for r in rows(f"demo-{inst}")]:
         lines.append(f"| {r['set']} | {r['images']} | {r['objects']} | {r['instances']} | **{r['ap50']}** | "
                      f"{r['tp50']} / {r['fp50']} / {r['fn50']} | {r['ap75']} | **{r['seg']}** | {r['iou']} |")
     lines.append("")
-open(out + ".tmp", "w").write("\n".join(lines))
+begin, end = "<!-- figures: begin (scripts/model-card-figures.sh) -->", "<!-- figures: end -->"
+block = begin + "\n" + "\n".join(lines) + end
+if out.endswith("MODEL_CARD.md"):
+    card = open(out).read()
+    if begin not in card or end not in card:
+        sys.exit(f"{out} has no figures markers")
+    text = card[:card.index(begin)] + block + card[card.index(end) + len(end):]
+else:
+    text = block + "\n"
+open(out + ".tmp", "w").write(text)
 import os; os.replace(out + ".tmp", out)
 print("wrote", out)
 EOF
