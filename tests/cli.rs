@@ -541,3 +541,25 @@ fn bioimageio_package_lists_its_files_with_their_digests() {
     assert!(!missing.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// After `make demo`, the binary run by hand finds the ONNX Runtime fetched into the checkout's `.onnxruntime/`
+/// without UNET_ORT_LIB (the README's first ten minutes).
+#[test]
+fn a_cargo_built_binary_finds_the_checkouts_onnx_runtime() {
+    let fetched = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".onnxruntime");
+    if !fetched.join("libonnxruntime.so").exists() {
+        eprintln!("skipped: no .onnxruntime in the checkout (UNET_ORT_LIB names another copy)");
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_unet"))
+        .env_remove("UNET_ORT_LIB")
+        .env_remove("VIRTUAL_ENV")
+        .env_remove("CONDA_PREFIX")
+        .current_dir(std::env::temp_dir())
+        .arg("info")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains(&format!("from {}", fetched.display())), "{said}");
+}

@@ -1,7 +1,8 @@
 //! Finding and loading the ONNX Runtime shared library, once per process.
 //!
 //! Search order: an explicit path (model options), `UNET_ORT_LIB`, the folder of the binary that contains this
-//! code (libunet.so, or the CLI), an installed Python `onnxruntime`/`onnxruntime-gpu` package, the system loader.
+//! code (libunet.so, or the CLI), for a cargo build in `ROOT/target/PROFILE/` the checkout's `ROOT/.onnxruntime`
+//! (what `make demo` fetched), an installed Python `onnxruntime`/`onnxruntime-gpu` package, the system loader.
 //! A path may name the library file or a folder holding it. If nothing loads, the error lists every place tried
 //! and why it failed. ONNX Runtime can be loaded only once per process: a later request for another library is
 //! refused with an error rather than silently ignored.
@@ -109,6 +110,15 @@ fn candidates(explicit: Option<&Path>) -> Box<dyn Iterator<Item = Candidate>> {
         })
     })
     .flatten();
+    // A cargo build (`ROOT/target/PROFILE/unet`) finds the copy `make demo` fetched into `ROOT/.onnxruntime`, so the
+    // binary runs by hand after `make demo` without UNET_ORT_LIB.
+    let fetched_for_checkout = std::iter::once_with(|| {
+        let dir = own_binary_dir()?;
+        let target = dir.parent().filter(|t| t.file_name().is_some_and(|n| n == "target"))?;
+        let fetched = target.parent()?.join(".onnxruntime");
+        resolve_library(&fetched).map(|path| Candidate { path, source: "the checkout's .onnxruntime (make demo)" })
+    })
+    .flatten();
     let python = std::iter::once_with(python_package_dirs).flat_map(|dirs| {
         dirs.into_iter()
             .filter_map(|dir| resolve_library(&dir))
@@ -117,7 +127,7 @@ fn candidates(explicit: Option<&Path>) -> Box<dyn Iterator<Item = Candidate>> {
     // A bare name lets the system loader search LD_LIBRARY_PATH, the ld.so cache and the default folders.
     let system =
         std::iter::once_with(|| Candidate { path: PathBuf::from("libonnxruntime.so"), source: "system loader" });
-    Box::new(from_env.chain(beside_us).chain(python).chain(system))
+    Box::new(from_env.chain(beside_us).chain(fetched_for_checkout).chain(python).chain(system))
 }
 
 fn try_load(path: &Path) -> std::result::Result<Runtime, String> {
