@@ -133,6 +133,12 @@ fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(images)
 }
 
+/// One CSV field as RFC 4180 writes it: quoted (quotes doubled) when it holds a comma, a quote or a line break, so
+/// an error message keeps its punctuation.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
 /// Rows of an earlier run's summary that say "done", by image name.
 fn done_rows(out_dir: &Path) -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(out_dir.join(SUMMARY)).unwrap_or_default();
@@ -184,9 +190,10 @@ pub fn segment_frames(
                     Ok(row) => format!("{},{row},done", frame.name),
                     Err(e) => {
                         failed += 1;
-                        let why = e.to_string().replace([',', '\n'], " ");
                         bar.println(format!("{}: {e}", frame.name));
-                        format!("{},,,,,,,,failed: {why}", frame.name)
+                        // One line per row: line breaks become spaces; commas stay, quoted.
+                        let why = e.to_string().replace(['\n', '\r'], " ");
+                        format!("{},,,,,,,,{}", frame.name, csv_field(&format!("failed: {why}")))
                     }
                 }
             }
@@ -265,4 +272,17 @@ fn segment_one(
     let count = report.label_count as usize;
     let mean_area = if count > 0 { foreground as f64 / count as f64 } else { 0.0 };
     Ok(format!("{w},{h},{count},{foreground},{mean_area:.1},{},{:.3}", report.tiles, started.elapsed().as_secs_f64()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_fields_keep_commas_and_quotes() {
+        assert_eq!(super::csv_field("done"), "done");
+        assert_eq!(
+            super::csv_field("failed: expects 1 channel(s), the image has 2"),
+            "\"failed: expects 1 channel(s), the image has 2\""
+        );
+        assert_eq!(super::csv_field("a \"b\"\nc"), "\"a \"\"b\"\"\nc\"");
+    }
 }
