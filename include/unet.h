@@ -274,8 +274,8 @@ typedef struct UnetSegmentOptions {
   void *progress_user_data;
   // Since 0.2. A UnetInstances value: how the foreground becomes instance labels. With UNET_INSTANCES_MODEL,
   // watershed fields that are given (not negative) adjust the model's watershed; if the model recommends none,
-  // that is UNET_STATUS_INVALID_ARGUMENT (the same rule as the CLI and Python). UNET_INSTANCES_COMPONENTS
-  // ignores them.
+  // that is UNET_STATUS_INVALID_ARGUMENT (the same rule as the CLI and Python). With UNET_INSTANCES_COMPONENTS
+  // they are UNET_STATUS_INVALID_ARGUMENT too (components have no such parameters).
   uint32_t instances;
   // Since 0.2. Watershed: minimum height (pixels of distance) of a maximum above its saddle to seed its own
   // instance; larger merges more. Negative = the model's recommendation, else 2.

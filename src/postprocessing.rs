@@ -86,7 +86,8 @@ impl WatershedOverrides {
 
 /// The one rule every host follows to turn a request and overrides into a method; `None` = the model's
 /// recommendation unchanged. Overrides with `Model` adjust the model's watershed, and are an error when the model
-/// does not recommend one (the caller would silently get something else); `Components` ignores them.
+/// does not recommend one (the caller would silently get something else); with `Components` they are an error
+/// too (connected components have no h, smoothing or seed: the caller asked for two things at once).
 pub fn resolve_instances(
     request: InstanceRequest,
     overrides: WatershedOverrides,
@@ -101,7 +102,10 @@ pub fn resolve_instances(
         w.validate().map(|()| Some(InstanceMethod::Watershed(w)))
     };
     match request {
-        InstanceRequest::Components => Ok(Some(InstanceMethod::Components)),
+        InstanceRequest::Components if overrides.is_empty() => Ok(Some(InstanceMethod::Components)),
+        InstanceRequest::Components => Err(Error::invalid_argument(
+            "watershed h/smoothing/seed do not apply to connected components: drop them, or choose the watershed",
+        )),
         InstanceRequest::Watershed => watershed(),
         InstanceRequest::Model if overrides.is_empty() => Ok(None),
         InstanceRequest::Model if recommended_watershed.is_some() => watershed(),
@@ -243,8 +247,11 @@ mod tests {
         assert_eq!(resolve(InstanceRequest::Watershed, maxima, Some(recommended)), ws(3.0, 0.5, None));
         let smooth = WatershedOverrides { smoothing: Some(0.0), ..none };
         assert_eq!(resolve(InstanceRequest::Model, smooth, Some(recommended)), ws(3.0, 0.0, Some(0.8)));
-        // Components ignores them; overrides on a model without a watershed, or invalid values, are errors.
-        assert_eq!(resolve(InstanceRequest::Components, h, Some(recommended)), Some(InstanceMethod::Components));
+        // Components takes none (an error, not silently ignored); overrides on a model without a watershed, or
+        // invalid values, are errors.
+        assert_eq!(resolve(InstanceRequest::Components, none, Some(recommended)), Some(InstanceMethod::Components));
+        let e = resolve_instances(InstanceRequest::Components, h, Some(recommended)).unwrap_err();
+        assert!(e.to_string().contains("connected components"), "{e}");
         assert!(resolve_instances(InstanceRequest::Model, h, None).is_err());
         assert!(resolve_instances(InstanceRequest::Model, h, Some(PostProcessing::PLAIN)).is_err());
         let nan = WatershedOverrides { seed: Some(f32::NAN), ..none };

@@ -116,8 +116,8 @@ pub struct UnetSegmentOptions {
     pub progress_user_data: *mut c_void,
     /// Since 0.2. A UnetInstances value: how the foreground becomes instance labels. With UNET_INSTANCES_MODEL,
     /// watershed fields that are given (not negative) adjust the model's watershed; if the model recommends none,
-    /// that is UNET_STATUS_INVALID_ARGUMENT (the same rule as the CLI and Python). UNET_INSTANCES_COMPONENTS
-    /// ignores them.
+    /// that is UNET_STATUS_INVALID_ARGUMENT (the same rule as the CLI and Python). With UNET_INSTANCES_COMPONENTS
+    /// they are UNET_STATUS_INVALID_ARGUMENT too (components have no such parameters).
     pub instances: u32,
     /// Since 0.2. Watershed: minimum height (pixels of distance) of a maximum above its saddle to seed its own
     /// instance; larger merges more. Negative = the model's recommendation, else 2.
