@@ -537,7 +537,9 @@ fn bioimageio_package_lists_its_files_with_their_digests() {
     // A model that does not exist is an error that names it, and no package is left behind.
     let missing = dir.join("missing.zip");
     let out = unet().args(["export-bioimageio", "no-such-model.onnx", "-o"]).arg(&missing).output().unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no-such-model.onnx"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("no-such-model.onnx"), "{said}");
+    assert!(said.contains("embedded models load by name: default, em"), "the error lists the names: {said}");
     assert!(!missing.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

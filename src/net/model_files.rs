@@ -43,7 +43,14 @@ pub const MAX_MODEL_BYTES: u64 = 2 << 30;
 /// Reads a model file: only a regular file (not a device such as /dev/zero or a FIFO), at most MAX_MODEL_BYTES.
 pub(crate) fn read_model_file(path: &Path) -> Result<Vec<u8>> {
     let not_found = |e: std::io::Error| {
-        Error::new(UnetStatus::ModelNotFound, format!("cannot read model file {}: {e}", path.display()))
+        Error::new(
+            UnetStatus::ModelNotFound,
+            format!(
+                "cannot read model file {}: {e} (the embedded models load by name: {})",
+                path.display(),
+                MODEL_NAMES.join(", ")
+            ),
+        )
     };
     let meta = std::fs::metadata(path).map_err(not_found)?;
     if !meta.is_file() {
