@@ -52,6 +52,7 @@ fn sample_segment_and_outputs() {
         .and_then(|s| s.parse().ok())
         .expect(&stderr);
     assert!((20..=100).contains(&tile), "{stderr}");
+    assert!(stderr.contains("pixels it outputs"), "tiles this small are mostly context, and the CLI says so: {stderr}");
 
     let m = unet::imageio::read_image(&mask).unwrap();
     let unet::imageio::PixelBuffer::U8(m) = m.pixels else { panic!("mask is not 8-bit") };

@@ -248,6 +248,17 @@ fn print_report(
             n => format!(" (the GPU ran out of memory {n} time(s); retried with fewer or smaller tiles)"),
         }
     );
+    // Tiny tiles spend most of the network's work on their context: say so (e.g. --tile 10 runs 1 024 tiles).
+    let halo = model.metadata().geometry().halo;
+    let (th, tw) = report.tile_shape;
+    let input_area = ((th + 2 * halo) * (tw + 2 * halo)) as f64;
+    if report.tiles > 1 && ((th * tw) as f64) < 0.25 * input_area {
+        eprintln!(
+            "note: each {th}x{tw} tile computes {:.0}x the pixels it outputs (the model's {halo}-px context on each \
+             side): a larger --tile or --memory-mb runs faster",
+            input_area / (th * tw) as f64
+        );
+    }
     if !verbose {
         return;
     }
