@@ -28,6 +28,10 @@ fn main() {
     if crate_dir.join("onnx/em.onnx").is_file() {
         println!("cargo:rustc-cfg=unet_em_model");
     }
+    println!("cargo::rustc-check-cfg=cfg(unet_cells_model)");
+    if crate_dir.join("onnx/cells.onnx").is_file() {
+        println!("cargo:rustc-cfg=unet_cells_model");
+    }
 
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
     let generated = out_dir.join("unet.h");

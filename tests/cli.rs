@@ -540,7 +540,7 @@ fn bioimageio_package_lists_its_files_with_their_digests() {
     let out = unet().args(["export-bioimageio", "no-such-model.onnx", "-o"]).arg(&missing).output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && said.contains("no-such-model.onnx"), "{said}");
-    assert!(said.contains("embedded models load by name: default, em"), "the error lists the names: {said}");
+    assert!(said.contains("embedded models load by name: default, em, cells"), "the error lists the names: {said}");
     assert!(!missing.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -35,5 +35,5 @@ fn every_embedded_name_loads_and_says_what_it_is() {
 fn unknown_names_are_missing_files() {
     let err = Model::load_path_or_name(Path::new("no-such-model"), &common::options()).unwrap_err();
     assert_eq!(err.status(), UnetStatus::ModelNotFound);
-    assert!(Model::named("no-such-model", &common::options()).unwrap_err().message().contains("default, em"));
+    assert!(Model::named("no-such-model", &common::options()).unwrap_err().message().contains("default, em, cells"));
 }

@@ -318,7 +318,7 @@ pub unsafe extern "C" fn unet_model_info(model: *const UnetModel, info: *mut Une
     })
 }
 
-/// The models embedded in this library, by name, comma-separated (e.g. "default,em"): each loads with
+/// The models embedded in this library, by name, comma-separated (e.g. "default,em,cells"): each loads with
 /// `unet_model_load(NAME, ...)`, so hosts can offer them in a chooser. Only models this build really carries are
 /// listed. Never NULL; the string is static.
 #[unsafe(no_mangle)]

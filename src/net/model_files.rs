@@ -18,8 +18,16 @@ pub const EMBEDDED_EM: Option<&[u8]> = Some(include_bytes!(concat!(env!("CARGO_M
 #[cfg(not(unet_em_model))]
 pub const EMBEDDED_EM: Option<&[u8]> = None;
 
+/// The cell model (`onnx/cells.onnx`): the default until 0.5, for DIC and phase-contrast cells (HeLa-, U373-like),
+/// stored in float16, if this build has one.
+#[cfg(unet_cells_model)]
+pub const EMBEDDED_CELLS: Option<&[u8]> =
+    Some(include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/onnx/cells.onnx")));
+#[cfg(not(unet_cells_model))]
+pub const EMBEDDED_CELLS: Option<&[u8]> = None;
+
 /// Names of the models compiled into the library; each loads with `Model::named` or in place of a path.
-pub const MODEL_NAMES: [&str; 2] = ["default", "em"];
+pub const MODEL_NAMES: [&str; 3] = ["default", "em", "cells"];
 
 /// The embedded model a path stands for: its name when it is one of [`MODEL_NAMES`] and no file of that name
 /// exists (a file always wins).
@@ -27,12 +35,13 @@ pub fn model_name_of(path: &Path) -> Option<&str> {
     path.to_str().filter(|name| MODEL_NAMES.contains(name) && !path.exists())
 }
 
-/// The bytes of the embedded model called `name` ("default" or "em"); `None` for an unknown name or a build
+/// The bytes of the embedded model called `name` ("default", "em" or "cells"); `None` for an unknown name or a build
 /// without that model.
 pub fn embedded_model(name: &str) -> Option<&'static [u8]> {
     match name {
         "default" => EMBEDDED_DEFAULT,
         "em" => EMBEDDED_EM,
+        "cells" => EMBEDDED_CELLS,
         _ => None,
     }
 }
@@ -77,7 +86,7 @@ pub(crate) fn read_model_file(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The bytes of a model file, or of an embedded model by name ("default", "em") when no such file exists.
+/// The bytes of a model file, or of an embedded model by name ("default", "em", "cells") when no such file exists.
 pub fn model_file_bytes(path_or_name: &str) -> Result<std::borrow::Cow<'static, [u8]>> {
     let path = Path::new(path_or_name);
     match model_name_of(path) {

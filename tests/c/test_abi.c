@@ -259,7 +259,7 @@ int main(int argc, char **argv) {
     /* unet_model_names lists the embedded models; each one loads by its name. */
     {
         const char *names = unet_model_names();
-        expect_true("model names: default and em", names && strcmp(names, "default,em") == 0);
+        expect_true("model names: default, em and cells", names && strcmp(names, "default,em,cells") == 0);
         char list[64];
         snprintf(list, sizeof list, "%s", names ? names : "");
         int loaded = 0;
@@ -268,7 +268,7 @@ int main(int argc, char **argv) {
             unet_model_free(model);
             model = NULL;
         }
-        expect_true("  every listed name loads", loaded == 2);
+        expect_true("  every listed name loads", loaded == 3);
     }
     expect_status("load_from_memory: data NULL", unet_model_load_from_memory(NULL, 10, &opts, &model), UNET_STATUS_NULL_ARGUMENT);
     uint8_t byte = 0;

@@ -40,7 +40,7 @@ enum ProviderArg {
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
     /// ONNX model written by unet, a bioimage.io model package with ONNX weights (.zip, rdf.yaml or its folder), or
-    /// an embedded model by name: default, em (electron-microscopy membranes).
+    /// an embedded model by name: default, em (electron-microscopy membranes), cells (DIC and phase-contrast cells).
     #[arg(long, short)]
     model: Option<PathBuf>,
     /// Execution provider.
@@ -247,7 +247,7 @@ enum Command {
     /// Write a bioimage.io model package (format 0.5 zip: rdf.yaml, ONNX weights, test tensors, cover,
     /// documentation) that bioimage.io tools (`bioimageio test`, deepImageJ, ilastik, the bioimage.io website) accept.
     ExportBioimageio {
-        /// ONNX model written by unet, or an embedded model by name (default, em).
+        /// ONNX model written by unet, or an embedded model by name (default, em, cells).
         model: String,
         #[arg(long, short)]
         output: PathBuf,

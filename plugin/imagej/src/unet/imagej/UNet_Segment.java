@@ -17,7 +17,7 @@ import ij.process.ShortProcessor;
  * (16-bit, or 32-bit when there are more than 65535 instances), a mask and optionally probabilities.
  * Macro: run("U-Net Segment", "embedded=default model=[] provider=auto instances=model memory=1024 min_size=0 labels mask [tta]
  * [watershed_h=2 watershed_smoothing=1 watershed_seed=0.8]"); the watershed fields default to -1 (the model's).
- * embedded: a model compiled into libunet (the chooser lists them: default, em); model: an .onnx file or a
+ * embedded: a model compiled into libunet (the chooser lists them: default, em, cells); model: an .onnx file or a
  * bioimage.io model package (.zip, rdf.yaml) with ONNX weights, which wins
  * when given. instances: model (what the model recommends), components, or watershed (splits touching cells).
  * headless: call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "provider=cpu labels mask").
