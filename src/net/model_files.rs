@@ -18,7 +18,7 @@ pub const EMBEDDED_EM: Option<&[u8]> = Some(include_bytes!(concat!(env!("CARGO_M
 #[cfg(not(unet_em_model))]
 pub const EMBEDDED_EM: Option<&[u8]> = None;
 
-/// The cell model (`onnx/cells.onnx`): the default until 0.5, for DIC and phase-contrast cells (HeLa-, U373-like),
+/// The cell model (`onnx/cells.onnx`): the previous default (ft6), for DIC and phase-contrast cells (HeLa-, U373-like),
 /// stored in float16, if this build has one.
 #[cfg(unet_cells_model)]
 pub const EMBEDDED_CELLS: Option<&[u8]> = Some(include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/onnx/cells.onnx")));
