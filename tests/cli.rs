@@ -554,10 +554,15 @@ fn a_cargo_built_binary_finds_the_checkouts_onnx_runtime() {
         eprintln!("skipped: no .onnxruntime in the checkout (UNET_ORT_LIB names another copy)");
         return;
     }
+    // No Python environment to find first (an installed onnxruntime package comes before the checkout's copy).
+    let empty = std::env::temp_dir().join(format!("unet-cli-nopython-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_unet"))
         .env_remove("UNET_ORT_LIB")
         .env_remove("VIRTUAL_ENV")
         .env_remove("CONDA_PREFIX")
+        .env("PATH", &empty)
+        .env("HOME", &empty)
         .current_dir(std::env::temp_dir())
         .arg("info")
         .output()

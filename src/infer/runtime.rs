@@ -1,8 +1,8 @@
 //! Finding and loading the ONNX Runtime shared library, once per process.
 //!
 //! Search order: an explicit path (model options), `UNET_ORT_LIB`, the folder of the binary that contains this
-//! code (libunet.so, or the CLI), for a cargo build in `ROOT/target/PROFILE/` the checkout's `ROOT/.onnxruntime`
-//! (what `make demo` fetched), an installed Python `onnxruntime`/`onnxruntime-gpu` package, the system loader.
+//! code (libunet.so, or the CLI), an installed Python `onnxruntime`/`onnxruntime-gpu` package, for a cargo build
+//! in `ROOT/target/PROFILE/` the checkout's `ROOT/.onnxruntime` (what `make demo` fetched), the system loader.
 //! A path may name the library file or a folder holding it. If nothing loads, the error lists every place tried
 //! and why it failed. ONNX Runtime can be loaded only once per process: a later request for another library is
 //! refused with an error rather than silently ignored.
@@ -127,7 +127,7 @@ fn candidates(explicit: Option<&Path>) -> Box<dyn Iterator<Item = Candidate>> {
     // A bare name lets the system loader search LD_LIBRARY_PATH, the ld.so cache and the default folders.
     let system =
         std::iter::once_with(|| Candidate { path: PathBuf::from("libonnxruntime.so"), source: "system loader" });
-    Box::new(from_env.chain(beside_us).chain(fetched_for_checkout).chain(python).chain(system))
+    Box::new(from_env.chain(beside_us).chain(python).chain(fetched_for_checkout).chain(system))
 }
 
 fn try_load(path: &Path) -> std::result::Result<Runtime, String> {
