@@ -412,7 +412,7 @@ void unet_model_free(struct UnetModel *model);
 UnetStatus unet_model_info(const struct UnetModel *model,
                            struct UnetModelInfo *info);
 
-// The models embedded in this library, by name, comma-separated (e.g. "default,em"): each loads with
+// The models embedded in this library, by name, comma-separated (e.g. "default,em,cells"): each loads with
 // `unet_model_load(NAME, ...)`, so hosts can offer them in a chooser. Only models this build really carries are
 // listed. Never NULL; the string is static.
 const char *unet_model_names(void);
