@@ -299,7 +299,8 @@ mod training {
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{log}");
         let (a, b) = (first.file_name().unwrap().to_string_lossy(), second.file_name().unwrap().to_string_lossy());
-        assert!(log.contains(&format!("{a}: SEG")) && log.contains(&format!("{b}: SEG")), "{log}");
+        assert!(log.contains(&format!("{a}: AP@0.5")) && log.contains(&format!("{b}: AP@0.5")), "{log}");
+        assert!(log.contains("SEG") && log.contains("best so far: epoch 1"), "{log}");
         let out = train("2", true);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let csv = std::fs::read_to_string(run.metrics_csv()).unwrap();
