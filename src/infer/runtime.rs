@@ -1,8 +1,9 @@
 //! Finding and loading the ONNX Runtime shared library, once per process.
 //!
 //! Search order: an explicit path (model options), `UNET_ORT_LIB`, the folder of the binary that contains this
-//! code (libunet.so, or the CLI), an installed Python `onnxruntime`/`onnxruntime-gpu` package, for a cargo build
-//! in `ROOT/target/PROFILE/` the checkout's `ROOT/.onnxruntime` (what `make demo` fetched), the system loader.
+//! code (libunet.so, or the CLI), an installed Python `onnxruntime`/`onnxruntime-gpu` package, for the CLI built
+//! by cargo in `ROOT/target/PROFILE/` the checkout's `ROOT/.onnxruntime` (what `make demo` fetched), the system
+//! loader.
 //! A path may name the library file or a folder holding it. If nothing loads, the error lists every place tried
 //! and why it failed. ONNX Runtime can be loaded only once per process: a later request for another library is
 //! refused with an error rather than silently ignored.
@@ -113,6 +114,10 @@ fn candidates(explicit: Option<&Path>) -> Box<dyn Iterator<Item = Candidate>> {
     // A cargo build (`ROOT/target/PROFILE/unet`) finds the copy `make demo` fetched into `ROOT/.onnxruntime`, so the
     // binary runs by hand after `make demo` without UNET_ORT_LIB.
     let fetched_for_checkout = std::iter::once_with(|| {
+        // The command-line program only: libunet.so in target/ (a host's library under test) keeps its own search.
+        if !running_in_executable() {
+            return None;
+        }
         let dir = own_binary_dir()?;
         let target = dir.parent().filter(|t| t.file_name().is_some_and(|n| n == "target"))?;
         let fetched = target.parent()?.join(".onnxruntime");
@@ -176,6 +181,19 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
+}
+
+/// Whether this code runs inside an executable (the CLI) rather than a shared library (libunet.so).
+fn running_in_executable() -> bool {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let addr = running_in_executable as *const () as *const libc::c_void;
+    // SAFETY: dladdr only reads the loader's tables; `info` is a valid out-pointer.
+    if unsafe { libc::dladdr(addr, &mut info) } == 0 || info.dli_fname.is_null() {
+        return false;
+    }
+    // SAFETY: dli_fname is a NUL-terminated string owned by the loader.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy();
+    !(name.ends_with(".so") || name.contains(".so."))
 }
 
 /// Folder of the shared object or executable that contains this function.
