@@ -3,6 +3,31 @@
 
 use std::collections::HashMap;
 
+/// Object sizes of both label images and the pixel count of every (truth, predicted) pair that overlaps: what SEG
+/// and AP are computed from.
+struct Overlaps {
+    truth_size: HashMap<u32, u64>,
+    pred_size: HashMap<u32, u64>,
+    overlap: HashMap<(u32, u32), u64>,
+}
+
+fn overlaps(truth: &[u32], predicted: &[u32]) -> Overlaps {
+    assert_eq!(truth.len(), predicted.len());
+    let mut o = Overlaps { truth_size: HashMap::new(), pred_size: HashMap::new(), overlap: HashMap::new() };
+    for (&t, &p) in truth.iter().zip(predicted) {
+        if t != 0 {
+            *o.truth_size.entry(t).or_default() += 1;
+        }
+        if p != 0 {
+            *o.pred_size.entry(p).or_default() += 1;
+            if t != 0 {
+                *o.overlap.entry((t, p)).or_default() += 1;
+            }
+        }
+    }
+    o
+}
+
 /// SEG: for each ground-truth object R, the predicted object S with |R ∩ S| > 0.5 |R| (at most one exists) gives
 /// the Jaccard index |R ∩ S| / |R ∪ S|, else 0; SEG is the mean over ground-truth objects. Unannotated cells in
 /// sparse ground truth are not counted. Returns the sum of Jaccard indices and the number of objects, so that
@@ -15,21 +40,7 @@ pub fn seg_sum(truth: &[u32], predicted: &[u32]) -> (f64, usize) {
 /// [`seg_sum`] and the number of ground-truth objects matched (a predicted object covers more than half of it):
 /// matched / predicted instances is the detection precision that SEG does not see.
 pub fn seg_matches(truth: &[u32], predicted: &[u32]) -> (f64, usize, usize) {
-    assert_eq!(truth.len(), predicted.len());
-    let mut truth_size: HashMap<u32, u64> = HashMap::new();
-    let mut pred_size: HashMap<u32, u64> = HashMap::new();
-    let mut overlap: HashMap<(u32, u32), u64> = HashMap::new();
-    for (&t, &p) in truth.iter().zip(predicted) {
-        if t != 0 {
-            *truth_size.entry(t).or_default() += 1;
-            if p != 0 {
-                *overlap.entry((t, p)).or_default() += 1;
-            }
-        }
-        if p != 0 {
-            *pred_size.entry(p).or_default() += 1;
-        }
-    }
+    let Overlaps { truth_size, pred_size, overlap } = overlaps(truth, predicted);
     let (mut sum, mut matched) = (0.0, 0);
     for (&(t, p), &inter) in &overlap {
         let r = truth_size[&t];
@@ -69,22 +80,8 @@ impl Detections {
 /// its IoU exceeds τ. For τ >= 0.5 a true object can match at most one predicted object and vice versa (two
 /// objects with IoU > 0.5 share more than half of each), so the matching is unique without an assignment search.
 pub fn detections(truth: &[u32], predicted: &[u32], taus: &[f64]) -> Vec<Detections> {
-    assert_eq!(truth.len(), predicted.len());
     assert!(taus.iter().all(|&t| t >= 0.5), "one-to-one matching by threshold needs IoU thresholds >= 0.5");
-    let mut truth_size: HashMap<u32, u64> = HashMap::new();
-    let mut pred_size: HashMap<u32, u64> = HashMap::new();
-    let mut overlap: HashMap<(u32, u32), u64> = HashMap::new();
-    for (&t, &p) in truth.iter().zip(predicted) {
-        if t != 0 {
-            *truth_size.entry(t).or_default() += 1;
-        }
-        if p != 0 {
-            *pred_size.entry(p).or_default() += 1;
-            if t != 0 {
-                *overlap.entry((t, p)).or_default() += 1;
-            }
-        }
-    }
+    let Overlaps { truth_size, pred_size, overlap } = overlaps(truth, predicted);
     taus.iter()
         .map(|&tau| {
             let tp = overlap
