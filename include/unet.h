@@ -241,6 +241,9 @@ typedef struct UnetModelInfo {
   // fields left at 0 / "model", e.g. "watershed h=2 smoothing=1 threshold=0.3 min_size=20" or
   // "components min_size=0" (no threshold: the most probable class).
   const char *postprocessing;
+  // Since 0.4. The typical object diameter (pixels) of the model's training data, the size
+  // UnetSegmentOptions.object_size resamples images to (30 when the model does not record one).
+  float object_size;
 } UnetModelInfo;
 
 // Called after each step with (user_data, done, total); return 0 to continue, non-zero to cancel
@@ -290,6 +293,16 @@ typedef struct UnetSegmentOptions {
   // unused); 0 = the maxima of the distance map (watershed_h). Negative = the model's recommendation (0 when
   // watershed_h is given).
   float watershed_seed;
+  // Since 0.4. The channel (from 0) of a multi-channel image that a one-channel model segments, as it is;
+  // negative = the colour rule (an RGB/RGBA image's luminance; otherwise the channels must match the model's).
+  int32_t channel;
+  // Since 0.4. The typical diameter of the image's objects in pixels: the image is resampled so that they match
+  // the size the model was trained at (unet_model_info's object_size), segmented, and the outputs mapped back
+  // (probabilities interpolated, labels from the nearest model pixel inside the foreground). 0 = the image as
+  // it is; negative = measure it: a first pass, and a second at the matching scale when the median instance
+  // diameter is more than 1.5x off. Post-processing runs at the model's scale (watershed parameters in its
+  // pixels; min_size is in the image's pixels).
+  float object_size;
 } UnetSegmentOptions;
 
 // A borrowed image: `height` rows of `width` pixels of `channels` interleaved values, rows `row_stride_bytes`
@@ -323,6 +336,12 @@ typedef struct UnetOutputs {
   size_t labels_len;
   // Set by unet_segment: number of instances in `labels` (0 when labels is NULL).
   uint32_t label_count;
+  // Since 0.4. Set by unet_segment: model pixels per image pixel the network ran at (1 = the image as it is;
+  // see options->object_size).
+  float scale;
+  // Since 0.4. Set by unet_segment: the median instance diameter (pixels) an automatic object size measured
+  // in its first pass; 0 when none was measured.
+  float measured_object_size;
 } UnetOutputs;
 
 // Weight-map options. Initialise with unet_weight_map_options_init().
@@ -448,9 +467,10 @@ UnetStatus unet_image_init(struct UnetImage *image,
 // Segments `image` (u8, u16, u32 or f32) with `model` (overlap-tile, seamless) into the non-NULL buffers of
 // `outputs`: at least one is required, and none may overlap the image or another (UNET_STATUS_INVALID_ARGUMENT).
 // `options` may be NULL (defaults). Many threads may call this with the same model at once.
-// The image's channels must be the model's input channels, except that a one-channel model takes an RGB or RGBA
-// image (3 or 4 channels) as its luminance 0.299 R + 0.587 G + 0.114 B (BT.601; alpha ignored; rounded in the
-// image's integer type), the rule every host shares; any other mismatch is UNET_STATUS_CHANNEL_MISMATCH.
+// The image's channels must be the model's input channels, except that a one-channel model takes one chosen
+// channel of any image (options->channel), or else an RGB or RGBA image (3 or 4 channels) as its luminance
+// 0.299 R + 0.587 G + 0.114 B (BT.601; alpha ignored; rounded in the image's integer type), the rule every host
+// shares; any other mismatch is UNET_STATUS_CHANNEL_MISMATCH.
 //
 // # Safety
 // Every pointer must be NULL or valid for what its type and the documentation above describe.

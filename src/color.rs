@@ -5,8 +5,11 @@
 //! Rule: a one-channel model given an RGB or RGBA image segments its **luminance**
 //! `Y = 0.299 R + 0.587 G + 0.114 B` (ITU-R BT.601 luma, as PIL's `convert("L")`, OpenCV and ImageJ's weighted
 //! conversion compute it); alpha is ignored. Integer images are rounded to the nearest integer of their own type,
-//! so an RGB copy of a gray image (R = G = B) gives back exactly the gray image. Any other mismatch between the
-//! image's channels and the model's is refused.
+//! so an RGB copy of a gray image (R = G = B) gives back exactly the gray image.
+//!
+//! A chosen channel (`channel`, `--channel N`, counted from 0) replaces that rule: a one-channel model segments
+//! that channel of a multi-channel image (fluorescence: one stain of several) as it is. Any other mismatch
+//! between the image's channels and the model's is refused, naming the option.
 
 use crate::{
     error::{Error, Result, UnetStatus},
@@ -45,8 +48,24 @@ impl GrayImage {
 }
 
 /// What a model with `in_channels` inputs is fed for `image`: `None` = the image as it is (channels match),
-/// `Some` = its luminance (RGB/RGBA image, one-channel model). Anything else is a `ChannelMismatch` error.
-pub fn for_model(image: &ImageView, in_channels: usize) -> Result<Option<GrayImage>> {
+/// `Some` = one channel of it (`channel` given, one-channel model) or its luminance (RGB/RGBA image, one-channel
+/// model, no channel given). Anything else is a `ChannelMismatch` error.
+pub fn for_model(image: &ImageView, in_channels: usize, channel: Option<usize>) -> Result<Option<GrayImage>> {
+    if let Some(c) = channel {
+        if c >= image.channels {
+            return Err(Error::new(
+                UnetStatus::ChannelMismatch,
+                format!("channel {c} was chosen, the image has {} channel(s) (counted from 0)", image.channels),
+            ));
+        }
+        if in_channels != 1 {
+            return Err(Error::new(
+                UnetStatus::ChannelMismatch,
+                format!("a channel was chosen, but the model takes {in_channels} channels (all of them, in order)"),
+            ));
+        }
+        return if image.channels == 1 { Ok(None) } else { one_channel(image, c).map(Some) };
+    }
     if image.channels == in_channels {
         return Ok(None);
     }
@@ -58,9 +77,37 @@ pub fn for_model(image: &ImageView, in_channels: usize) -> Result<Option<GrayIma
         format!(
             "the model expects {in_channels} channel(s), the image has {}{}",
             image.channels,
-            if in_channels == 1 { " (only RGB/RGBA images are converted to gray, by their luminance)" } else { "" }
+            if in_channels == 1 {
+                " (RGB/RGBA images are converted to gray by their luminance; choose one channel of any other image \
+                 with the channel option, --channel N)"
+            } else {
+                ""
+            }
         ),
     ))
+}
+
+/// Channel `c` of `image`, in the image's own pixel type.
+pub fn one_channel(image: &ImageView, c: usize) -> Result<GrayImage> {
+    fn pick<T: Copy>(data: &[T], image: &ImageView, c: usize) -> Result<Vec<T>> {
+        let (w, h) = (image.width, image.height);
+        let mut out = Vec::new();
+        out.try_reserve_exact(w * h).map_err(|_| {
+            Error::new(UnetStatus::OutOfMemory, format!("no memory for one {w} x {h} channel of the image"))
+        })?;
+        for y in 0..h {
+            let row = &data[y * image.row_stride..];
+            out.extend((0..w).map(|x| row[x * image.channels + c]));
+        }
+        Ok(out)
+    }
+    let pixels = match image.pixels {
+        Pixels::U8(p) => GrayPixels::U8(pick(p, image, c)?),
+        Pixels::U16(p) => GrayPixels::U16(pick(p, image, c)?),
+        Pixels::U32(p) => GrayPixels::U32(pick(p, image, c)?),
+        Pixels::F32(p) => GrayPixels::F32(pick(p, image, c)?),
+    };
+    Ok(GrayImage { pixels, width: image.width, height: image.height })
 }
 
 /// The BT.601 luminance of an RGB or RGBA view (alpha ignored), in the view's own pixel type.
@@ -115,7 +162,7 @@ mod tests {
         let gray: Vec<u16> = (0..7 * 5).map(|i| (i * 1871 % 65536) as u16).collect();
         let rgb: Vec<u16> = gray.iter().flat_map(|&v| [v, v, v]).collect();
         let view = ImageView::new(Pixels::U16(&rgb), 7, 5, 3, 21).unwrap();
-        let out = for_model(&view, 1).unwrap().expect("converted");
+        let out = for_model(&view, 1, None).unwrap().expect("converted");
         assert_eq!(out.pixels, GrayPixels::U16(gray));
         let rgba: Vec<u8> = (0..6 * 4).flat_map(|i| [i as u8 * 9, i as u8 * 9, i as u8 * 9, 17]).collect();
         let view = ImageView::new(Pixels::U8(&rgba), 6, 4, 4, 24).unwrap();
@@ -139,12 +186,30 @@ mod tests {
     fn other_mismatches_are_refused() {
         let p = vec![0u8; 2 * 2 * 2];
         let two = ImageView::new(Pixels::U8(&p), 2, 2, 2, 4).unwrap();
-        let e = for_model(&two, 1).unwrap_err();
+        let e = for_model(&two, 1, None).unwrap_err();
         assert_eq!(e.status(), UnetStatus::ChannelMismatch);
-        assert!(e.to_string().contains("RGB/RGBA"), "{e}");
+        assert!(e.to_string().contains("RGB/RGBA") && e.to_string().contains("--channel"), "{e}");
         let p = vec![0u8; 4];
         let one = ImageView::new(Pixels::U8(&p), 2, 2, 1, 2).unwrap();
-        assert_eq!(for_model(&one, 3).unwrap_err().status(), UnetStatus::ChannelMismatch);
-        assert!(for_model(&one, 1).unwrap().is_none());
+        assert_eq!(for_model(&one, 3, None).unwrap_err().status(), UnetStatus::ChannelMismatch);
+        assert!(for_model(&one, 1, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_chosen_channel_is_segmented_as_it_is() {
+        // Three channels with distinct values: channel 1 of a padded-row view comes back exactly.
+        let p: Vec<u16> = vec![1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 9, 10, 11, 12, 0, 0];
+        let view = ImageView::new(Pixels::U16(&p), 2, 2, 3, 8).unwrap();
+        assert_eq!(for_model(&view, 1, Some(1)).unwrap().unwrap().pixels, GrayPixels::U16(vec![2, 5, 8, 11]));
+        let two = vec![0.5f32, 9.0, 1.5, 8.0];
+        let view = ImageView::new(Pixels::F32(&two), 2, 1, 2, 4).unwrap();
+        assert_eq!(for_model(&view, 1, Some(0)).unwrap().unwrap().pixels, GrayPixels::F32(vec![0.5, 1.5]));
+        let e = for_model(&view, 1, Some(2)).unwrap_err();
+        assert!(e.status() == UnetStatus::ChannelMismatch && e.message().contains("channel 2"), "{e}");
+        let e = for_model(&view, 2, Some(0)).unwrap_err();
+        assert!(e.message().contains("takes 2 channels"), "{e}");
+        let gray = [1u8, 2];
+        let view = ImageView::new(Pixels::U8(&gray), 2, 1, 1, 2).unwrap();
+        assert!(for_model(&view, 1, Some(0)).unwrap().is_none(), "channel 0 of a gray image is the image");
     }
 }

@@ -13,6 +13,7 @@ pub mod geometry;
 pub mod image;
 pub mod metadata;
 pub mod postprocessing;
+pub mod resample;
 
 // The layers: inference (what the C ABI needs), the network, data and scoring, training, and the C skin.
 pub mod data;
@@ -24,7 +25,7 @@ pub mod train;
 
 // Every module keeps its short path (`unet::segment`, `crate::onnx`, ...): hosts, tests and the CLI use them.
 pub use data::{augment, dataset, evaluate, imageio, metrics, synthetic, weight_map};
-pub use infer::{gpu_memory, instances, labels, model, normalize, provider, runtime, segment, tiling};
+pub use infer::{gpu_memory, instances, labels, model, normalize, object_size, provider, runtime, segment, tiling};
 pub use net::{baseline, onnx, weights};
 
 pub use error::{Error, Result, UnetStatus};
@@ -33,6 +34,7 @@ pub use image::{ImageView, Pixels};
 pub use labels::Connectivity;
 pub use metadata::{ModelMetadata, Normalization};
 pub use model::{Model, ModelOptions};
+pub use object_size::ObjectSize;
 pub use postprocessing::{InstanceMethod, InstanceRequest, PostProcessing, Watershed, WatershedOverrides};
 pub use provider::Provider;
 pub use segment::{

@@ -71,7 +71,14 @@ pub struct ModelMetadata {
     /// Set for a network unet did not write (a bioimage.io package wrapped to unet's input/output convention):
     /// then `arch` gives only channels and classes, and the sizes come from here.
     pub imported: Option<ImportedNetwork>,
+    /// The typical object diameter of the training data in pixels (the median over its instances of
+    /// 2 sqrt(area / pi)), measured by the trainer: the scale the `object_size` option resamples images to.
+    /// `None` for models written before this key; they count as [`DEFAULT_OBJECT_SIZE`].
+    pub object_size: Option<f32>,
 }
+
+/// The object diameter (pixels) assumed for a model that does not record its own (Cellpose's convention, 30 px).
+pub const DEFAULT_OBJECT_SIZE: f32 = 30.0;
 
 /// The size rules of an imported network, as its package declares them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +106,7 @@ mod key {
     pub const POSTPROCESSING: &str = "unet.postprocessing";
     pub const INPUT_SIZES: &str = "unet.input_sizes";
     pub const MAX_BATCH: &str = "unet.max_batch";
+    pub const OBJECT_SIZE: &str = "unet.object_size";
 }
 
 impl ModelMetadata {
@@ -115,7 +123,13 @@ impl ModelMetadata {
             provenance: provenance.into(),
             postprocessing: None,
             imported: None,
+            object_size: None,
         }
+    }
+
+    /// The object diameter (pixels) this model segments best: its recorded one, else [`DEFAULT_OBJECT_SIZE`].
+    pub fn object_size_or_default(&self) -> f32 {
+        self.object_size.unwrap_or(DEFAULT_OBJECT_SIZE)
     }
 
     /// Key/value pairs for the ONNX file.
@@ -138,6 +152,9 @@ impl ModelMetadata {
         let mut props: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         if let Some(pp) = &self.postprocessing {
             props.push((key::POSTPROCESSING.to_string(), pp.to_meta()));
+        }
+        if let Some(size) = self.object_size {
+            props.push((key::OBJECT_SIZE.to_string(), format!("{size}")));
         }
         if let Some(imported) = &self.imported {
             let fixed = if g.fixed { " fixed" } else { "" };
@@ -222,6 +239,13 @@ impl ModelMetadata {
         let postprocessing = lookup(key::POSTPROCESSING)
             .map(|s| PostProcessing::parse(&s).map_err(|e| incompatible(format!("model metadata: {}", e.message()))))
             .transpose()?;
+        let object_size = lookup(key::OBJECT_SIZE)
+            .map(|s| {
+                s.trim().parse::<f32>().ok().filter(|d| valid_object_size(*d)).ok_or_else(|| {
+                    incompatible(format!("model metadata '{}' = '{s}' is not a diameter in pixels", key::OBJECT_SIZE))
+                })
+            })
+            .transpose()?;
         Ok(ModelMetadata {
             arch,
             normalization,
@@ -229,6 +253,7 @@ impl ModelMetadata {
             provenance: lookup(key::PROVENANCE).unwrap_or_default(),
             postprocessing,
             imported,
+            object_size,
         })
     }
 
@@ -243,6 +268,11 @@ impl ModelMetadata {
     pub fn base_width_for_memory(&self) -> usize {
         if self.imported.is_some() { IMPORTED_BASE_WIDTH } else { self.arch.base_width }
     }
+}
+
+/// An object diameter a model may record or a caller may give: finite, 1 to 10 000 pixels.
+pub fn valid_object_size(d: f32) -> bool {
+    d.is_finite() && (1.0..=10_000.0).contains(&d)
 }
 
 /// `min=96 step=8` or `min=96 step=8 fixed` (see [`ModelMetadata::to_props`]).
@@ -275,6 +305,14 @@ mod tests {
             Some(PostProcessing::parse("watershed h=3 smoothing=0.5 threshold=0.6 min_size=9").unwrap());
         let with_pp: HashMap<String, String> = meta.to_props().into_iter().collect();
         assert_eq!(ModelMetadata::from_lookup(|k| with_pp.get(k).cloned()).unwrap(), meta);
+        meta.object_size = Some(17.25);
+        let sized: HashMap<String, String> = meta.to_props().into_iter().collect();
+        assert_eq!(ModelMetadata::from_lookup(|k| sized.get(k).cloned()).unwrap(), meta);
+        for bad in ["0", "-3", "nan", "inf", "big"] {
+            let mut m = sized.clone();
+            m.insert("unet.object_size".into(), bad.into());
+            assert!(ModelMetadata::from_lookup(|k| m.get(k).cloned()).is_err(), "{bad}");
+        }
         let mut bad_pp = with_pp.clone();
         bad_pp.insert("unet.postprocessing".into(), "watershed h=-3".into());
         let err = ModelMetadata::from_lookup(|k| bad_pp.get(k).cloned()).unwrap_err();

@@ -571,3 +571,98 @@ fn a_cargo_built_binary_finds_the_checkouts_onnx_runtime() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(said.contains(&format!("from {}", fetched.display())), "{said}");
 }
+
+#[test]
+fn channel_and_object_size_options() {
+    let dir = std::env::temp_dir().join(format!("unet-cli-size-{}", std::process::id()));
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("images")).unwrap();
+    std::fs::create_dir_all(data.join("labels")).unwrap();
+    let (img, truth) = (data.join("images/a.tif"), data.join("labels/a.tif"));
+    let made = unet()
+        .args(["sample-image", "--width", "256", "--height", "256", "--cells", "20", "--seed", "3"])
+        .arg(&img)
+        .arg("--labels")
+        .arg(&truth)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // `object-size` measures the data and records the size in a model; `info` shows it.
+    let baseline = dir.join("baseline.onnx");
+    assert!(unet().arg("export-baseline").arg(&baseline).status().unwrap().success());
+    let sized = dir.join("sized.onnx");
+    let out = unet().arg("object-size").arg(&data).arg("--into").arg(&baseline).arg("-o").arg(&sized).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    let (t, _, _) = unet::imageio::read_labels(&truth).unwrap();
+    let expected = unet::object_size::median_diameter(&t).unwrap();
+    assert!(said.contains(&format!("median diameter {} px", (expected * 10.0).round() / 10.0)), "{said}");
+    let info = unet().arg("info").arg("-m").arg(&sized).output().unwrap();
+    assert!(String::from_utf8_lossy(&info.stdout).contains("object size: "), "{info:?}");
+
+    // Half the model's object size: the image runs at scale 2 and the labels keep the image's size.
+    let labels = dir.join("labels.tif");
+    let size = format!("{}", (expected * 10.0).round() / 20.0);
+    let out = unet()
+        .arg("segment")
+        .arg(&img)
+        .arg("-m")
+        .arg(&sized)
+        .arg("--labels")
+        .arg(&labels)
+        .args(["--object-size", &size, "--verbose"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains("at scale 2.00") && said.contains("resampling"), "{said}");
+    let (_, w, h) = unet::imageio::read_labels(&labels).unwrap();
+    assert_eq!((w, h), (256, 256));
+    // auto says what it measured; nonsense sizes are refused by the parser.
+    let out = unet()
+        .arg("segment")
+        .arg(&img)
+        .arg("-m")
+        .arg(&sized)
+        .arg("--labels")
+        .arg(&labels)
+        .args(["--object-size", "auto"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains("objects measured"), "{said}");
+    let out =
+        unet().arg("segment").arg(&img).arg("--labels").arg(&labels).args(["--object-size", "0"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("diameter"));
+
+    // --channel: a 2-channel image whose channel 1 is the sample gives the sample's labels; without a choice it
+    // is refused with the option named.
+    let gray = unet::imageio::read_image(&img).unwrap();
+    let unet::imageio::PixelBuffer::U16(g) = &gray.pixels else { panic!("the sample image is 16-bit") };
+    // A TIFF with two 16-bit samples per pixel (two fluorescence channels, interleaved).
+    struct TwoChannels16;
+    impl tiff::encoder::colortype::ColorType for TwoChannels16 {
+        type Inner = u16;
+        const TIFF_VALUE: tiff::tags::PhotometricInterpretation = tiff::tags::PhotometricInterpretation::BlackIsZero;
+        const BITS_PER_SAMPLE: &'static [u16] = &[16, 16];
+        const SAMPLE_FORMAT: &'static [tiff::tags::SampleFormat] =
+            &[tiff::tags::SampleFormat::Uint, tiff::tags::SampleFormat::Uint];
+        fn horizontal_predict(_: &[u16], _: &mut Vec<u16>) {
+            unreachable!("written without a predictor")
+        }
+    }
+    let two_path = dir.join("two.tif");
+    let two: Vec<u16> = g.iter().enumerate().flat_map(|(i, &v)| [(i % 256) as u16 * 50, v]).collect();
+    let file = std::fs::File::create(&two_path).unwrap();
+    tiff::encoder::TiffEncoder::new(file).unwrap().write_image::<TwoChannels16>(256, 256, &two).unwrap();
+    let (one_labels, two_labels) = (dir.join("one.tif"), dir.join("two-labels.tif"));
+    let run = |image: &std::path::Path, out: &std::path::Path, extra: &[&str]| {
+        unet().arg("segment").arg(image).arg("-m").arg(&baseline).arg("--labels").arg(out).args(extra).output().unwrap()
+    };
+    assert!(run(&img, &one_labels, &[]).status.success());
+    let out = run(&two_path, &two_labels, &["--channel", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(unet::imageio::read_labels(&one_labels).unwrap(), unet::imageio::read_labels(&two_labels).unwrap());
+    let out = run(&two_path, &two_labels, &[]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--channel"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -77,6 +77,15 @@ pub struct Split {
     pub val: Vec<Sample>,
 }
 
+/// The median instance diameter (2 sqrt(area / pi), 0.1 px steps) over every image of `samples`: what a model
+/// trained on them records as its object size.
+pub fn median_object_diameter(samples: &[Sample]) -> Option<f32> {
+    let all: Vec<f64> = samples.iter().flat_map(|s| crate::object_size::diameters(&s.labels)).collect();
+    crate::object_size::median(all)
+        .map(|d| (d * 10.0).round() / 10.0)
+        .filter(|&d| crate::metadata::valid_object_size(d))
+}
+
 fn io(path: &Path, what: impl std::fmt::Display) -> Error {
     Error::new(UnetStatus::Io, format!("{}: {what}", path.display()))
 }

@@ -112,6 +112,12 @@ fn decode_tiff_page<R: std::io::Read + std::io::Seek>(path: &Path, dec: &mut Dec
         tiff::ColorType::RGB(_) => 3,
         tiff::ColorType::RGBA(_) => 4,
         tiff::ColorType::GrayA(_) => 2,
+        // Several channels interleaved in one page (e.g. two fluorescence stains): choose one with --channel.
+        tiff::ColorType::Multiband { num_samples, .. }
+            if (1..=crate::image::MAX_CHANNELS).contains(&(num_samples as usize)) =>
+        {
+            num_samples as usize
+        }
         other => return Err(io_err(path, format!("unsupported TIFF colour type {other:?}"))),
     };
     let pixels = match dec.read_image().map_err(|e| io_err(path, e))? {

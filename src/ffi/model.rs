@@ -139,6 +139,7 @@ impl Versioned for UnetModelInfo {
             ort_version: null,
             ort_library: null,
             postprocessing: null,
+            object_size: crate::metadata::DEFAULT_OBJECT_SIZE,
         }
     }
 }
@@ -177,6 +178,9 @@ pub struct UnetModelInfo {
     /// fields left at 0 / "model", e.g. "watershed h=2 smoothing=1 threshold=0.3 min_size=20" or
     /// "components min_size=0" (no threshold: the most probable class).
     pub postprocessing: *const c_char,
+    /// Since 0.4. The typical object diameter (pixels) of the model's training data, the size
+    /// UnetSegmentOptions.object_size resamples images to (30 when the model does not record one).
+    pub object_size: f32,
 }
 
 /// Fills `options` with defaults (provider auto, threads 0, library search).
@@ -311,6 +315,7 @@ pub unsafe extern "C" fn unet_model_info(model: *const UnetModel, info: *mut Une
             ort_version: s.ort_version.as_ptr(),
             ort_library: s.ort_library.as_ptr(),
             postprocessing: s.postprocessing.as_ptr(),
+            object_size: meta.object_size_or_default(),
         };
         // SAFETY: the caller provides its `struct_size` (>= V1_SIZE, checked above) writable bytes.
         unsafe { write_versioned(info, &value) };

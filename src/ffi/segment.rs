@@ -9,6 +9,7 @@ use crate::{
     instances::{InstanceRequest, PostProcessing, WatershedOverrides, resolve_instances},
     labels::Connectivity,
     metadata::Normalization,
+    object_size::ObjectSize,
     segment::{Progress, SegmentOptions, SegmentOutputs, instances_from_probabilities},
     tiling::DEFAULT_MEMORY_BUDGET,
 };
@@ -132,6 +133,16 @@ pub struct UnetSegmentOptions {
     /// unused); 0 = the maxima of the distance map (watershed_h). Negative = the model's recommendation (0 when
     /// watershed_h is given).
     pub watershed_seed: f32,
+    /// Since 0.4. The channel (from 0) of a multi-channel image that a one-channel model segments, as it is;
+    /// negative = the colour rule (an RGB/RGBA image's luminance; otherwise the channels must match the model's).
+    pub channel: i32,
+    /// Since 0.4. The typical diameter of the image's objects in pixels: the image is resampled so that they match
+    /// the size the model was trained at (unet_model_info's object_size), segmented, and the outputs mapped back
+    /// (probabilities interpolated, labels from the nearest model pixel inside the foreground). 0 = the image as
+    /// it is; negative = measure it: a first pass, and a second at the matching scale when the median instance
+    /// diameter is more than 1.5x off. Post-processing runs at the model's scale (watershed parameters in its
+    /// pixels; min_size is in the image's pixels).
+    pub object_size: f32,
 }
 
 impl Versioned for UnetSegmentOptions {
@@ -155,6 +166,8 @@ impl Versioned for UnetSegmentOptions {
             watershed_smoothing: -1.0,
             test_time_augmentation: 0,
             watershed_seed: -1.0,
+            channel: -1,
+            object_size: 0.0,
         }
     }
 }
@@ -177,6 +190,12 @@ pub struct UnetOutputs {
     pub labels_len: usize,
     /// Set by unet_segment: number of instances in `labels` (0 when labels is NULL).
     pub label_count: u32,
+    /// Since 0.4. Set by unet_segment: model pixels per image pixel the network ran at (1 = the image as it is;
+    /// see options->object_size).
+    pub scale: f32,
+    /// Since 0.4. Set by unet_segment: the median instance diameter (pixels) an automatic object size measured
+    /// in its first pass; 0 when none was measured.
+    pub measured_object_size: f32,
 }
 
 impl Versioned for UnetOutputs {
@@ -191,6 +210,8 @@ impl Versioned for UnetOutputs {
             labels: std::ptr::null_mut(),
             labels_len: 0,
             label_count: 0,
+            scale: 1.0,
+            measured_object_size: 0.0,
         }
     }
 }
@@ -403,6 +424,12 @@ fn segment_options<'p>(o: &UnetSegmentOptions, recommended: Option<PostProcessin
         tiles_per_run: o.tiles_per_run as usize,
         normalization,
         test_time_augmentation: o.test_time_augmentation != 0,
+        channel: usize::try_from(o.channel).ok(),
+        object_size: match o.object_size {
+            0.0 => ObjectSize::AsIs,
+            d if d < 0.0 => ObjectSize::Auto,
+            d => ObjectSize::Pixels(d), // NaN and other non-diameters are refused by the library
+        },
         progress: None,
     })
 }
@@ -410,9 +437,10 @@ fn segment_options<'p>(o: &UnetSegmentOptions, recommended: Option<PostProcessin
 /// Segments `image` (u8, u16, u32 or f32) with `model` (overlap-tile, seamless) into the non-NULL buffers of
 /// `outputs`: at least one is required, and none may overlap the image or another (UNET_STATUS_INVALID_ARGUMENT).
 /// `options` may be NULL (defaults). Many threads may call this with the same model at once.
-/// The image's channels must be the model's input channels, except that a one-channel model takes an RGB or RGBA
-/// image (3 or 4 channels) as its luminance 0.299 R + 0.587 G + 0.114 B (BT.601; alpha ignored; rounded in the
-/// image's integer type), the rule every host shares; any other mismatch is UNET_STATUS_CHANNEL_MISMATCH.
+/// The image's channels must be the model's input channels, except that a one-channel model takes one chosen
+/// channel of any image (options->channel), or else an RGB or RGBA image (3 or 4 channels) as its luminance
+/// 0.299 R + 0.587 G + 0.114 B (BT.601; alpha ignored; rounded in the image's integer type), the rule every host
+/// shares; any other mismatch is UNET_STATUS_CHANNEL_MISMATCH.
 ///
 /// # Safety
 /// Every pointer must be NULL or valid for what its type and the documentation above describe.
@@ -455,8 +483,14 @@ pub unsafe extern "C" fn unet_segment(
         };
         segment_opts.progress = Some(&mut callback);
         let report = model.model.segment(&view, segment_opts, SegmentOutputs { probabilities, mask, labels })?;
-        // SAFETY: `outputs` was validated by read_outputs.
-        unsafe { (*outputs).label_count = report.label_count };
+        // SAFETY: `outputs` was validated by read_outputs; fields after the caller's struct_size are not written.
+        unsafe {
+            (*outputs).label_count = report.label_count;
+            if outs.struct_size as usize >= std::mem::offset_of!(UnetOutputs, measured_object_size) + 4 {
+                (*outputs).scale = report.scale as f32;
+                (*outputs).measured_object_size = report.measured_object_size.unwrap_or(0.0);
+            }
+        }
         Ok(())
     })
 }

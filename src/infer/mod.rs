@@ -7,6 +7,7 @@ pub mod instances;
 pub mod labels;
 pub mod model;
 pub mod normalize;
+pub mod object_size;
 pub mod provider;
 pub mod runtime;
 pub mod segment;

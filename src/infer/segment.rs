@@ -13,6 +13,7 @@ use crate::{
     metadata::Normalization,
     model::Model,
     normalize::Normalizer,
+    object_size::{self, ObjectSize, ScaledResults},
     provider::Provider,
     tiling::{DEFAULT_MEMORY_BUDGET, Tile, TilePlan, max_tile_for_budget, mirror},
 };
@@ -50,6 +51,12 @@ pub struct SegmentOptions<'p> {
     /// Test-time augmentation: each tile also runs mirrored (left-right, up-down, both) and the four probability
     /// maps, mirrored back, are averaged. Four times the network time; smoother borders, fewer merged cells.
     pub test_time_augmentation: bool,
+    /// The channel (from 0) of a multi-channel image that a one-channel model segments; `None` = the colour rule
+    /// (RGB/RGBA: luminance; see [`crate::color`]).
+    pub channel: Option<usize>,
+    /// How big the image's objects are: the image is resampled so they match the model's object size, and the
+    /// results mapped back (see [`object_size`]).
+    pub object_size: ObjectSize,
     pub progress: Option<&'p mut ProgressFn<'p>>,
 }
 
@@ -65,6 +72,8 @@ impl Default for SegmentOptions<'_> {
             tiles_per_run: 0,
             normalization: None,
             test_time_augmentation: false,
+            channel: None,
+            object_size: ObjectSize::AsIs,
             progress: None,
         }
     }
@@ -82,7 +91,7 @@ pub struct SegmentOutputs<'a> {
 }
 
 /// What a segmentation did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SegmentReport {
     pub label_count: u32,
     pub tiles: usize,
@@ -91,6 +100,10 @@ pub struct SegmentReport {
     pub tiles_per_run: usize,
     /// How often the GPU ran out of memory and the run was retried with fewer or smaller tiles.
     pub out_of_memory_retries: usize,
+    /// Model pixels per image pixel the network ran at (1 = the image as it is; see `object_size`).
+    pub scale: f64,
+    /// The median instance diameter (image pixels) that `ObjectSize::Auto` measured in its first pass.
+    pub measured_object_size: Option<f32>,
     pub timings: SegmentTimings,
 }
 
@@ -111,7 +124,36 @@ pub struct SegmentTimings {
     pub write_outputs: Duration,
     /// Instance labels (components or watershed).
     pub labels: Duration,
+    /// Resampling the image to the model's scale and the outputs back (`object_size`).
+    pub resample: Duration,
 }
+
+impl std::ops::AddAssign for SegmentTimings {
+    fn add_assign(&mut self, o: SegmentTimings) {
+        self.normalize += o.normalize;
+        self.fill_tiles += o.fill_tiles;
+        self.network += o.network;
+        self.write_outputs += o.write_outputs;
+        self.labels += o.labels;
+        self.resample += o.resample;
+    }
+}
+
+/// The options of one network pass (everything but the channel, object size and progress).
+#[derive(Clone, Copy)]
+struct PassOptions {
+    threshold: Option<f32>,
+    min_size: usize,
+    instances: Option<InstanceMethod>,
+    connectivity: Connectivity,
+    memory_budget: usize,
+    max_tile: Option<usize>,
+    tiles_per_run: usize,
+    test_time_augmentation: bool,
+}
+
+/// The progress callback of a pass (`false` = cancel).
+type Report<'a> = dyn FnMut(Progress) -> bool + 'a;
 
 impl Model {
     /// Segments `image` into the requested outputs.
@@ -122,13 +164,25 @@ impl Model {
         outputs: SegmentOutputs,
     ) -> Result<SegmentReport> {
         let meta = self.metadata();
-        let (arch, geometry) = (meta.arch, meta.geometry());
-        let Resolved { threshold, min_size, method } =
-            Resolved::new(options.threshold, options.min_size, options.instances, meta.postprocessing)?;
-        let (memory_budget, max_tile) = (options.memory_budget, options.max_tile);
+        let pass = PassOptions {
+            threshold: options.threshold,
+            min_size: options.min_size,
+            instances: options.instances,
+            connectivity: options.connectivity,
+            memory_budget: options.memory_budget,
+            max_tile: options.max_tile,
+            tiles_per_run: options.tiles_per_run,
+            test_time_augmentation: options.test_time_augmentation,
+        };
+        Resolved::new(pass.threshold, pass.min_size, pass.instances, meta.postprocessing)?;
+        if pass.memory_budget == 0 && pass.max_tile.is_none() {
+            return Err(Error::invalid_argument("memory budget is 0 bytes"));
+        }
         let mut progress = options.progress;
-        // RGB/RGBA for a one-channel model: its luminance (crate::color, the one colour rule of every host).
-        let gray = crate::color::for_model(image, arch.in_channels)?;
+        let mut report_progress = |p: Progress| progress.as_mut().is_none_or(|f| f(p));
+        // The channel rule: a chosen channel, or RGB/RGBA's luminance for a one-channel model (crate::color, the
+        // one rule of every host).
+        let gray = crate::color::for_model(image, meta.arch.in_channels, options.channel)?;
         let gray_view;
         let image = match &gray {
             Some(g) => {
@@ -137,34 +191,168 @@ impl Model {
             }
             None => image,
         };
-        let area = image.area();
-        let SegmentOutputs { mut probabilities, mut mask, mut labels } = outputs;
         check_buffer_lengths(
             &[
-                ("probabilities", probabilities.as_ref().map(|b| b.len())),
-                ("mask", mask.as_ref().map(|b| b.len())),
-                ("labels", labels.as_ref().map(|b| b.len())),
+                ("probabilities", outputs.probabilities.as_ref().map(|b| b.len())),
+                ("mask", outputs.mask.as_ref().map(|b| b.len())),
+                ("labels", outputs.labels.as_ref().map(|b| b.len())),
             ],
-            area,
+            image.area(),
         )?;
-        if memory_budget == 0 && max_tile.is_none() {
-            return Err(Error::invalid_argument("memory budget is 0 bytes"));
-        }
-
-        let mut timings = SegmentTimings::default();
+        // Normalised by the image's own statistics at any scale (resampling must not move the percentiles).
         let clock = Instant::now();
         let normalizer = Normalizer::for_image(image, options.normalization.unwrap_or(meta.normalization))?;
-        timings.normalize = clock.elapsed();
-
-        let on_cuda = self.provider().used == Provider::Cuda;
-        let (mut batch, mut max_tile) = self.first_batch_and_tile(options.tiles_per_run, memory_budget, max_tile);
-        let writer = OutputWriter { width: image.width, classes: arch.classes, threshold, method };
-        let pass = TilePass {
-            image,
-            normalizer: &normalizer,
-            test_time_augmentation: options.test_time_augmentation,
-            writer: &writer,
+        let normalize = clock.elapsed();
+        let model_size = meta.object_size_or_default();
+        let mut report = match options.object_size {
+            ObjectSize::AsIs => self.segment_scaled(image, &normalizer, &pass, 1.0, outputs, &mut report_progress)?,
+            ObjectSize::Pixels(d) => {
+                let scale = object_size::scale_for(model_size, d)?;
+                self.segment_scaled(image, &normalizer, &pass, scale, outputs, &mut report_progress)?
+            }
+            ObjectSize::Auto => self.segment_auto(image, &normalizer, &pass, outputs, &mut report_progress)?,
         };
+        report.timings.normalize += normalize;
+        Ok(report)
+    }
+
+    /// `ObjectSize::Auto`: a pass at the image's scale measures the instances; when their median diameter is
+    /// far from the model's, a second pass at the matching scale replaces every output. The progress total
+    /// counts a second pass until the first shows whether it is needed.
+    fn segment_auto(
+        &self,
+        image: &ImageView,
+        normalizer: &Normalizer,
+        pass: &PassOptions,
+        outputs: SegmentOutputs,
+        progress: &mut Report,
+    ) -> Result<SegmentReport> {
+        let SegmentOutputs { mut probabilities, mut mask, labels } = outputs;
+        let wants_labels = labels.is_some();
+        let mut own_labels;
+        let labels: &mut [u32] = match labels {
+            Some(l) => l,
+            None => {
+                own_labels = object_size::zeroed(image.area(), "the first pass's labels")?;
+                &mut own_labels
+            }
+        };
+        let mut first_total = 0;
+        let mut first_progress = |p: Progress| {
+            first_total = p.total;
+            progress(Progress { done: p.done, total: 2 * p.total })
+        };
+        let first_outputs = SegmentOutputs {
+            probabilities: probabilities.as_deref_mut(),
+            mask: mask.as_deref_mut(),
+            labels: Some(&mut *labels),
+        };
+        let mut first = self.segment_scaled(image, normalizer, pass, 1.0, first_outputs, &mut first_progress)?;
+        let measured = object_size::median_diameter(&labels[..image.area()]);
+        first.measured_object_size = measured;
+        let Some(scale) = object_size::auto_scale(self.metadata().object_size_or_default(), measured) else {
+            if !wants_labels {
+                first.label_count = 0;
+            }
+            progress(Progress { done: first_total, total: first_total });
+            return Ok(first);
+        };
+        let mut second_progress =
+            |p: Progress| progress(Progress { done: first_total + p.done, total: first_total + p.total });
+        let second_outputs = SegmentOutputs { probabilities, mask, labels: wants_labels.then_some(labels) };
+        let mut second = self.segment_scaled(image, normalizer, pass, scale, second_outputs, &mut second_progress)?;
+        second.measured_object_size = measured;
+        second.timings += first.timings;
+        Ok(second)
+    }
+
+    /// One pass at `scale` model pixels per image pixel: the image resampled, segmented, and the outputs mapped
+    /// back (1 = the image as it is).
+    fn segment_scaled(
+        &self,
+        image: &ImageView,
+        normalizer: &Normalizer,
+        pass: &PassOptions,
+        scale: f64,
+        outputs: SegmentOutputs,
+        progress: &mut Report,
+    ) -> Result<SegmentReport> {
+        if scale == 1.0 {
+            return self.segment_once(image, normalizer, pass, outputs, progress);
+        }
+        let clock = Instant::now();
+        let (width, height) = (image.width, image.height);
+        let (sw, sh) = object_size::scaled_size(width, height, scale)?;
+        let scaled_pixels = {
+            let packed = object_size::packed_f32(image)?;
+            crate::resample::resample(&packed, (width, height, image.channels), (sw, sh))
+        };
+        let scaled = ImageView::new(Pixels::F32(&scaled_pixels), sw, sh, image.channels, sw * image.channels)?;
+        let SegmentOutputs { probabilities, mask, labels } = outputs;
+        let multi_class = self.metadata().arch.classes > 2;
+        let mut scaled_probabilities = object_size::zeroed::<f32>(sw * sh, "probabilities at the model's scale")?;
+        let mut scaled_mask = match multi_class && (mask.is_some() || labels.is_some()) {
+            true => Some(object_size::zeroed::<u8>(sw * sh, "the mask at the model's scale")?),
+            false => None,
+        };
+        let mut scaled_labels = match labels.is_some() {
+            true => Some(object_size::zeroed::<u32>(sw * sh, "labels at the model's scale")?),
+            false => None,
+        };
+        let scaled_pass = PassOptions { min_size: object_size::scaled_min_size(pass.min_size, scale), ..*pass };
+        let resample_in = clock.elapsed();
+        let mut report = self.segment_once(
+            &scaled,
+            normalizer,
+            &scaled_pass,
+            SegmentOutputs {
+                probabilities: Some(&mut scaled_probabilities),
+                mask: scaled_mask.as_deref_mut(),
+                labels: scaled_labels.as_deref_mut(),
+            },
+            progress,
+        )?;
+        let clock = Instant::now();
+        let threshold =
+            Resolved::new(pass.threshold, pass.min_size, pass.instances, self.metadata().postprocessing)?.threshold;
+        let writer = OutputWriter { width, classes: 2, threshold, method: InstanceMethod::Components };
+        let classify = |p: f32| writer.classify(|k| if k == 1 { p } else { 1.0 - p }).1 as u8;
+        let results = ScaledResults {
+            width: sw,
+            height: sh,
+            probabilities: &scaled_probabilities,
+            mask: scaled_mask.as_deref(),
+            labels: scaled_labels.as_deref(),
+        };
+        let count = object_size::map_back(&results, (width, height), &classify, probabilities, mask, labels)?;
+        report.label_count = count;
+        report.scale = scale;
+        report.timings.resample += resample_in + clock.elapsed();
+        Ok(report)
+    }
+
+    /// One pass of the network over `image` as it is (tiled), writing the requested outputs.
+    fn segment_once(
+        &self,
+        image: &ImageView,
+        normalizer: &Normalizer,
+        pass: &PassOptions,
+        outputs: SegmentOutputs,
+        progress: &mut Report,
+    ) -> Result<SegmentReport> {
+        let meta = self.metadata();
+        let (arch, geometry) = (meta.arch, meta.geometry());
+        let Resolved { threshold, min_size, method } =
+            Resolved::new(pass.threshold, pass.min_size, pass.instances, meta.postprocessing)?;
+        let area = image.area();
+        let SegmentOutputs { mut probabilities, mut mask, mut labels } = outputs;
+        let mut timings = SegmentTimings::default();
+        let on_cuda = self.provider().used == Provider::Cuda;
+        let (mut batch, mut max_tile) =
+            self.first_batch_and_tile(pass.tiles_per_run, pass.memory_budget, pass.max_tile);
+        let writer = OutputWriter { width: image.width, classes: arch.classes, threshold, method };
+        let tile_pass =
+            TilePass { image, normalizer, test_time_augmentation: pass.test_time_augmentation, writer: &writer };
         let mut out_of_memory_retries = 0;
         // A GPU out of memory is retried with fewer tiles per run, then smaller tiles; every attempt rewrites
         // every output pixel, so nothing of a failed attempt survives.
@@ -172,7 +360,7 @@ impl Model {
             let plan = TilePlan::new(&geometry, image.height, image.width, max_tile);
             batch = batch.min(plan.len());
             let outputs = (&mut probabilities, &mut mask, &mut labels);
-            let attempt = self.run_tiles(&pass, &plan, batch, outputs, &mut progress, &mut timings);
+            let attempt = self.run_tiles(&tile_pass, &plan, batch, outputs, progress, &mut timings);
             match attempt {
                 Ok(()) => break (plan, batch),
                 Err(e) if e.status() == UnetStatus::OutOfMemory && on_cuda => {
@@ -185,18 +373,11 @@ impl Model {
         let mut label_count = 0;
         if let Some(labels) = labels {
             let clock = Instant::now();
-            label_count = label_instances(
-                &mut labels[..area],
-                image.width,
-                image.height,
-                method,
-                options.connectivity,
-                min_size,
-            )?;
+            label_count =
+                label_instances(&mut labels[..area], image.width, image.height, method, pass.connectivity, min_size)?;
             timings.labels = clock.elapsed();
             let total = plan.len().div_ceil(batch) + 1;
-            let keep_going = progress.as_mut().is_none_or(|f| f(Progress { done: total, total }));
-            if !keep_going {
+            if !progress(Progress { done: total, total }) {
                 return Err(Error::new(UnetStatus::Cancelled, format!("cancelled after {total} of {total} steps")));
             }
         }
@@ -206,6 +387,8 @@ impl Model {
             tile_shape: plan.output_shape(),
             tiles_per_run: batch,
             out_of_memory_retries,
+            scale: 1.0,
+            measured_object_size: None,
             timings,
         })
     }
@@ -269,7 +452,7 @@ impl Model {
         plan: &TilePlan,
         batch: usize,
         outputs: OutputBuffers<'_, '_>,
-        progress: &mut Option<&mut ProgressFn<'_>>,
+        progress: &mut Report,
         timings: &mut SegmentTimings,
     ) -> Result<()> {
         let TilePass { image, normalizer, test_time_augmentation, writer } = *pass;
@@ -286,8 +469,7 @@ impl Model {
         let batches = plan.len().div_ceil(batch);
         let total = batches + usize::from(labels.is_some());
         let mut report = |done: usize| -> Result<()> {
-            let keep_going = progress.as_mut().is_none_or(|f| f(Progress { done, total }));
-            if keep_going {
+            if progress(Progress { done, total }) {
                 Ok(())
             } else {
                 Err(Error::new(UnetStatus::Cancelled, format!("cancelled after {done} of {total} steps")))

@@ -198,7 +198,7 @@ struct Prepared {
 fn prepare(sample: &Sample, arch: &Architecture, wm: &WeightMapOptions) -> Result<Prepared> {
     let view = sample.image.view()?;
     // The colour rule segmentation applies (RGB/RGBA -> luminance for a one-channel network).
-    let gray = crate::color::for_model(&view, arch.in_channels)
+    let gray = crate::color::for_model(&view, arch.in_channels, None)
         .map_err(|e| Error::new(e.status(), format!("{}: {e}", sample.name)))?;
     let view = match &gray {
         Some(g) => g.view()?,
@@ -471,7 +471,9 @@ fn metadata(config: &TrainConfig, split: &Split, records: &[EpochRecord]) -> Mod
     if let Some(v) = last_val {
         let _ = write!(provenance, "; validation SEG {:.4}, IoU {:.4}", v.seg, v.iou);
     }
-    ModelMetadata::new(config.arch, provenance)
+    let mut meta = ModelMetadata::new(config.arch, provenance);
+    meta.object_size = crate::dataset::median_object_diameter(&split.train);
+    meta
 }
 
 /// Trains on `split.train`, validating on `split.val` after every epoch, writing `run` (checkpoints, metrics.csv,

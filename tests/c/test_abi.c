@@ -411,6 +411,63 @@ int main(int argc, char **argv) {
                     memcmp(labels_u8, labels_rgb, sizeof labels) == 0 && memcmp(labels_u8, labels_rgba, sizeof labels) == 0);
     }
 
+    /* A chosen channel: channel 1 of a 2-channel image (channel 0 a ramp) gives the gray image's labels; without
+       the choice the image is refused, naming the option; a channel past the last is refused. */
+    {
+        static uint8_t two[H * W * 2];
+        static uint32_t labels_two[H * W];
+        for (size_t i = 0; i < n; i++) {
+            two[2 * i] = (uint8_t)(i % W);
+            two[2 * i + 1] = img8[i];
+        }
+        UnetImage img_two;
+        unet_image_init(&img_two, UNET_DTYPE_U8, two, W, H, 2);
+        UnetSegmentOptions copts;
+        unet_segment_options_init(&copts);
+        expect_true("options: channel defaults to the colour rule (-1)", copts.channel == -1 && copts.object_size == 0.0f);
+        copts.channel = 1;
+        out = outputs_for(NULL, NULL, labels_two, n);
+        expect_status("segment: channel 1 of 2", unet_segment(model, &img_two, &copts, &out), UNET_STATUS_OK);
+        expect_true("segment: the chosen channel gives the gray image's labels", memcmp(labels_u8, labels_two, sizeof labels) == 0);
+        expect_true("  scale 1 without an object size", out.scale == 1.0f && out.measured_object_size == 0.0f);
+        expect_status("segment: 2 channels, none chosen", unet_segment(model, &img_two, NULL, &out), UNET_STATUS_CHANNEL_MISMATCH);
+        expect_message_contains("  message names the option", "channel");
+        copts.channel = 2;
+        expect_status("segment: channel 2 of 2", unet_segment(model, &img_two, &copts, &out), UNET_STATUS_CHANNEL_MISMATCH);
+    }
+
+    /* Object size: half the model's size runs at scale 2 and still labels the image's grid; negative = measured. */
+    {
+        UnetModelInfo oinfo;
+        memset(&oinfo, 0, sizeof oinfo);
+        oinfo.struct_size = sizeof oinfo;
+        expect_status("info: object size", unet_model_info(model, &oinfo), UNET_STATUS_OK);
+        expect_true("info: the model's object size is a diameter", oinfo.object_size >= 1.0f);
+        static uint32_t labels_half[H * W];
+        static float probs_half[H * W];
+        UnetSegmentOptions oopts;
+        unet_segment_options_init(&oopts);
+        oopts.object_size = oinfo.object_size / 2.0f;
+        out = outputs_for(probs_half, NULL, labels_half, n);
+        expect_status("segment: object size half the model's", unet_segment(model, &img_u8, &oopts, &out), UNET_STATUS_OK);
+        expect_true("  scale 2 reported", fabsf(out.scale - 2.0f) < 1e-4f);
+        int in_range = 1;
+        uint32_t most = 0;
+        for (size_t i = 0; i < n; i++) {
+            in_range &= probs_half[i] >= 0.0f && probs_half[i] <= 1.0f;
+            if (labels_half[i] > most) most = labels_half[i];
+        }
+        expect_true("  probabilities in [0, 1], labels 1..label_count", in_range && most == out.label_count && most > 0);
+        oopts.object_size = -1.0f;
+        out = outputs_for(NULL, NULL, labels_half, n);
+        expect_status("segment: object size measured", unet_segment(model, &img_u8, &oopts, &out), UNET_STATUS_OK);
+        expect_true("  the measured diameter is reported", out.measured_object_size > 0.0f);
+        oopts.object_size = NAN;
+        expect_status("segment: object size NaN", unet_segment(model, &img_u8, &oopts, &out), UNET_STATUS_INVALID_ARGUMENT);
+        oopts.object_size = 0.5f;
+        expect_status("segment: object size 0.5 px", unet_segment(model, &img_u8, &oopts, &out), UNET_STATUS_INVALID_ARGUMENT);
+    }
+
     /* Cancel from the progress callback. */
     log = (struct progress_log){0, 0, 0, 1};
     out = outputs_for(NULL, mask, NULL, n);

@@ -14,6 +14,8 @@ pub struct EvalArgs {
     pub layout: Option<String>,
     #[command(flatten)]
     pub instances: InstanceArgs,
+    #[command(flatten)]
+    pub input: InputArgs,
     #[arg(long, value_enum, default_value = "auto")]
     pub provider: ProviderArg,
     /// Score only the last FRACTION of each sequence (the frames `unet train --val-fraction` holds out).
@@ -46,8 +48,28 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> unet::Result<()> {
-    let EvalArgs { model_path, data, layout, instances, provider, held_out, truth, tune, tune_for, csv, quick, write } =
-        args;
+    let EvalArgs {
+        model_path,
+        data,
+        layout,
+        instances,
+        input,
+        provider,
+        held_out,
+        truth,
+        tune,
+        tune_for,
+        csv,
+        quick,
+        write,
+    } = args;
+    if tune && (input.object_size.is_some() || input.channel.is_some()) {
+        return Err(unet::Error::new(
+            unet::UnetStatus::InvalidArgument,
+            "--tune searches the post-processing of the images as they are: --object-size and --channel are not used \
+             by it (score with them without --tune)",
+        ));
+    }
     let (threshold, min_size) = (instances.threshold, instances.min_size);
     let args = ModelArgs {
         model: (model_path != "default").then(|| PathBuf::from(&model_path)),
@@ -67,6 +89,8 @@ pub fn run(args: EvalArgs) -> unet::Result<()> {
         instances: method,
         connectivity,
         test_time_augmentation,
+        channel: input.channel,
+        object_size: input.object_size.unwrap_or_default(),
         ..Default::default()
     };
     let mut table = String::from("set,truth,images,objects,instances,ap50,ap75,seg,iou,tp50,fp50,fn50\n");

@@ -92,6 +92,8 @@ pub struct Settings {
     pub tiles_per_run: usize,
     pub normalization: Option<Normalization>,
     pub test_time_augmentation: bool,
+    pub channel: Option<usize>,
+    pub object_size: unet::ObjectSize,
 }
 
 impl Settings {
@@ -107,6 +109,8 @@ impl Settings {
             tiles_per_run: self.tiles_per_run,
             normalization: self.normalization,
             test_time_augmentation: self.test_time_augmentation,
+            channel: self.channel,
+            object_size: self.object_size,
             progress: Some(progress),
         }
     }

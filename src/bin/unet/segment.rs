@@ -33,6 +33,8 @@ pub struct SegmentArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub instances: InstanceArgs,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Memory budget for the network's activations, in MiB (decides the tile size).
     #[arg(long, default_value_t = 1024)]
     pub memory_mb: usize,
@@ -70,6 +72,8 @@ fn settings_for(args: &SegmentArgs, model: &Model) -> unet::Result<folder::Setti
         tiles_per_run: args.tiles_per_run,
         normalization: args.normalize.as_deref().map(parse_normalization).transpose()?,
         test_time_augmentation: args.instances.tta,
+        channel: args.input.channel,
+        object_size: args.input.object_size.unwrap_or_default(),
     })
 }
 
@@ -235,8 +239,17 @@ fn print_report(
     } else {
         "no instance labels computed (--labels, --overlay or --truth asks for them)".to_string()
     };
+    let model_size = model.metadata().object_size_or_default();
+    let scale = match (report.measured_object_size, report.scale) {
+        (Some(d), s) if s != 1.0 => {
+            format!(" at scale {s:.2} (objects measured {d:.0} px across, the model's {model_size} px)")
+        }
+        (Some(d), _) => format!(" as it is (objects measured {d:.0} px across, near the model's {model_size} px)"),
+        (None, s) if s != 1.0 => format!(" at scale {s:.2} (the model's objects are {model_size} px across)"),
+        (None, _) => String::new(),
+    };
     eprintln!(
-        "segmented {} ({w}x{h}) in {:.2} s on {}: {} tile(s) of {}x{}, {instances}{}",
+        "segmented {} ({w}x{h}){scale} in {:.2} s on {}: {} tile(s) of {}x{}, {instances}{}",
         image.display(),
         started.elapsed().as_secs_f64(),
         model.provider().used,
@@ -265,11 +278,12 @@ fn print_report(
     let t = report.timings;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     eprintln!(
-        "time: normalise {:.1} ms, tile input {:.1} ms, network {:.1} ms, outputs {:.1} ms, labels {:.1} ms",
+        "time: normalise {:.1} ms, tile input {:.1} ms, network {:.1} ms, outputs {:.1} ms, labels {:.1} ms{}",
         ms(t.normalize),
         ms(t.fill_tiles),
         ms(t.network),
         ms(t.write_outputs),
-        ms(t.labels)
+        ms(t.labels),
+        if t.resample.is_zero() { String::new() } else { format!(", resampling {:.1} ms", ms(t.resample)) }
     );
 }
