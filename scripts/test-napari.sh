@@ -19,6 +19,10 @@ export UNET_TEST_SAMPLE=$root/out/hosts-sample.tif UNET_TEST_SAMPLE_LABELS=$root
 target/debug/unet sample-image "$UNET_TEST_SAMPLE" --width 256 --height 192 --cells 40 --seed 3 >/dev/null
 target/debug/unet segment "$UNET_TEST_SAMPLE" --model "$UNET_TEST_MODEL" --provider cpu --instances watershed \
   --labels "$UNET_TEST_SAMPLE_LABELS" --quiet
+# The same image at a given object size (resampled to the model's 30 px and back): Python must agree.
+export UNET_TEST_SAMPLE_SIZED_LABELS=$root/out/hosts-sample-size12.tif
+target/debug/unet segment "$UNET_TEST_SAMPLE" --model "$UNET_TEST_MODEL" --provider cpu --object-size 12 \
+  --labels "$UNET_TEST_SAMPLE_SIZED_LABELS" --quiet
 unset UNET_ORT_LIB  # ONNX Runtime must come from the onnxruntime package, as napari users have it
 (cd plugin/napari && xvfb-run -a "$root/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider -W ignore tests)
 # The plain-ctypes example from the README, with no package at all.

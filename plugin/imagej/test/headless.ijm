@@ -43,6 +43,47 @@ selectImage("colour-labels");
 getStatistics(area, mean, min, max);
 ok = max == 1 && getPixel(40, 40) > 0 && getPixel(130, 80) == 0;
 check("RGB is segmented as its luminance: green square found, blue square not (" + max + " instance(s))", ok);
+// A two-channel hyperstack: channel=1 segments the second channel's squares (the first holds a bright ramp); the
+// labels keep the image's calibration. Without a channel the plugin refuses (the log says which to choose).
+newImage("two", "16-bit black", 200, 150, 2, 1, 1);
+Stack.setChannel(1);
+for (x = 0; x < 200; x++) { setColor(x * 20); fillRect(x, 0, 1, 150); }
+Stack.setChannel(2);
+setColor(100);
+fillRect(0, 0, 200, 150);
+setColor(3000);
+fillRect(20, 20, 40, 40);
+fillRect(110, 60, 40, 40);
+setVoxelSize(0.65, 0.65, 1, "micron");
+call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=@BASELINE@ provider=cpu memory=512 labels channel=1");
+selectImage("two-labels");
+getStatistics(area, mean, min, max);
+getPixelSize(unit, pw, ph);
+ok = max == 2 && getPixel(40, 40) > 0 && getPixel(130, 80) > 0 && getPixel(5, 5) == 0 && pw == 0.65;
+check("channel=1 of a 2-channel hyperstack: its 2 squares, calibration kept (" + max + ", " + pw + " " + unit + ")", ok);
+close("two-labels");
+selectImage("two");
+call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=@BASELINE@ provider=cpu memory=512 labels");
+ok = !isOpen("two-labels");
+check("a hyperstack without a channel is refused (the log names the option)", ok);
+// object_size: half the model's 30 px runs at scale 2 and the labels keep the image's size; -1 measures.
+newImage("sized", "8-bit black", 200, 150, 1);
+setColor(10);
+fillRect(0, 0, 200, 150);
+setColor(200);
+fillRect(20, 20, 40, 40);
+fillRect(110, 60, 40, 40);
+call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=@BASELINE@ provider=cpu memory=512 labels object_size=15");
+selectImage("sized-labels");
+getStatistics(area, mean, min, max);
+ok = getWidth() == 200 && getHeight() == 150 && max == 2 && Property.get("unet.scale") == "2.0";
+check("object_size=15 segments at scale 2 on the image's grid (" + max + " instance(s), scale " + Property.get("unet.scale") + ")", ok);
+close("sized-labels");
+selectImage("sized");
+call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=@BASELINE@ provider=cpu memory=512 labels object_size=-1");
+selectImage("sized-labels");
+ok = getWidth() == 200 && parseFloat(Property.get("unet.measured_object_size")) > 30;
+check("object_size=-1 measures the squares (" + Property.get("unet.measured_object_size") + " px)", ok);
 // Errors reach the log with the library's message instead of crashing.
 selectImage("cells");
 call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=/nonexistent/model.onnx provider=cpu labels");

@@ -46,6 +46,42 @@ def test_colour_images_are_segmented_as_their_luminance():
     assert labels[40, 40] != 0 and labels[80, 130] == 0 and labels.max() == 1
 
 
+def test_a_chosen_channel_is_segmented_as_it_is():
+    gray = squares()
+    direct = un.segment(gray, BASELINE, outputs=("labels",))["labels"]
+    ramp = np.tile(np.arange(240, dtype=np.uint16) * 13, (180, 1))
+    three = np.stack([ramp, gray, ramp[::-1]], axis=2)
+    assert (un.segment(three, BASELINE, outputs=("labels",), channel=1)["labels"] == direct).all()
+    with pytest.raises(un.UnetError, match="channel 3"):
+        un.segment(three, BASELINE, channel=3)
+    with pytest.raises(un.UnetError, match="--channel"):
+        un.segment(three[:, :, :2], BASELINE)
+
+
+def test_object_size_resamples_and_agrees_with_the_cli():
+    """The CLI's labels at --object-size 12 (written by scripts/test-napari.sh) equal Python's; auto reports what
+    it measured; the outputs keep the image's shape."""
+    import os
+
+    import tifffile
+
+    image = tifffile.imread(os.environ["UNET_TEST_SAMPLE"])
+    cli = tifffile.imread(os.environ["UNET_TEST_SAMPLE_SIZED_LABELS"])
+    model = un.load_model(BASELINE)
+    assert model.info["object_size"] == 30  # the baseline records none: the documented default
+    r = model.segment(image, object_size=12)
+    assert r["scale"] == pytest.approx(2.5) and r["labels"].shape == image.shape
+    assert (r["labels"] == cli).all(), f"{(r['labels'] != cli).sum()} pixels differ from the CLI"
+    assert ((r["probabilities"] >= 0) & (r["probabilities"] <= 1)).all()
+    auto = model.segment(image, outputs=("labels",), object_size="auto")
+    assert auto["measured_object_size"] > 0
+    as_is = model.segment(image, outputs=("labels",))
+    assert as_is["scale"] == 1 and as_is["measured_object_size"] is None
+    for bad in (0, -3, float("nan"), "big"):
+        with pytest.raises((ValueError, un.UnetError)):
+            model.segment(image, object_size=bad)
+
+
 def test_errors_carry_status_and_message():
     with pytest.raises(un.UnetError) as e:
         un.segment(np.zeros((10, 10, 2), np.float32))

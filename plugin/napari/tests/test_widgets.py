@@ -40,6 +40,29 @@ def test_segment_widget_adds_labels(make_napari_viewer, qtbot):
     assert shot.stat().st_size > 10_000
 
 
+def test_segment_widget_places_layers_and_takes_channel_and_object_size(make_napari_viewer, qtbot):
+    """Layers added lie over the image (its scale and translate); an RGB layer's chosen channel and an object
+    size reach the library (the labels equal the API's with the same options)."""
+    import unet_napari as un
+
+    viewer = make_napari_viewer()
+    gray = (squares() // 16).astype(np.uint8)
+    rgb = np.stack([np.zeros_like(gray), gray, np.full_like(gray, 255)], axis=2)  # the squares only in green
+    layer = viewer.add_image(rgb, name="rgb", rgb=True, scale=(0.5, 0.25), translate=(10.0, -3.0))
+    _, widget = viewer.window.add_plugin_dock_widget("unet-napari", "Segment")
+    widget.image.value = layer
+    widget.model.value = Path(BASELINE)
+    widget.channel.value = 1
+    widget.object_size.value = 20.0
+    widget()
+    qtbot.waitUntil(lambda: "rgb labels" in viewer.layers, timeout=60000)
+    added = viewer.layers["rgb labels"]
+    assert tuple(added.scale) == (0.5, 0.25) and tuple(added.translate) == (10.0, -3.0)
+    expected = un.segment(gray, BASELINE, outputs=("labels",), object_size=20.0)["labels"]
+    assert (added.data == expected).all() and added.data.max() == 4
+    assert widget.model.label == "model (empty = default)"  # short enough not to be cut off
+
+
 def test_segment_widget_handles_stacks(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     stack = np.stack([squares(), squares()[:, ::-1]])

@@ -73,7 +73,7 @@ class Model:
             "size_step": info.size_step, "min_input": info.min_input, "normalization": text(info.normalization),
             "class_names": text(info.class_names).split(","), "provenance": text(info.provenance),
             "ort_version": text(info.ort_version), "ort_library": text(info.ort_library),
-            "postprocessing": text(info.postprocessing),
+            "postprocessing": text(info.postprocessing), "object_size": info.object_size,
         }
 
     def close(self):
@@ -89,13 +89,19 @@ class Model:
 
     def segment(self, image, *, outputs=("labels", "mask", "probabilities"), threshold=None, min_size=0,
                 connectivity=4, memory_mb=None, max_tile=None, normalization="model", progress=None,
-                instances="model", watershed_h=None, watershed_smoothing=None, watershed_seed=None, tta=False):
+                instances="model", watershed_h=None, watershed_smoothing=None, watershed_seed=None, tta=False,
+                channel=None, object_size=None):
         """Segments `image`; returns a dict with the requested outputs. `normalization`: "model", "none" or
         (low, high) percentiles. `instances`: "model" (what the model recommends), "components" or "watershed"
         (splits touching cells; `watershed_h`, `watershed_smoothing` in pixels, `watershed_seed` a probability
         whose regions seed the basins or 0 for distance maxima, None = the model's). `threshold` None and `min_size`
         0 take the model's recommendation. `tta`: average over the image and its three mirror images (4x slower,
-        fewer merged cells). `progress(done, total)` may return False to cancel (raises UnetError)."""
+        fewer merged cells). `progress(done, total)` may return False to cancel (raises UnetError).
+        `channel`: the channel (from 0) of a (height, width, channels) image that a one-channel model segments
+        (None: an RGB/RGBA image's luminance). `object_size`: the objects' typical diameter in pixels, so the image
+        is resampled to the model's (`info["object_size"]`) and the outputs mapped back, or "auto" to measure it
+        from a first pass (None: the image as it is); the result's "scale" says what ran and
+        "measured_object_size" what auto measured."""
         img, keep = _image_struct(image)
         out, result = _outputs(outputs, *keep.shape[:2])
         opts = _segment_options()
@@ -109,12 +115,16 @@ class Model:
         opts.memory_budget_bytes = int(memory_mb * 2**20) if memory_mb else 0
         opts.max_tile = max_tile or 0
         opts.test_time_augmentation = 1 if tta else 0
+        opts.channel = -1 if channel is None else int(channel)
+        opts.object_size = _object_size_field(object_size)
         callback = None
         if progress is not None:
             callback = N.PROGRESS(lambda _user, done, total: 0 if progress(done, total) is not False else 1)
             opts.progress = callback
         _check(N.lib().unet_segment(self._handle, C.byref(img), C.byref(opts), C.byref(out)))
         result["label_count"] = out.label_count
+        result["scale"] = out.scale
+        result["measured_object_size"] = out.measured_object_size or None
         return result
 
     def instances(self, probabilities, *, outputs=("labels",), threshold=None, min_size=0, connectivity=4,
@@ -140,6 +150,18 @@ def _outputs(wanted, h, w):
             setattr(out, name, result[name].ctypes.data)
             setattr(out, name + "_len", h * w)
     return out, result
+
+
+def _object_size_field(object_size):
+    """UnetSegmentOptions.object_size: 0 = as is, negative = auto, else the diameter in pixels."""
+    if object_size is None:
+        return 0.0
+    if object_size == "auto":
+        return -1.0
+    size = float(object_size)
+    if not size > 0:  # NaN too
+        raise ValueError(f"object_size {object_size!r} is not a diameter in pixels, None or 'auto'")
+    return size
 
 
 def _segment_options():

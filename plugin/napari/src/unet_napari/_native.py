@@ -29,7 +29,7 @@ class ModelInfo(C.Structure):
                 ("class_names", C.c_char_p), ("provenance", C.c_char_p), ("source", C.c_char_p),
                 ("ort_version", C.c_char_p), ("ort_library", C.c_char_p),
                 # since 0.4
-                ("postprocessing", C.c_char_p)]
+                ("postprocessing", C.c_char_p), ("object_size", C.c_float)]
 
 
 PROGRESS = C.CFUNCTYPE(C.c_int32, C.c_void_p, C.c_size_t, C.c_size_t)
@@ -43,7 +43,9 @@ class SegmentOptions(C.Structure):
                 # since 0.2
                 ("instances", C.c_uint32), ("watershed_h", C.c_float), ("watershed_smoothing", C.c_float),
                 # since 0.3
-                ("test_time_augmentation", C.c_uint32), ("watershed_seed", C.c_float)]
+                ("test_time_augmentation", C.c_uint32), ("watershed_seed", C.c_float),
+                # since 0.4
+                ("channel", C.c_int32), ("object_size", C.c_float)]
 
 
 INSTANCES = {"model": 0, "components": 1, "watershed": 2}
@@ -52,7 +54,9 @@ INSTANCES = {"model": 0, "components": 1, "watershed": 2}
 class Outputs(C.Structure):
     _fields_ = [("struct_size", C.c_uint32), ("probabilities", C.c_void_p), ("probabilities_len", C.c_size_t),
                 ("mask", C.c_void_p), ("mask_len", C.c_size_t), ("labels", C.c_void_p),
-                ("labels_len", C.c_size_t), ("label_count", C.c_uint32)]
+                ("labels_len", C.c_size_t), ("label_count", C.c_uint32),
+                # since 0.4
+                ("scale", C.c_float), ("measured_object_size", C.c_float)]
 
 
 class WeightMapOptions(C.Structure):

@@ -77,7 +77,10 @@ def _run_with_progress(work, description):
 @magic_factory(
     call_button="Run",
     model={
-        "label": "model (.onnx, a bioimage.io package .zip / rdf.yaml, or em = electron microscopy; empty = default)",
+        # A short label (a long one is cut off in the dock); the details in the tooltip.
+        "label": "model (empty = default)",
+        "tooltip": "an .onnx file, a bioimage.io package (.zip or rdf.yaml), or an embedded model by name: "
+                   "default (nuclei), cells (DIC and phase-contrast cells), em (electron-microscopy membranes)",
         "mode": "r",
         "filter": "*.onnx *.zip *.yaml",
     },
@@ -85,6 +88,11 @@ def _run_with_progress(work, description):
     instances={"choices": ["model", "components", "watershed"], "label": "instances"},
     memory_mb={"min": 64, "max": 1 << 20, "label": "memory budget (MiB)"},
     tta={"label": "test-time augmentation (4x slower, fewer merged cells)"},
+    channel={"min": -1, "max": 63, "label": "channel (-1 = gray / RGB luminance)",
+             "tooltip": "the channel of an RGB layer (or of a channels-last image) to segment, from 0"},
+    object_size={"min": -1.0, "max": 10000.0, "step": 1.0, "label": "object size px (0 = as is, -1 = auto)",
+                 "tooltip": "the objects' typical diameter in pixels: the image is resampled so that they match the "
+                            "model's object size; -1 measures it from a first pass"},
 )
 def segment_widget(
     viewer: "napari.viewer.Viewer",
@@ -96,6 +104,8 @@ def segment_widget(
     memory_mb: int = 1024,
     probabilities: bool = False,
     tta: bool = False,
+    channel: int = -1,
+    object_size: float = 0.0,
 ):
     """Segments the image layer (frame by frame for stacks) into a Labels layer."""
     import numpy as np
@@ -113,7 +123,9 @@ def segment_widget(
         labels, probs = [], []
         for i, frame in enumerate(frames):
             r = m.segment(frame, outputs=outputs, min_size=min_size, memory_mb=memory_mb, instances=instances,
-                          tta=tta, progress=lambda d, t, i=i: progress(i * t + d, len(frames) * t))
+                          tta=tta, channel=None if channel < 0 else channel,
+                          object_size=None if object_size == 0 else "auto" if object_size < 0 else object_size,
+                          progress=lambda d, t, i=i: progress(i * t + d, len(frames) * t))
             labels.append(r["labels"])
             if probabilities:
                 probs.append(r["probabilities"])
@@ -122,10 +134,15 @@ def segment_widget(
 
     def add(result):
         labels, probs = result
-        viewer.add_labels(labels, name=f"{image.name} labels", scale=image.scale[-labels.ndim:])
+        # The new layers lie exactly over the image: its scale and translate (an RGB layer's last axis is colour,
+        # not space, and napari keeps no scale for it).
+        def placed(ndim):
+            return {"scale": image.scale[-ndim:], "translate": image.translate[-ndim:]}
+
+        viewer.add_labels(labels, name=f"{image.name} labels", **placed(labels.ndim))
         if probs is not None:
             viewer.add_image(probs, name=f"{image.name} probabilities", colormap="magma",
-                             contrast_limits=(0, 1), scale=image.scale[-probs.ndim:])
+                             contrast_limits=(0, 1), **placed(probs.ndim))
 
     worker = _run_with_progress(work, "U-Net segment")
     worker.returned.connect(add)

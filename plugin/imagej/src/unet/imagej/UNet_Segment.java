@@ -16,7 +16,10 @@ import ij.process.ShortProcessor;
  * Plugins > U-Net > U-Net Segment: segments the current image (stacks frame by frame) into instance labels
  * (16-bit, or 32-bit when there are more than 65535 instances), a mask and optionally probabilities.
  * Macro: run("U-Net Segment", "embedded=default model=[] provider=auto instances=model memory=1024 min_size=0 labels mask [tta]
- * [watershed_h=2 watershed_smoothing=1 watershed_seed=0.8]"); the watershed fields default to -1 (the model's).
+ * [watershed_h=2 watershed_smoothing=1 watershed_seed=0.8] [channel=-1] [object_size=0]"); the watershed fields default to
+ * -1 (the model's). channel: the channel (from 0) of an RGB image or a multi-channel hyperstack to segment (-1: an RGB
+ * image's luminance; a hyperstack needs one). object_size: the objects' diameter in pixels, resampled to the model's
+ * (0 = as is, -1 = measured from a first pass).
  * embedded: a model compiled into libunet (the chooser lists them: default, em, cells); model: an .onnx file or a
  * bioimage.io model package (.zip, rdf.yaml) with ONNX weights, which wins
  * when given. instances: model (what the model recommends), components, or watershed (splits touching cells).
@@ -36,7 +39,8 @@ public class UNet_Segment implements PlugIn {
             return;
         }
         String model, provider, instances;
-        int memory, minSize;
+        int memory, minSize, channel;
+        double objectSize;
         boolean wantLabels, wantMask, wantProbs, tta;
         // Watershed parameters; negative = the model's recommendation (as in the C struct).
         double[] watershed = new double[3];
@@ -55,6 +59,8 @@ public class UNet_Segment implements PlugIn {
             tta = Unet.flag(opts, "tta", false);
             for (int i = 0; i < WATERSHED.length; i++)
                 watershed[i] = Double.parseDouble(Unet.value(opts, WATERSHED[i], "-1"));
+            channel = (int) Double.parseDouble(Unet.value(opts, "channel", "-1"));
+            objectSize = Double.parseDouble(Unet.value(opts, "object_size", "0"));
         } else {
             GenericDialog gd = new GenericDialog("U-Net Segment");
             String[] names = Unet.modelNames();
@@ -76,6 +82,8 @@ public class UNet_Segment implements PlugIn {
             gd.addNumericField("watershed_seed", -1, 2, 6, "probability (0 = distance maxima)");
             gd.addMessage("(watershed fields: -1 = the model's recommendation; with instances=model they adjust the\n"
                 + "model's watershed, an error if it recommends none)");
+            gd.addNumericField("channel", -1, 0, 6, "from 0 (-1 = RGB luminance)");
+            gd.addNumericField("object_size", 0, 1, 6, "pixels across (0 = as is, -1 = measure)");
             gd.showDialog();
             if (gd.wasCanceled()) return;
             embedded = gd.getNextChoice();
@@ -89,6 +97,8 @@ public class UNet_Segment implements PlugIn {
             wantProbs = gd.getNextBoolean();
             tta = gd.getNextBoolean();
             for (int i = 0; i < WATERSHED.length; i++) watershed[i] = gd.getNextNumber();
+            channel = (int) gd.getNextNumber();
+            objectSize = gd.getNextNumber();
         }
         // A file wins; else the embedded model by name ("default" is the library's NULL path).
         if (model.isEmpty() && !embedded.equals("default")) model = embedded;
@@ -108,7 +118,7 @@ public class UNet_Segment implements PlugIn {
         }
         try {
             segment(imp, model, providerCode, instanceCode, memory, minSize, wantLabels, wantMask, wantProbs, tta,
-                    watershed);
+                    watershed, channel, objectSize);
         } catch (Unet.UnetException e) {
             Unet.error(e.getMessage());
         } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
@@ -119,14 +129,32 @@ public class UNet_Segment implements PlugIn {
     }
 
     private void segment(ImagePlus imp, String modelPath, int provider, int instances, int memoryMb, int minSize,
-                         boolean wantLabels, boolean wantMask, boolean wantProbs, boolean tta, double[] watershed) {
-        Pointer model = Unet.model(modelPath, provider);
+                         boolean wantLabels, boolean wantMask, boolean wantProbs, boolean tta, double[] watershed,
+                         int channel, double objectSize) {
         int w = imp.getWidth(), h = imp.getHeight(), n = w * h;
         ImageStack stack = imp.getStack();
-        int frames = stack.getSize();
+        // A multi-channel hyperstack: the chosen channel's slices (every z and t) are the frames; an RGB image's
+        // channel goes to the library with the pixels.
+        int nc = imp.getNChannels();
+        if (nc > 1 && (channel < 0 || channel >= nc)) {
+            throw new Unet.UnetException(18, "the image has " + nc + " channels: choose one with channel=0.."
+                    + (nc - 1));
+        }
+        int[] slices = new int[stack.getSize() / Math.max(nc, 1)];
+        if (nc > 1) {
+            int k = 0;
+            for (int t = 1; t <= imp.getNFrames(); t++)
+                for (int z = 1; z <= imp.getNSlices(); z++) slices[k++] = imp.getStackIndex(channel + 1, z, t);
+        } else {
+            for (int i = 0; i < slices.length; i++) slices[i] = i + 1;
+        }
+        int libraryChannel = nc > 1 ? -1 : channel;
+        Pointer model = Unet.model(modelPath, provider);
+        int frames = slices.length;
         int[][] labels = new int[frames][];
         ImageStack maskStack = new ImageStack(w, h), probStack = new ImageStack(w, h);
         int maxCount = 0;
+        float scale = 1.0f, measured = 0.0f;
         IJ.resetEscape();
         for (int f = 0; f < frames; f++) {
             final int frame = f;
@@ -135,7 +163,7 @@ public class UNet_Segment implements PlugIn {
                 return IJ.escapePressed() ? 1 : 0;
             };
             Memory[] keep = new Memory[1];
-            UnetLibrary.UnetImage img = Unet.image(stack.getProcessor(f + 1), keep);
+            UnetLibrary.UnetImage img = Unet.image(stack.getProcessor(slices[f]), keep);
             UnetLibrary.UnetSegmentOptions o = new UnetLibrary.UnetSegmentOptions();
             Unet.check(UnetLibrary.INSTANCE.unet_segment_options_init_sized(o, new UnetLibrary.SizeT(o.size())));
             o.read();
@@ -146,6 +174,8 @@ public class UNet_Segment implements PlugIn {
             o.watershed_smoothing = (float) watershed[1];
             o.watershed_seed = (float) watershed[2];
             o.memory_budget_bytes = (long) memoryMb << 20;
+            o.channel = libraryChannel;
+            o.object_size = (float) objectSize;
             o.progress = progress;
             UnetLibrary.UnetOutputs out = new UnetLibrary.UnetOutputs();
             Memory lab = wantLabels ? new Memory(4L * n) : null;
@@ -164,6 +194,13 @@ public class UNet_Segment implements PlugIn {
             }
             Unet.check(status);
             out.read();
+            if (f == 0) {
+                scale = out.scale;
+                measured = out.measured_object_size;
+                if (scale != 1.0f)
+                    IJ.log("U-Net: segmented at scale " + scale
+                            + (measured > 0 ? " (objects measured " + measured + " px)" : ""));
+            }
             if (wantLabels) {
                 labels[f] = lab.getIntArray(0, n);
                 maxCount = Math.max(maxCount, out.label_count);
@@ -176,9 +213,11 @@ public class UNet_Segment implements PlugIn {
             if (wantProbs) probStack.addSlice(Unet.floats(prob, w, h));
         }
         String title = imp.getShortTitle();
-        if (wantLabels) show(labelStack(labels, w, h, maxCount), title + "-labels", imp, maxCount);
-        if (wantMask) show(maskStack, title + "-mask", imp, 255);
-        if (wantProbs) show(probStack, title + "-probabilities", imp, 1);
+        // What ran, readable from a macro: Property.get("unet.scale") on a result image.
+        String[] props = {"unet.scale", String.valueOf(scale), "unet.measured_object_size", String.valueOf(measured)};
+        if (wantLabels) show(labelStack(labels, w, h, maxCount), title + "-labels", imp, maxCount, props);
+        if (wantMask) show(maskStack, title + "-mask", imp, 255, props);
+        if (wantProbs) show(probStack, title + "-probabilities", imp, 1, props);
         IJ.log("U-Net: " + imp.getTitle() + ": " + maxCount + " instance(s) in the largest frame");
     }
 
@@ -202,8 +241,9 @@ public class UNet_Segment implements PlugIn {
         return s;
     }
 
-    private static void show(ImageStack stack, String title, ImagePlus source, double max) {
+    private static void show(ImageStack stack, String title, ImagePlus source, double max, String[] props) {
         ImagePlus out = new ImagePlus(title, stack);
+        for (int i = 0; i + 1 < props.length; i += 2) out.setProp(props[i], props[i + 1]);
         out.setCalibration(source.getCalibration().copy());
         out.setDisplayRange(0, Math.max(max, 1));
         out.show();

@@ -96,7 +96,7 @@ public interface UnetLibrary extends Library {
     @Structure.FieldOrder({"struct_size", "normalization", "percentile_low", "percentile_high", "threshold",
             "connectivity", "min_size", "memory_budget_bytes", "max_tile", "tiles_per_run", "progress",
             "progress_user_data", "instances", "watershed_h", "watershed_smoothing", "test_time_augmentation",
-            "watershed_seed"})
+            "watershed_seed", "channel", "object_size"})
     class UnetSegmentOptions extends Structure {
         public int struct_size, normalization;
         public float percentile_low, percentile_high, threshold;
@@ -112,10 +112,14 @@ public interface UnetLibrary extends Library {
         public int test_time_augmentation;
         /** Since 0.3: watershed markers from P(foreground) >= this; 0 = distance maxima; negative = the model's. */
         public float watershed_seed;
+        /** Since 0.4: the channel (from 0) a one-channel model segments; negative = an RGB image's luminance. */
+        public int channel;
+        /** Since 0.4: the objects' diameter in pixels (resampled to the model's); 0 = as is; negative = measured. */
+        public float object_size;
     }
 
     @Structure.FieldOrder({"struct_size", "probabilities", "probabilities_len", "mask", "mask_len", "labels",
-            "labels_len", "label_count"})
+            "labels_len", "label_count", "scale", "measured_object_size"})
     class UnetOutputs extends Structure {
         public int struct_size;
         public Pointer probabilities;
@@ -125,6 +129,8 @@ public interface UnetLibrary extends Library {
         public Pointer labels;
         public SizeT labels_len;
         public int label_count;
+        /** Since 0.4, set by unet_segment: model pixels per image pixel; the diameter an automatic size measured. */
+        public float scale, measured_object_size;
         public UnetOutputs() {
             struct_size = size();
             probabilities_len = mask_len = labels_len = new SizeT(0);
