@@ -244,6 +244,8 @@ typedef struct UnetModelInfo {
   // Since 0.4. The typical object diameter (pixels) of the model's training data, the size
   // UnetSegmentOptions.object_size resamples images to (30 when the model does not record one).
   float object_size;
+  // Since 0.4. Micrometres per pixel of the model's training images; 0 when not recorded.
+  float pixel_size;
 } UnetModelInfo;
 
 // Called after each step with (user_data, done, total); return 0 to continue, non-zero to cancel
@@ -303,6 +305,10 @@ typedef struct UnetSegmentOptions {
   // diameter is more than 1.5x off. Post-processing runs at the model's scale (watershed parameters in its
   // pixels; min_size is in the image's pixels).
   float object_size;
+  // Since 0.4. The image's pixel size in micrometres (its calibration); 0 = unknown. When the model records
+  // the pixel size it was trained at (unet_model_info's pixel_size) and object_size is 0, the image is
+  // resampled by the ratio of the two.
+  float pixel_size;
 } UnetSegmentOptions;
 
 // A borrowed image: `height` rows of `width` pixels of `channels` interleaved values, rows `row_stride_bytes`
@@ -401,7 +407,10 @@ UnetStatus unet_model_options_init(struct UnetModelOptions *options);
 // but an embedded model ("default", "em" for the electron-microscopy membrane model) loads that one. A bioimage.io
 // model package with ONNX weights runs too: its `.zip`, its `rdf.yaml`, or the folder holding it (axes, halo,
 // pre- and post-processing come from the package; what cannot run fails with UNET_MODEL_INCOMPATIBLE naming the
-// field). `options` may be NULL (defaults). On success `*out` receives a handle to free with unet_model_free; on failure `*out` is NULL.
+// field). A model that keeps any tensor in an external data file is refused with UNET_MODEL_INCOMPATIBLE (its
+// location would be resolved against the program's working directory, not the model's folder): models must be
+// one self-contained file. `options` may be NULL (defaults). On success `*out` receives a handle to free with
+// unet_model_free; on failure `*out` is NULL.
 //
 // # Safety
 // Every pointer must be NULL or valid for what its type and the documentation above describe.

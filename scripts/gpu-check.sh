@@ -19,8 +19,14 @@
 #                 SYNTH_IMAGES (synthetic nuclei beside the CTC frames, default 40) change the run.
 #       train-em  fine-tune the default on ISBI 2012 EM slices 0-14 for $EM_SECONDS (default 120), export it
 #   Results and logs go to $OUT (the device tool brings them back), else out/gpu.
-#   scripts/gpu-check.sh run --dry-run STEP... runs the same steps on this machine's CPU, small, to check the script.
+#   scripts/gpu-check.sh run --dry-run STEP... runs the same steps on this machine's CPU, small, to check the script:
+#       its `tests` step runs every GPU test with the CPU standing in for the GPU (UNET_GPU_TESTS_ON_CPU=1).
+#   A step that fails (a GPU test, an expected error that does not come) is reported, the later steps still run,
+#   and the script exits non-zero with the number of failed checks.
+# No `set -e`: one failing step must not hide what the later ones measure; failures are counted instead.
 set -uo pipefail
+failures=0
+fail() { echo "FAILED: $*"; failures=$((failures + 1)); }
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 G=$root/.gpu
@@ -150,13 +156,23 @@ run() {
       tests)
         log tests
         if [ $dry = 0 ]; then
-          timeout 300 "$bin/gpu-tests" --ignored --test-threads 1 --nocapture ${GPU_TESTS:-} 2>&1 | tee "$out/gpu-tests.txt"
-          # No such device: an error naming the cause, not a crash.
-          "$bin/unet" train "$STASH" --out /tmp/x --device cuda:7 --init default 2>&1 | tail -2
-          echo "exit status for a missing CUDA device: ${PIPESTATUS[0]}"
+          # shellcheck disable=SC2086
+          timeout 300 "$bin/gpu-tests" --ignored --test-threads 1 --nocapture ${GPU_TESTS:-} 2>&1 | tee "$out/gpu-tests.txt" ||
+            fail "GPU tests (see $out/gpu-tests.txt)"
         else
-          cargo test --features train --test gpu 2>&1 | grep "test result"
-        fi ;;
+          # Every GPU test, the CPU standing in for the GPU: each comparison and assertion runs; the ones that need
+          # CUDA itself (its memory arena, NVML) say they are skipped.
+          UNET_GPU_TESTS_ON_CPU=1 cargo test --features train --test gpu -- --ignored --test-threads 1 2>&1 |
+            tee "$out/gpu-tests.txt" | grep -E "test result|skipped on the CPU" || fail "GPU tests on the CPU"
+        fi
+        grep -q "test result: ok" "$out/gpu-tests.txt" || fail "the GPU tests did not all pass"
+        # No such device: an error naming the cause, not a crash.
+        local said
+        said=$("$bin/unet" train "$STASH" --out /tmp/x --device cuda:7 --init default 2>&1)
+        local status=$?
+        echo "$said" | tail -2
+        { [ $status -ne 0 ] && [ $status -lt 128 ] && echo "$said" | grep -qi "cuda"; } ||
+          fail "a missing CUDA device gave exit status $status without naming CUDA" ;;
       bench)
         log bench
         local models=$STASH/models
@@ -232,7 +248,8 @@ run() {
       *) echo "unknown step $step"; return 2 ;;
     esac
   done
-  log done
+  log "done ($failures failed check(s))"
+  return $(( failures > 0 ))
 }
 
 case $mode in

@@ -23,6 +23,13 @@ target/debug/unet segment "$UNET_TEST_SAMPLE" --model "$UNET_TEST_MODEL" --provi
 export UNET_TEST_SAMPLE_SIZED_LABELS=$root/out/hosts-sample-size12.tif
 target/debug/unet segment "$UNET_TEST_SAMPLE" --model "$UNET_TEST_MODEL" --provider cpu --object-size 12 \
   --labels "$UNET_TEST_SAMPLE_SIZED_LABELS" --quiet
+# The baseline as if trained at 0.65 µm per pixel (the pixel-size rule through ctypes).
+mkdir -p out/calibration-data/images out/calibration-data/labels
+target/debug/unet sample-image out/calibration-data/images/a.tif --labels out/calibration-data/labels/a.tif \
+  --width 128 --height 128 --cells 6 >/dev/null
+export UNET_TEST_CALIBRATED_MODEL=$root/out/calibrated.onnx
+target/debug/unet object-size out/calibration-data --into "$UNET_TEST_MODEL" -o "$UNET_TEST_CALIBRATED_MODEL" \
+  --pixel-size 0.65 >/dev/null
 unset UNET_ORT_LIB  # ONNX Runtime must come from the onnxruntime package, as napari users have it
 (cd plugin/napari && xvfb-run -a "$root/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider -W ignore tests)
 # The plain-ctypes example from the README, with no package at all.

@@ -24,7 +24,7 @@ pub mod net;
 pub mod train;
 
 // Every module keeps its short path (`unet::segment`, `crate::onnx`, ...): hosts, tests and the CLI use them.
-pub use data::{augment, dataset, evaluate, imageio, metrics, synthetic, weight_map};
+pub use data::{augment, dataset, evaluate, imageio, metrics, pixel_size, synthetic, weight_map};
 pub use infer::{gpu_memory, instances, labels, model, normalize, object_size, provider, runtime, segment, tiling};
 pub use net::{baseline, onnx, weights};
 

@@ -75,6 +75,9 @@ pub struct ModelMetadata {
     /// 2 sqrt(area / pi)), measured by the trainer: the scale the `object_size` option resamples images to.
     /// `None` for models written before this key; they count as [`DEFAULT_OBJECT_SIZE`].
     pub object_size: Option<f32>,
+    /// Micrometres per pixel of the training images, when they were all taken at one: an image whose own pixel
+    /// size is known is then resampled by the ratio (unless an object size is given). `None` = not recorded.
+    pub pixel_size: Option<f32>,
 }
 
 /// The object diameter (pixels) assumed for a model that does not record its own (Cellpose's convention, 30 px).
@@ -107,6 +110,7 @@ mod key {
     pub const INPUT_SIZES: &str = "unet.input_sizes";
     pub const MAX_BATCH: &str = "unet.max_batch";
     pub const OBJECT_SIZE: &str = "unet.object_size";
+    pub const PIXEL_SIZE: &str = "unet.pixel_size_um";
 }
 
 impl ModelMetadata {
@@ -124,6 +128,7 @@ impl ModelMetadata {
             postprocessing: None,
             imported: None,
             object_size: None,
+            pixel_size: None,
         }
     }
 
@@ -155,6 +160,9 @@ impl ModelMetadata {
         }
         if let Some(size) = self.object_size {
             props.push((key::OBJECT_SIZE.to_string(), format!("{size}")));
+        }
+        if let Some(size) = self.pixel_size {
+            props.push((key::PIXEL_SIZE.to_string(), format!("{size}")));
         }
         if let Some(imported) = &self.imported {
             let fixed = if g.fixed { " fixed" } else { "" };
@@ -246,6 +254,13 @@ impl ModelMetadata {
                 })
             })
             .transpose()?;
+        let pixel_size = lookup(key::PIXEL_SIZE)
+            .map(|s| {
+                s.trim().parse::<f32>().ok().filter(|d| valid_pixel_size(*d)).ok_or_else(|| {
+                    incompatible(format!("model metadata '{}' = '{s}' is not a pixel size in µm", key::PIXEL_SIZE))
+                })
+            })
+            .transpose()?;
         Ok(ModelMetadata {
             arch,
             normalization,
@@ -254,6 +269,7 @@ impl ModelMetadata {
             postprocessing,
             imported,
             object_size,
+            pixel_size,
         })
     }
 
@@ -273,6 +289,11 @@ impl ModelMetadata {
 /// An object diameter a model may record or a caller may give: finite, 1 to 10 000 pixels.
 pub fn valid_object_size(d: f32) -> bool {
     d.is_finite() && (1.0..=10_000.0).contains(&d)
+}
+
+/// A pixel size (micrometres per pixel) a model may record or an image carry: finite, above 0, at most 1 m.
+pub fn valid_pixel_size(um: f32) -> bool {
+    um.is_finite() && um > 0.0 && um <= 1e6
 }
 
 /// `min=96 step=8` or `min=96 step=8 fixed` (see [`ModelMetadata::to_props`]).
@@ -306,6 +327,7 @@ mod tests {
         let with_pp: HashMap<String, String> = meta.to_props().into_iter().collect();
         assert_eq!(ModelMetadata::from_lookup(|k| with_pp.get(k).cloned()).unwrap(), meta);
         meta.object_size = Some(17.25);
+        meta.pixel_size = Some(0.65);
         let sized: HashMap<String, String> = meta.to_props().into_iter().collect();
         assert_eq!(ModelMetadata::from_lookup(|k| sized.get(k).cloned()).unwrap(), meta);
         for bad in ["0", "-3", "nan", "inf", "big"] {

@@ -59,6 +59,7 @@ fn floats(name: &str, shape: &[i64], v: &[f32]) -> TensorProto {
         data_type: data_type::FLOAT,
         name: name.into(),
         raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ..Default::default()
     }
 }
 

@@ -58,6 +58,11 @@ fn prepare_models(dir: &Path) {
         }
     }
     write("fixed.onnx", &fixed.encode_to_vec());
+    // The baseline as if trained at 0.65 µm per pixel on 20-px objects (the pixel-size rule of unet_segment).
+    let mut calibrated = unet::baseline::metadata();
+    calibrated.pixel_size = Some(0.65);
+    calibrated.object_size = Some(20.0);
+    write("calibrated.onnx", &unet::onnx::encode_unet(&unet::baseline::weights(), &calibrated).unwrap());
     write(
         "rgb.onnx",
         &common::random_model_bytes(Architecture { in_channels: 3, classes: 2, base_width: 2, depth: 3 }, 4),

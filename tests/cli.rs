@@ -666,3 +666,127 @@ fn channel_and_object_size_options() {
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--channel"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `pixels` (16-bit gray) as a TIFF with `description` and, when given, resolution `per_unit` (pixels per unit).
+fn write_calibrated_tiff(
+    path: &std::path::Path,
+    pixels: &[u16],
+    (w, h): (u32, u32),
+    description: &str,
+    per_unit: Option<tiff::encoder::Rational>,
+) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut enc = tiff::encoder::TiffEncoder::new(file).unwrap();
+    let mut image = enc.new_image::<tiff::encoder::colortype::Gray16>(w, h).unwrap();
+    image.encoder().write_tag(tiff::tags::Tag::ImageDescription, description).unwrap();
+    if let Some(r) = per_unit {
+        image.resolution(tiff::tags::ResolutionUnit::None, r);
+    }
+    image.write_data(pixels).unwrap();
+}
+
+#[test]
+fn the_pixel_size_of_ome_and_imagej_tiffs_rescales_to_the_models() {
+    let dir = std::env::temp_dir().join(format!("unet-cli-pixels-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("sample.tif");
+    let made = unet().args(["sample-image", "--width", "200", "--height", "160", "--cells", "8"]).arg(&img).status();
+    assert!(made.unwrap().success());
+    let gray = unet::imageio::read_image(&img).unwrap();
+    let unet::imageio::PixelBuffer::U16(g) = &gray.pixels else { panic!("16-bit sample") };
+    let ome = dir.join("ome.tif");
+    write_calibrated_tiff(
+        &ome,
+        g,
+        (200, 160),
+        r#"<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint16" SizeX="200" SizeY="160" SizeC="1" SizeZ="1" SizeT="1" PhysicalSizeX="325" PhysicalSizeXUnit="nm" PhysicalSizeY="325" PhysicalSizeYUnit="nm"/></Image></OME>"#,
+        None,
+    );
+    let imagej = dir.join("imagej.tif");
+    let per_micron = tiff::encoder::Rational { n: 40, d: 13 }; // 1 / 0.325 pixels per micron
+    write_calibrated_tiff(&imagej, g, (200, 160), "ImageJ=1.54f\nunit=micron\n", Some(per_micron));
+    for (path, source) in [(&ome, "OME-TIFF"), (&imagej, "ImageJ TIFF")] {
+        let p = unet::pixel_size::read_pixel_size(path).expect(source);
+        assert!((p.x - 0.325).abs() < 1e-9 && p.source == source, "{p:?}");
+    }
+    assert_eq!(unet::pixel_size::read_pixel_size(&img), None, "an uncalibrated TIFF");
+
+    // A model trained at 0.65 µm per pixel: the calibrated files run at half size, the plain one as it is.
+    let baseline = dir.join("baseline.onnx");
+    assert!(unet().arg("export-baseline").arg(&baseline).status().unwrap().success());
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("images")).unwrap();
+    std::fs::create_dir_all(data.join("labels")).unwrap();
+    let made = unet()
+        .args(["sample-image", "--width", "128", "--height", "128", "--cells", "5"])
+        .arg(data.join("images/a.tif"))
+        .arg("--labels")
+        .arg(data.join("labels/a.tif"))
+        .status();
+    assert!(made.unwrap().success());
+    let model = dir.join("at-0.65.onnx");
+    let wrote = unet()
+        .arg("object-size")
+        .arg(&data)
+        .arg("--into")
+        .arg(&baseline)
+        .arg("-o")
+        .arg(&model)
+        .args(["--pixel-size", "0.65"])
+        .status();
+    assert!(wrote.unwrap().success());
+    let info = unet().arg("info").arg("-m").arg(&model).output().unwrap();
+    assert!(String::from_utf8_lossy(&info.stdout).contains("trained at 0.65 µm per pixel"), "{info:?}");
+    let labels = dir.join("labels.tif");
+    let segment = |image: &std::path::Path, extra: &[&str]| {
+        let out =
+            unet().arg("segment").arg(image).arg("-m").arg(&model).arg("--labels").arg(&labels).args(extra).output();
+        let out = out.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(unet::imageio::read_labels(&labels).unwrap().1, 200, "labels on the image's grid");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for path in [&ome, &imagej] {
+        let said = segment(path, &[]);
+        assert!(said.contains("at scale 0.50 (pixels of 0.325 µm from the file, the model's 0.65 µm)"), "{said}");
+    }
+    assert!(!segment(&img, &[]).contains("at scale"), "no calibration, no resampling");
+    assert!(segment(&img, &["--pixel-size", "1.3"]).contains("at scale 2.00 (pixels of 1.3 µm from --pixel-size"));
+    let said = segment(&ome, &["--object-size", "15"]);
+    assert!(said.contains("at scale") && !said.contains("0.50"), "an object size wins over the pixel size: {said}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_model_with_external_data_is_refused_wherever_the_program_runs() {
+    use prost::Message;
+    // A crafted model whose first weight tensor lies in 'secret.bin' "beside" it: ONNX Runtime would resolve that
+    // against the working directory (the host program's), so it is refused, with the file there or not.
+    let dir = std::env::temp_dir().join(format!("unet-cli-external-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut model = unet::onnx::proto::ModelProto::decode(unet::baseline::onnx_bytes().as_slice()).unwrap();
+    let tensor = &mut model.graph.as_mut().unwrap().initializer[0];
+    let data = std::mem::take(&mut tensor.raw_data);
+    std::fs::write(dir.join("secret.bin"), &data).unwrap();
+    let entry = |k: &str, v: String| unet::onnx::proto::StringStringEntryProto { key: k.into(), value: v };
+    tensor.external_data = vec![
+        entry("location", "secret.bin".into()),
+        entry("offset", "0".into()),
+        entry("length", data.len().to_string()),
+    ];
+    tensor.data_location = 1;
+    let name = tensor.name.clone();
+    std::fs::write(dir.join("external.onnx"), model.encode_to_vec()).unwrap();
+    assert_eq!(
+        unet::onnx::external_data::first_external_tensor(&model.encode_to_vec()),
+        Some((name.clone(), "secret.bin".into()))
+    );
+    assert_eq!(unet::onnx::external_data::first_external_tensor(&unet::baseline::onnx_bytes()), None);
+    for cwd in [dir.clone(), std::env::temp_dir()] {
+        let out = unet().arg("info").arg("-m").arg(dir.join("external.onnx")).current_dir(&cwd).output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "loaded with external data from {}", cwd.display());
+        assert!(said.contains(&format!("keeps tensor '{name}' in an external file ('secret.bin')")), "{said}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

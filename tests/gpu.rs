@@ -2,6 +2,8 @@
 //! (with `--features cuda`) the trainer's CUDA step against its CPU step. They need an NVIDIA GPU, so they are
 //! ignored in the default suite; `scripts/gpu-check.sh` runs them on a GPU machine with
 //! `gpu-<hash> --ignored --test-threads 1` and `UNET_ORT_LIB` naming an ONNX Runtime with the CUDA provider.
+//! With `UNET_GPU_TESTS_ON_CPU=1` (the script's dry run) the CPU stands in for the GPU, so every comparison and
+//! assertion runs on any machine; the tests that need CUDA itself (its arena limit, NVML) say they are skipped.
 
 mod common;
 
@@ -9,6 +11,23 @@ use unet::{
     Model, ModelOptions, Provider, SegmentOptions, SegmentOutputs,
     onnx::{Precision, encode_unet_with, read_unet},
 };
+
+/// The provider that plays the GPU: CUDA, or the CPU in a dry run.
+fn gpu() -> Provider {
+    if on_cpu() { Provider::Cpu } else { Provider::Cuda }
+}
+
+fn on_cpu() -> bool {
+    std::env::var_os("UNET_GPU_TESTS_ON_CPU").is_some_and(|v| v == "1")
+}
+
+/// True (and says so) when a test needs CUDA itself and the CPU stands in.
+fn skipped_on_cpu(test: &str) -> bool {
+    if on_cpu() {
+        eprintln!("{test}: skipped on the CPU (needs CUDA itself)");
+    }
+    on_cpu()
+}
 
 fn options(provider: Provider) -> ModelOptions {
     ModelOptions { provider, threads: 0, ort_library: Some(common::ort_lib()), cuda_device: 0 }
@@ -48,7 +67,7 @@ fn max_difference(a: &[f32], b: &[f32]) -> f32 {
 #[ignore = "needs an NVIDIA GPU (scripts/gpu-check.sh)"]
 fn cuda_segments_like_the_cpu() {
     let img = unet::synthetic::nuclei(700, 600, 11);
-    let (gpu, cpu) = (default_model(Provider::Cuda, Precision::F32), default_model(Provider::Cpu, Precision::F32));
+    let (gpu, cpu) = (default_model(gpu(), Precision::F32), default_model(Provider::Cpu, Precision::F32));
     assert!(gpu.provider().fallback_reason.is_none());
     let (a, b) = (segment(&gpu, &img.pixels, 700, 600, None), segment(&cpu, &img.pixels, 700, 600, None));
     // TF32 convolutions on the GPU: close to, not equal to, float32.
@@ -64,7 +83,7 @@ fn cuda_segments_like_the_cpu() {
 #[ignore = "needs an NVIDIA GPU (scripts/gpu-check.sh)"]
 fn cuda_tiles_agree_with_one_pass() {
     let img = unet::synthetic::nuclei(600, 520, 12);
-    let gpu = default_model(Provider::Cuda, Precision::F32);
+    let gpu = default_model(gpu(), Precision::F32);
     let (one, tiled) = (segment(&gpu, &img.pixels, 600, 520, None), segment(&gpu, &img.pixels, 600, 520, Some(132)));
     assert_eq!(one.report.tiles, 1);
     assert!(tiled.report.tiles >= 16, "{} tiles", tiled.report.tiles);
@@ -76,7 +95,7 @@ fn cuda_tiles_agree_with_one_pass() {
 #[ignore = "needs an NVIDIA GPU (scripts/gpu-check.sh)"]
 fn float16_on_cuda_is_close_to_float32() {
     let img = unet::synthetic::nuclei(512, 512, 13);
-    let (full, half) = (default_model(Provider::Cuda, Precision::F32), default_model(Provider::Cuda, Precision::F16));
+    let (full, half) = (default_model(gpu(), Precision::F32), default_model(gpu(), Precision::F16));
     let (a, b) = (segment(&full, &img.pixels, 512, 512, None), segment(&half, &img.pixels, 512, 512, None));
     let diff = max_difference(&a.probabilities, &b.probabilities);
     let seg = unet::metrics::seg(&a.labels, &b.labels).unwrap();
@@ -89,12 +108,15 @@ fn float16_on_cuda_is_close_to_float32() {
 #[test]
 #[ignore = "needs an NVIDIA GPU (scripts/gpu-check.sh)"]
 fn out_of_memory_is_retried_with_smaller_tiles() {
+    if skipped_on_cpu("out_of_memory_is_retried_with_smaller_tiles") {
+        return;
+    }
     let img = unet::synthetic::nuclei(4096, 4096, 14);
-    let free = default_model(Provider::Cuda, Precision::F32);
+    let free = default_model(gpu(), Precision::F32);
     let want = segment(&free, &img.pixels, 4096, 4096, Some(1028));
     // SAFETY (set_var): the GPU tests run with --test-threads 1; nothing else reads the environment meanwhile.
     unsafe { std::env::set_var(unet::model::CUDA_OPTIONS_ENV, "gpu_mem_limit=2147483648") };
-    let limited = default_model(Provider::Cuda, Precision::F32);
+    let limited = default_model(gpu(), Precision::F32);
     unsafe { std::env::remove_var(unet::model::CUDA_OPTIONS_ENV) };
     let got = segment(&limited, &img.pixels, 4096, 4096, Some(4100));
     eprintln!(
@@ -112,9 +134,12 @@ fn out_of_memory_is_retried_with_smaller_tiles() {
 #[test]
 #[ignore = "needs an NVIDIA GPU (scripts/gpu-check.sh)"]
 fn gpu_tiles_follow_free_memory() {
+    if skipped_on_cpu("gpu_tiles_follow_free_memory") {
+        return;
+    }
     let free = unet::gpu_memory::free_bytes(0).expect("NVML reports the GPU's free memory");
     let img = unet::synthetic::nuclei(2048, 2048, 15);
-    let (gpu, cpu) = (default_model(Provider::Cuda, Precision::F32), default_model(Provider::Cpu, Precision::F32));
+    let (gpu, cpu) = (default_model(gpu(), Precision::F32), default_model(Provider::Cpu, Precision::F32));
     let view = unet::ImageView::new(unet::Pixels::U16(&img.pixels), 2048, 2048, 1, 2048).unwrap();
     let mut p = vec![0f32; 2048 * 2048];
     let mut tiles = |m: &Model| {

@@ -140,6 +140,7 @@ impl Versioned for UnetModelInfo {
             ort_library: null,
             postprocessing: null,
             object_size: crate::metadata::DEFAULT_OBJECT_SIZE,
+            pixel_size: 0.0,
         }
     }
 }
@@ -181,6 +182,8 @@ pub struct UnetModelInfo {
     /// Since 0.4. The typical object diameter (pixels) of the model's training data, the size
     /// UnetSegmentOptions.object_size resamples images to (30 when the model does not record one).
     pub object_size: f32,
+    /// Since 0.4. Micrometres per pixel of the model's training images; 0 when not recorded.
+    pub pixel_size: f32,
 }
 
 /// Fills `options` with defaults (provider auto, threads 0, library search).
@@ -213,7 +216,10 @@ unsafe fn store(out: *mut *mut UnetModel, model: Model) {
 /// but an embedded model ("default", "em" for the electron-microscopy membrane model) loads that one. A bioimage.io
 /// model package with ONNX weights runs too: its `.zip`, its `rdf.yaml`, or the folder holding it (axes, halo,
 /// pre- and post-processing come from the package; what cannot run fails with UNET_MODEL_INCOMPATIBLE naming the
-/// field). `options` may be NULL (defaults). On success `*out` receives a handle to free with unet_model_free; on failure `*out` is NULL.
+/// field). A model that keeps any tensor in an external data file is refused with UNET_MODEL_INCOMPATIBLE (its
+/// location would be resolved against the program's working directory, not the model's folder): models must be
+/// one self-contained file. `options` may be NULL (defaults). On success `*out` receives a handle to free with
+/// unet_model_free; on failure `*out` is NULL.
 ///
 /// # Safety
 /// Every pointer must be NULL or valid for what its type and the documentation above describe.
@@ -316,6 +322,7 @@ pub unsafe extern "C" fn unet_model_info(model: *const UnetModel, info: *mut Une
             ort_library: s.ort_library.as_ptr(),
             postprocessing: s.postprocessing.as_ptr(),
             object_size: meta.object_size_or_default(),
+            pixel_size: meta.pixel_size.unwrap_or(0.0),
         };
         // SAFETY: the caller provides its `struct_size` (>= V1_SIZE, checked above) writable bytes.
         unsafe { write_versioned(info, &value) };

@@ -143,6 +143,10 @@ pub struct UnetSegmentOptions {
     /// diameter is more than 1.5x off. Post-processing runs at the model's scale (watershed parameters in its
     /// pixels; min_size is in the image's pixels).
     pub object_size: f32,
+    /// Since 0.4. The image's pixel size in micrometres (its calibration); 0 = unknown. When the model records
+    /// the pixel size it was trained at (unet_model_info's pixel_size) and object_size is 0, the image is
+    /// resampled by the ratio of the two.
+    pub pixel_size: f32,
 }
 
 impl Versioned for UnetSegmentOptions {
@@ -168,6 +172,7 @@ impl Versioned for UnetSegmentOptions {
             watershed_seed: -1.0,
             channel: -1,
             object_size: 0.0,
+            pixel_size: 0.0,
         }
     }
 }
@@ -430,6 +435,7 @@ fn segment_options<'p>(o: &UnetSegmentOptions, recommended: Option<PostProcessin
             d if d < 0.0 => ObjectSize::Auto,
             d => ObjectSize::Pixels(d), // NaN and other non-diameters are refused by the library
         },
+        pixel_size: (o.pixel_size != 0.0).then_some(o.pixel_size), // negative and NaN: refused by the library
         progress: None,
     })
 }

@@ -115,6 +115,7 @@ impl Model {
             let wrapped = bioimageio::import_zip(bytes).map_err(|e| e.context(&source))?;
             return Model::from_bytes_named(&wrapped, options, format!("{source} (bioimage.io package)"));
         }
+        crate::onnx::external_data::refuse_external_data(bytes).map_err(|e| e.context(&source))?;
         let runtime = runtime::ensure_loaded(options.ort_library.as_deref())?;
         let (session, provider) = create_session(&runtime, bytes, options).map_err(|e| e.context(&source))?;
         let metadata = {

@@ -56,6 +56,24 @@ pub fn scale_for(model_size: f32, object_size: f32) -> Result<f64> {
     Ok(scale)
 }
 
+/// The scale that brings an image of `image` micrometres per pixel to the `model`'s pixel size; `None` when
+/// either is unknown.
+pub fn scale_for_pixel_sizes(image: Option<f32>, model: Option<f32>) -> Result<Option<f64>> {
+    let Some(image) = image else { return Ok(None) };
+    if !crate::metadata::valid_pixel_size(image) {
+        return Err(Error::invalid_argument(format!("pixel size {image} µm is not a positive length")));
+    }
+    let Some(model) = model else { return Ok(None) };
+    let scale = f64::from(image) / f64::from(model);
+    if !(SCALES.0..=SCALES.1).contains(&scale) {
+        return Err(Error::invalid_argument(format!(
+            "the image's pixels ({image} µm) are more than {}x away from the model's ({model} µm)",
+            SCALES.1
+        )));
+    }
+    Ok(Some(scale))
+}
+
 /// The scale `Auto` chooses for a first pass whose instances have median diameter `measured`: `None` = keep
 /// the first pass (no instances, or within [`AUTO_TOLERANCE`]).
 pub fn auto_scale(model_size: f32, measured: Option<f32>) -> Option<f64> {
@@ -232,6 +250,11 @@ mod tests {
         assert_eq!(auto_scale(20.0, Some(40.0)), Some(0.5));
         assert_eq!(auto_scale(20.0, Some(1.0)), Some(AUTO_SCALES.1), "clamped");
         assert_eq!(scaled_size(100, 7, 0.5).unwrap(), (50, 4));
+        assert_eq!(scale_for_pixel_sizes(Some(0.325), Some(0.65)).unwrap(), Some(0.5));
+        assert_eq!(scale_for_pixel_sizes(Some(0.325), None).unwrap(), None);
+        assert_eq!(scale_for_pixel_sizes(None, Some(0.65)).unwrap(), None);
+        assert!(scale_for_pixel_sizes(Some(f32::NAN), None).is_err());
+        assert!(scale_for_pixel_sizes(Some(100.0), Some(0.65)).is_err());
         assert_eq!(scaled_size(1, 1, 0.125).unwrap(), (1, 1));
         assert_eq!(scaled_min_size(0, 2.0), 0);
         assert_eq!(scaled_min_size(10, 0.5), 3);

@@ -57,6 +57,9 @@ pub struct SegmentOptions<'p> {
     /// How big the image's objects are: the image is resampled so they match the model's object size, and the
     /// results mapped back (see [`object_size`]).
     pub object_size: ObjectSize,
+    /// The image's pixel size in micrometres (a microscope's calibration). When the model records the pixel size
+    /// it was trained at and `object_size` is `AsIs`, the image is resampled by their ratio.
+    pub pixel_size: Option<f32>,
     pub progress: Option<&'p mut ProgressFn<'p>>,
 }
 
@@ -74,6 +77,7 @@ impl Default for SegmentOptions<'_> {
             test_time_augmentation: false,
             channel: None,
             object_size: ObjectSize::AsIs,
+            pixel_size: None,
             progress: None,
         }
     }
@@ -204,8 +208,12 @@ impl Model {
         let normalizer = Normalizer::for_image(image, options.normalization.unwrap_or(meta.normalization))?;
         let normalize = clock.elapsed();
         let model_size = meta.object_size_or_default();
+        let by_pixel_size = object_size::scale_for_pixel_sizes(options.pixel_size, meta.pixel_size)?;
         let mut report = match options.object_size {
-            ObjectSize::AsIs => self.segment_scaled(image, &normalizer, &pass, 1.0, outputs, &mut report_progress)?,
+            ObjectSize::AsIs => {
+                let scale = by_pixel_size.unwrap_or(1.0);
+                self.segment_scaled(image, &normalizer, &pass, scale, outputs, &mut report_progress)?
+            }
             ObjectSize::Pixels(d) => {
                 let scale = object_size::scale_for(model_size, d)?;
                 self.segment_scaled(image, &normalizer, &pass, scale, outputs, &mut report_progress)?

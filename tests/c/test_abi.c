@@ -466,6 +466,28 @@ int main(int argc, char **argv) {
         expect_status("segment: object size NaN", unet_segment(model, &img_u8, &oopts, &out), UNET_STATUS_INVALID_ARGUMENT);
         oopts.object_size = 0.5f;
         expect_status("segment: object size 0.5 px", unet_segment(model, &img_u8, &oopts, &out), UNET_STATUS_INVALID_ARGUMENT);
+        /* Pixel size: this model records none, so a calibrated image runs as it is; one trained at 0.65 um
+           resamples a 0.325 um image by 0.5, unless an object size is given. */
+        oopts.object_size = 0.0f;
+        oopts.pixel_size = 0.325f;
+        out = outputs_for(NULL, NULL, labels_half, n);
+        expect_status("segment: pixel size, model without one", unet_segment(model, &img_u8, &oopts, &out), UNET_STATUS_OK);
+        expect_true("  scale 1", out.scale == 1.0f);
+        UnetModel *calibrated = NULL;
+        expect_status("load: calibrated model", unet_model_load(path_in(dir, "calibrated.onnx"), &opts, &calibrated), UNET_STATUS_OK);
+        memset(&oinfo, 0, sizeof oinfo);
+        oinfo.struct_size = sizeof oinfo;
+        expect_status("info: calibrated", unet_model_info(calibrated, &oinfo), UNET_STATUS_OK);
+        expect_true("info: pixel size 0.65 um, object size 20 px", oinfo.pixel_size == 0.65f && oinfo.object_size == 20.0f);
+        expect_status("segment: 0.325 um pixels, model at 0.65", unet_segment(calibrated, &img_u8, &oopts, &out), UNET_STATUS_OK);
+        expect_true("  scale 0.5", fabsf(out.scale - 0.5f) < 1e-6f);
+        oopts.object_size = 10.0f;
+        expect_status("segment: object size wins", unet_segment(calibrated, &img_u8, &oopts, &out), UNET_STATUS_OK);
+        expect_true("  scale 2 (20 px / 10 px)", fabsf(out.scale - 2.0f) < 1e-6f);
+        oopts.object_size = 0.0f;
+        oopts.pixel_size = -1.0f;
+        expect_status("segment: negative pixel size", unet_segment(calibrated, &img_u8, &oopts, &out), UNET_STATUS_INVALID_ARGUMENT);
+        unet_model_free(calibrated);
     }
 
     /* Cancel from the progress callback. */

@@ -57,6 +57,12 @@ int main() {
     auto split = model.segment(unet::ImageView::gray(pixels.data(), w, h), watershed);
     CHECK(split.label_count == 3 && split.labels == result.labels);
 
+    // An object size of half the model's runs at scale 2; the labels keep the image's grid and its 3 cells.
+    unet::SegmentOptions sized;
+    sized.object_size = 15.0f;  // the baseline records no object size: 30 px are assumed
+    auto half = model.segment(unet::ImageView::gray(pixels.data(), w, h), sized);
+    CHECK(half.scale == 2.0f && half.labels.size() == w * h && half.label_count == 3);
+
     // Threads share the model.
     std::vector<std::thread> threads;
     std::vector<uint32_t> counts(4);

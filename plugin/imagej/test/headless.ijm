@@ -84,6 +84,14 @@ call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=@BASELINE@ provider=c
 selectImage("sized-labels");
 ok = getWidth() == 200 && parseFloat(Property.get("unet.measured_object_size")) > 30;
 check("object_size=-1 measures the squares (" + Property.get("unet.measured_object_size") + " px)", ok);
+// The image's calibration is its pixel size: 0.325 µm pixels and a model trained at 0.65 µm run at half size.
+selectImage("sized");
+setVoxelSize(325, 325, 1, "nm");
+close("sized-labels");
+call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=@CALIBRATED@ provider=cpu memory=512 labels");
+selectImage("sized-labels");
+ok = getWidth() == 200 && Property.get("unet.scale") == "0.5";
+check("a 325 nm calibration with a model trained at 0.65 µm runs at scale 0.5 (" + Property.get("unet.scale") + ")", ok);
 // Errors reach the log with the library's message instead of crashing.
 selectImage("cells");
 call("ij.IJ.runPlugIn", "unet.imagej.UNet_Segment", "model=/nonexistent/model.onnx provider=cpu labels");

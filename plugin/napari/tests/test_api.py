@@ -80,6 +80,16 @@ def test_object_size_resamples_and_agrees_with_the_cli():
     for bad in (0, -3, float("nan"), "big"):
         with pytest.raises((ValueError, un.UnetError)):
             model.segment(image, object_size=bad)
+    # A pixel size: this model records none, so nothing changes; the C test covers a model that records one.
+    assert model.info["pixel_size"] is None
+    assert (model.segment(image, outputs=("labels",), pixel_size=0.5)["labels"] == as_is["labels"]).all()
+    with pytest.raises(ValueError):
+        model.segment(image, pixel_size=-1)
+    calibrated = un.load_model(os.environ["UNET_TEST_CALIBRATED_MODEL"])
+    assert calibrated.info["pixel_size"] == pytest.approx(0.65)
+    half = calibrated.segment(image, outputs=("labels",), pixel_size=0.325)
+    assert half["scale"] == pytest.approx(0.5) and half["labels"].shape == image.shape
+    assert calibrated.segment(image, outputs=("labels",), pixel_size=0.325, object_size=12)["scale"] != 0.5
 
 
 def test_errors_carry_status_and_message():

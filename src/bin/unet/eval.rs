@@ -63,11 +63,11 @@ pub fn run(args: EvalArgs) -> unet::Result<()> {
         quick,
         write,
     } = args;
-    if tune && (input.object_size.is_some() || input.channel.is_some()) {
+    if tune && (input.object_size.is_some() || input.channel.is_some() || input.pixel_size.is_some()) {
         return Err(unet::Error::new(
             unet::UnetStatus::InvalidArgument,
-            "--tune searches the post-processing of the images as they are: --object-size and --channel are not used \
-             by it (score with them without --tune)",
+            "--tune searches the post-processing of the images as they are: --object-size, --pixel-size and --channel \
+             are not used by it (score with them without --tune)",
         ));
     }
     let (threshold, min_size) = (instances.threshold, instances.min_size);
@@ -91,6 +91,7 @@ pub fn run(args: EvalArgs) -> unet::Result<()> {
         test_time_augmentation,
         channel: input.channel,
         object_size: input.object_size.unwrap_or_default(),
+        pixel_size: input.pixel_size,
         ..Default::default()
     };
     let mut table = String::from("set,truth,images,objects,instances,ap50,ap75,seg,iou,tp50,fp50,fn50\n");

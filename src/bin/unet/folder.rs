@@ -94,10 +94,22 @@ pub struct Settings {
     pub test_time_augmentation: bool,
     pub channel: Option<usize>,
     pub object_size: unet::ObjectSize,
+    /// The pixel size given on the command line (micrometres); else each file's own, when it records one.
+    pub pixel_size: Option<f32>,
 }
 
 impl Settings {
     /// The options of one `segment` call with these settings and `progress`.
+    /// These settings for the image in `path`: its recorded pixel size unless one was given.
+    pub fn for_file(self, path: &Path) -> Settings {
+        let pixel_size = self.pixel_size.or_else(|| {
+            unet::pixel_size::read_pixel_size(path)
+                .map(|p| p.x as f32)
+                .filter(|&um| unet::metadata::valid_pixel_size(um))
+        });
+        Settings { pixel_size, ..self }
+    }
+
     pub fn with_progress<'p>(self, progress: &'p mut unet::segment::ProgressFn<'p>) -> SegmentOptions<'p> {
         SegmentOptions {
             threshold: self.threshold,
@@ -111,6 +123,7 @@ impl Settings {
             test_time_augmentation: self.test_time_augmentation,
             channel: self.channel,
             object_size: self.object_size,
+            pixel_size: self.pixel_size,
             progress: Some(progress),
         }
     }
@@ -249,7 +262,7 @@ fn segment_one(
     };
     let report = model.segment(
         &view,
-        s.with_progress(&mut on_progress),
+        s.for_file(&frame.path).with_progress(&mut on_progress),
         SegmentOutputs {
             probabilities: probabilities.as_deref_mut(),
             mask: mask.as_deref_mut(),

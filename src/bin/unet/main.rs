@@ -171,6 +171,11 @@ struct InputArgs {
     /// (a second runs when they differ by more than 1.5x). Default: the image as it is.
     #[arg(long, value_parser = parse_object_size)]
     object_size: Option<unet::ObjectSize>,
+    /// The image's pixel size in micrometres (default: what an OME-TIFF or ImageJ TIFF records). When the model
+    /// records the pixel size it was trained at, the image is resampled by their ratio unless --object-size is
+    /// given.
+    #[arg(long)]
+    pixel_size: Option<f32>,
 }
 
 fn parse_object_size(s: &str) -> Result<unet::ObjectSize, String> {
@@ -284,6 +289,9 @@ enum Command {
         /// ...written here.
         #[arg(long, short, requires = "into")]
         output: Option<PathBuf>,
+        /// With --into, also record the training images' pixel size (micrometres), when they share one.
+        #[arg(long, requires = "into")]
+        pixel_size: Option<f32>,
     },
     /// Write a bioimage.io model package (format 0.5 zip: rdf.yaml, ONNX weights, test tensors, cover,
     /// documentation) that bioimage.io tools (`bioimageio test`, deepImageJ, ilastik, the bioimage.io website) accept.
@@ -471,7 +479,7 @@ fn describe(model: &Model) -> String {
         match m.object_size {
             Some(d) => format!("{d} px (median diameter of its training objects; --object-size resamples to it)"),
             None => format!("not recorded ({} px assumed by --object-size)", unet::metadata::DEFAULT_OBJECT_SIZE),
-        },
+        } + &m.pixel_size.map_or(String::new(), |um| format!("; trained at {um} µm per pixel")),
         m.normalization.to_meta(),
         m.postprocessing.map_or("components (no recommendation in the model)".to_string(), |p| p.to_meta()),
         m.provenance,
@@ -490,8 +498,8 @@ fn describe(model: &Model) -> String {
 fn measure_object_size(
     data: &[PathBuf],
     val_fraction: f64,
-    into: Option<String>,
-    output: Option<PathBuf>,
+    into: Option<(String, PathBuf)>,
+    pixel_size: Option<f32>,
 ) -> unet::Result<()> {
     use unet::dataset::{Layout, Truth, load_with, median_object_diameter};
     let mut all = Vec::new();
@@ -513,10 +521,19 @@ fn measure_object_size(
     let size = median_object_diameter(&all)
         .ok_or_else(|| unet::Error::new(unet::UnetStatus::InvalidArgument, "the data holds no annotated objects"))?;
     println!("all: {} image(s), median diameter {size} px", all.len());
-    if let (Some(model), Some(output)) = (into, output) {
+    if let Some((model, output)) = into {
         let bytes = unet::model::model_file_bytes(&model)?;
         let (weights, mut meta, precision) = unet::onnx::read_unet_with_precision(&bytes)?;
         meta.object_size = Some(size);
+        if let Some(um) = pixel_size {
+            if !unet::metadata::valid_pixel_size(um) {
+                return Err(unet::Error::new(
+                    unet::UnetStatus::InvalidArgument,
+                    format!("--pixel-size {um} is not a length in µm"),
+                ));
+            }
+            meta.pixel_size = Some(um);
+        }
         unet::onnx::write_unet_with(&output, &weights, &meta, precision)?;
         println!("wrote {} (object size {size} px)", output.display());
     }
@@ -572,8 +589,8 @@ fn run(cli: Cli) -> unet::Result<()> {
             }
             Ok(())
         }
-        Command::ObjectSize { data, val_fraction, into, output } => {
-            measure_object_size(&data, val_fraction, into, output)
+        Command::ObjectSize { data, val_fraction, into, output, pixel_size } => {
+            measure_object_size(&data, val_fraction, into.zip(output), pixel_size)
         }
         Command::ExportBioimageio { model, output, name, author, ort_lib } => {
             let bytes = unet::model::model_file_bytes(&model)?;

@@ -74,6 +74,7 @@ fn settings_for(args: &SegmentArgs, model: &Model) -> unet::Result<folder::Setti
         test_time_augmentation: args.instances.tta,
         channel: args.input.channel,
         object_size: args.input.object_size.unwrap_or_default(),
+        pixel_size: args.input.pixel_size,
     })
 }
 
@@ -121,7 +122,7 @@ fn run_single(args: SegmentArgs) -> unet::Result<()> {
     if args.verbose {
         eprintln!("{}", describe(&model));
     }
-    let settings = settings_for(&args, &model)?;
+    let settings = settings_for(&args, &model)?.for_file(&args.image);
     let img = read_image(&args.image)?;
     let view = img.view()?;
     let area = view.area();
@@ -152,7 +153,7 @@ fn run_single(args: SegmentArgs) -> unet::Result<()> {
     bar.finish_and_clear();
     let labelled = labels.is_some();
     write_outputs(&args, &model, &view, mask, probabilities, labels)?;
-    print_report(&args.image, (img.width, img.height), started, &report, &model, labelled, args.verbose);
+    print_report(&args, (img.width, img.height), started, &report, &model, labelled, settings.pixel_size);
     Ok(())
 }
 
@@ -226,14 +227,17 @@ fn print_score(path: &Path, labels: &[u32], w: usize, h: usize) -> unet::Result<
 
 /// What ran, in one line: size, time, provider, tiles, instances, GPU retries; with `verbose`, where the time went.
 fn print_report(
-    image: &Path,
+    args: &SegmentArgs,
     (w, h): (usize, usize),
     started: Instant,
     report: &unet::SegmentReport,
     model: &Model,
     labelled: bool,
-    verbose: bool,
+    pixel_size: Option<f32>,
 ) {
+    let (image, verbose) = (&args.image, args.verbose);
+    let from = if args.input.pixel_size.is_some() { "--pixel-size" } else { "the file" };
+    let pixel_size = pixel_size.map(|um| (um, from));
     let instances = if labelled {
         format!("{} instance(s)", report.label_count)
     } else {
@@ -245,8 +249,18 @@ fn print_report(
             format!(" at scale {s:.2} (objects measured {d:.0} px across, the model's {model_size} px)")
         }
         (Some(d), _) => format!(" as it is (objects measured {d:.0} px across, near the model's {model_size} px)"),
-        (None, s) if s != 1.0 => format!(" at scale {s:.2} (the model's objects are {model_size} px across)"),
-        (None, _) => String::new(),
+        (None, s) if s != 1.0 => match (pixel_size, model.metadata().pixel_size) {
+            (Some((um, from)), Some(model_um)) if (f64::from(um) / f64::from(model_um) - s).abs() < 1e-9 => {
+                format!(" at scale {s:.2} (pixels of {um} µm from {from}, the model's {model_um} µm)")
+            }
+            _ => format!(" at scale {s:.2} (the model's objects are {model_size} px across)"),
+        },
+        (None, _) => match pixel_size {
+            Some((um, from)) if verbose => {
+                format!(" (pixels of {um} µm from {from}; the model records no pixel size: not resampled)")
+            }
+            _ => String::new(),
+        },
     };
     eprintln!(
         "segmented {} ({w}x{h}){scale} in {:.2} s on {}: {} tile(s) of {}x{}, {instances}{}",

@@ -97,7 +97,7 @@ impl Chain {
             TensorValue::F32(v) => (data_type::FLOAT, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
             TensorValue::I64(v) => (data_type::INT64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         };
-        let t = TensorProto { dims: dims.to_vec(), data_type, name: String::new(), raw_data };
+        let t = TensorProto { dims: dims.to_vec(), data_type, name: String::new(), raw_data, ..Default::default() };
         let attr =
             AttributeProto { name: "value".into(), t: Some(t), r#type: attribute_type::TENSOR, ..Default::default() };
         self.node("Constant", &[], vec![attr])

@@ -1,5 +1,6 @@
 //! Writing the paper's U-Net as an ONNX model from a set of weights, and reading one back.
 
+pub mod external_data;
 pub mod proto;
 mod read;
 mod unet_graph;

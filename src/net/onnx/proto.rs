@@ -109,6 +109,13 @@ pub struct TensorProto {
     /// Little-endian element bytes.
     #[prost(bytes = "vec", tag = "9")]
     pub raw_data: Vec<u8>,
+    /// Where the data lies when not inside the file (`location`, `offset`, `length`): never written by unet, and
+    /// refused on loading (see `external_data`).
+    #[prost(message, repeated, tag = "13")]
+    pub external_data: Vec<StringStringEntryProto>,
+    /// 1 = EXTERNAL.
+    #[prost(int32, tag = "14")]
+    pub data_location: i32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

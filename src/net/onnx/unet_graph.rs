@@ -76,6 +76,7 @@ impl GraphBuilder {
             data_type,
             name: name.into(),
             raw_data,
+            ..Default::default()
         });
     }
 
@@ -85,6 +86,7 @@ impl GraphBuilder {
             data_type: data_type::INT64,
             name: name.into(),
             raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
         });
     }
 

@@ -86,6 +86,12 @@ struct SegmentOptions {
     bool test_time_augmentation = false;
     uint64_t memory_budget_bytes = 0;  // 0 = default
     uint32_t max_tile = 0;
+    /// The channel (from 0) of a multi-channel image a one-channel model segments; -1 = RGB/RGBA luminance.
+    int32_t channel = -1;
+    /// The objects' diameter in pixels (resampled to the model's); 0 = as is; < 0 = measured by a first pass.
+    float object_size = 0.0f;
+    /// The image's micrometres per pixel (0 = unknown): resampled to the model's when it records one.
+    float pixel_size = 0.0f;
     /// Called with (done, total); return false to cancel (segment then throws Error with UNET_STATUS_CANCELLED).
     std::function<bool(size_t, size_t)> progress;
 };
@@ -95,6 +101,10 @@ struct Segmentation {
     std::vector<uint8_t> mask;
     std::vector<uint32_t> labels;
     uint32_t label_count = 0;
+    /// Model pixels per image pixel the network ran at (1 = the image as it is).
+    float scale = 1.0f;
+    /// The median instance diameter an automatic object size measured (0 = none).
+    float measured_object_size = 0.0f;
 };
 
 struct ModelOptions {
@@ -174,6 +184,9 @@ public:
         o.test_time_augmentation = options.test_time_augmentation ? 1 : 0;
         o.memory_budget_bytes = options.memory_budget_bytes;
         o.max_tile = options.max_tile;
+        o.channel = options.channel;
+        o.object_size = options.object_size;
+        o.pixel_size = options.pixel_size;
         if (options.progress) {
             o.progress = [](void *user, size_t done, size_t total) -> int32_t {
                 auto *f = static_cast<const std::function<bool(size_t, size_t)> *>(user);
@@ -187,6 +200,8 @@ public:
         }
         detail::check(unet_segment(handle_.get(), &image.raw, &o, &out));
         r.label_count = out.label_count;
+        r.scale = out.scale;
+        r.measured_object_size = out.measured_object_size;
     }
 
     const UnetModel *get() const noexcept { return handle_.get(); }

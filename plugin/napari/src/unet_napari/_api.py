@@ -74,6 +74,7 @@ class Model:
             "class_names": text(info.class_names).split(","), "provenance": text(info.provenance),
             "ort_version": text(info.ort_version), "ort_library": text(info.ort_library),
             "postprocessing": text(info.postprocessing), "object_size": info.object_size,
+            "pixel_size": info.pixel_size or None,
         }
 
     def close(self):
@@ -90,7 +91,7 @@ class Model:
     def segment(self, image, *, outputs=("labels", "mask", "probabilities"), threshold=None, min_size=0,
                 connectivity=4, memory_mb=None, max_tile=None, normalization="model", progress=None,
                 instances="model", watershed_h=None, watershed_smoothing=None, watershed_seed=None, tta=False,
-                channel=None, object_size=None):
+                channel=None, object_size=None, pixel_size=None):
         """Segments `image`; returns a dict with the requested outputs. `normalization`: "model", "none" or
         (low, high) percentiles. `instances`: "model" (what the model recommends), "components" or "watershed"
         (splits touching cells; `watershed_h`, `watershed_smoothing` in pixels, `watershed_seed` a probability
@@ -101,7 +102,9 @@ class Model:
         (None: an RGB/RGBA image's luminance). `object_size`: the objects' typical diameter in pixels, so the image
         is resampled to the model's (`info["object_size"]`) and the outputs mapped back, or "auto" to measure it
         from a first pass (None: the image as it is); the result's "scale" says what ran and
-        "measured_object_size" what auto measured."""
+        "measured_object_size" what auto measured. `pixel_size`: the image's micrometres per pixel; when the model
+        records the pixel size it was trained at (`info["pixel_size"]`) and no object size is given, the image is
+        resampled by their ratio."""
         img, keep = _image_struct(image)
         out, result = _outputs(outputs, *keep.shape[:2])
         opts = _segment_options()
@@ -117,6 +120,10 @@ class Model:
         opts.test_time_augmentation = 1 if tta else 0
         opts.channel = -1 if channel is None else int(channel)
         opts.object_size = _object_size_field(object_size)
+        if pixel_size is not None:
+            if not float(pixel_size) > 0:
+                raise ValueError(f"pixel_size {pixel_size!r} is not a length in micrometres")
+            opts.pixel_size = float(pixel_size)
         callback = None
         if progress is not None:
             callback = N.PROGRESS(lambda _user, done, total: 0 if progress(done, total) is not False else 1)

@@ -29,7 +29,7 @@ class ModelInfo(C.Structure):
                 ("class_names", C.c_char_p), ("provenance", C.c_char_p), ("source", C.c_char_p),
                 ("ort_version", C.c_char_p), ("ort_library", C.c_char_p),
                 # since 0.4
-                ("postprocessing", C.c_char_p), ("object_size", C.c_float)]
+                ("postprocessing", C.c_char_p), ("object_size", C.c_float), ("pixel_size", C.c_float)]
 
 
 PROGRESS = C.CFUNCTYPE(C.c_int32, C.c_void_p, C.c_size_t, C.c_size_t)
@@ -45,7 +45,7 @@ class SegmentOptions(C.Structure):
                 # since 0.3
                 ("test_time_augmentation", C.c_uint32), ("watershed_seed", C.c_float),
                 # since 0.4
-                ("channel", C.c_int32), ("object_size", C.c_float)]
+                ("channel", C.c_int32), ("object_size", C.c_float), ("pixel_size", C.c_float)]
 
 
 INSTANCES = {"model": 0, "components": 1, "watershed": 2}

@@ -93,6 +93,9 @@ def _run_with_progress(work, description):
     object_size={"min": -1.0, "max": 10000.0, "step": 1.0, "label": "object size px (0 = as is, -1 = auto)",
                  "tooltip": "the objects' typical diameter in pixels: the image is resampled so that they match the "
                             "model's object size; -1 measures it from a first pass"},
+    scale_is_pixel_size={"label": "layer scale = µm per pixel",
+                         "tooltip": "pass the layer's scale (when not 1) as the pixel size: a model that records the "
+                                    "pixel size it was trained at resamples the image to it"},
 )
 def segment_widget(
     viewer: "napari.viewer.Viewer",
@@ -106,6 +109,7 @@ def segment_widget(
     tta: bool = False,
     channel: int = -1,
     object_size: float = 0.0,
+    scale_is_pixel_size: bool = True,
 ):
     """Segments the image layer (frame by frame for stacks) into a Labels layer."""
     import numpy as np
@@ -118,6 +122,8 @@ def segment_widget(
     rgb = bool(getattr(image, "rgb", False))
     frames = data[None] if data.ndim == (3 if rgb else 2) else data
     outputs = ("labels", "probabilities") if probabilities else ("labels",)
+    # napari's default scale (1) means "not calibrated"; anything else is taken as µm per pixel when asked.
+    pixel_size = float(image.scale[-1]) if scale_is_pixel_size and float(image.scale[-1]) != 1.0 else None
 
     def work(progress):
         labels, probs = [], []
@@ -125,6 +131,7 @@ def segment_widget(
             r = m.segment(frame, outputs=outputs, min_size=min_size, memory_mb=memory_mb, instances=instances,
                           tta=tta, channel=None if channel < 0 else channel,
                           object_size=None if object_size == 0 else "auto" if object_size < 0 else object_size,
+                          pixel_size=pixel_size,
                           progress=lambda d, t, i=i: progress(i * t + d, len(frames) * t))
             labels.append(r["labels"])
             if probabilities:

@@ -175,6 +175,7 @@ public class UNet_Segment implements PlugIn {
             o.watershed_seed = (float) watershed[2];
             o.memory_budget_bytes = (long) memoryMb << 20;
             o.channel = libraryChannel;
+            o.pixel_size = (float) micronsPerPixel(imp);
             o.object_size = (float) objectSize;
             o.progress = progress;
             UnetLibrary.UnetOutputs out = new UnetLibrary.UnetOutputs();
@@ -219,6 +220,21 @@ public class UNet_Segment implements PlugIn {
         if (wantMask) show(maskStack, title + "-mask", imp, 255, props);
         if (wantProbs) show(probStack, title + "-probabilities", imp, 1, props);
         IJ.log("U-Net: " + imp.getTitle() + ": " + maxCount + " instance(s) in the largest frame");
+    }
+
+    /** The image's calibration in micrometres per pixel (0 when it is not calibrated in a length unit). */
+    static double micronsPerPixel(ImagePlus imp) {
+        ij.measure.Calibration cal = imp.getCalibration();
+        if (cal == null || !cal.scaled()) return 0;
+        String unit = cal.getUnit().trim();
+        double factor;
+        switch (unit) {
+            case "micron": case "microns": case "um": case "\u00B5m": case "\u03BCm": factor = 1; break;
+            case "nm": factor = 1e-3; break;
+            case "mm": factor = 1e3; break;
+            default: return 0;
+        }
+        return cal.pixelWidth * factor;
     }
 
     /** 16-bit when the labels fit, else 32-bit float (exact up to 2^24); never silently truncated. */

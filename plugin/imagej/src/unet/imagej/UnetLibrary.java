@@ -96,7 +96,7 @@ public interface UnetLibrary extends Library {
     @Structure.FieldOrder({"struct_size", "normalization", "percentile_low", "percentile_high", "threshold",
             "connectivity", "min_size", "memory_budget_bytes", "max_tile", "tiles_per_run", "progress",
             "progress_user_data", "instances", "watershed_h", "watershed_smoothing", "test_time_augmentation",
-            "watershed_seed", "channel", "object_size"})
+            "watershed_seed", "channel", "object_size", "pixel_size"})
     class UnetSegmentOptions extends Structure {
         public int struct_size, normalization;
         public float percentile_low, percentile_high, threshold;
@@ -116,6 +116,8 @@ public interface UnetLibrary extends Library {
         public int channel;
         /** Since 0.4: the objects' diameter in pixels (resampled to the model's); 0 = as is; negative = measured. */
         public float object_size;
+        /** Since 0.4: the image's micrometres per pixel (its calibration); 0 = unknown. */
+        public float pixel_size;
     }
 
     @Structure.FieldOrder({"struct_size", "probabilities", "probabilities_len", "mask", "mask_len", "labels",
