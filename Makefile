@@ -53,6 +53,7 @@ bench: ort
 	scripts/bench-live-loop.sh
 	cargo bench --bench weight_map
 	cargo bench --bench instances
+	cargo bench --bench postprocessing
 	cargo bench --features train --bench train_step
 
 # Retrain the shipped default model from ../shared/data/ctc (4.3 h on 2 cores, then 10 min on a GPU or hours with

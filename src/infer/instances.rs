@@ -68,25 +68,51 @@ pub fn watershed(
     // Flood. A processed pixel holds its union-find parent + 1; a root is the first (highest) pixel of its basin, so
     // `heights[root]` is the basin's peak. Where basins meet, the lower one merges unless its dynamic exceeds h.
     let h_quanta = (params.h * QUANTA_PER_PIXEL).round() as u32;
-    let offsets = neighbour_offsets(connectivity);
-    let mut roots: Vec<u32> = Vec::with_capacity(8);
+    let eight = connectivity == Connectivity::Eight;
     for &p in &order {
         let p = p as usize;
-        let (x, y) = (p % width, p / width);
-        roots.clear();
-        for &(dx, dy) in offsets {
-            let (nx, ny) = (x as isize + dx, y as isize + dy);
-            if nx < 0 || ny < 0 || nx >= width as isize || ny >= height as isize {
-                continue;
-            }
-            let q = ny as usize * width + nx as usize;
+        let x = p % width;
+        let (left, right, up, down) = (x > 0, x + 1 < width, p >= width, p + width < n);
+        // The neighbours' basins (at most 8, without repeats); FOREGROUND = not flooded yet.
+        let mut roots = [0u32; 8];
+        let mut count = 0;
+        let mut visit = |q: usize, buf: &mut [u32]| {
             if buf[q] != 0 && buf[q] != FOREGROUND {
                 let r = find(buf, q as u32);
-                if !roots.contains(&r) {
-                    roots.push(r);
+                if !roots[..count].contains(&r) {
+                    roots[count] = r;
+                    count += 1;
                 }
             }
+        };
+        // The order of `neighbour_offsets`: left, right, up, down, then the diagonals.
+        if left {
+            visit(p - 1, buf);
         }
+        if right {
+            visit(p + 1, buf);
+        }
+        if up {
+            visit(p - width, buf);
+        }
+        if down {
+            visit(p + width, buf);
+        }
+        if eight {
+            if left && up {
+                visit(p - width - 1, buf);
+            }
+            if right && up {
+                visit(p - width + 1, buf);
+            }
+            if left && down {
+                visit(p + width - 1, buf);
+            }
+            if right && down {
+                visit(p + width + 1, buf);
+            }
+        }
+        let roots = &roots[..count];
         let Some(&first) = roots.first() else {
             buf[p] = p as u32 + 1; // a new maximum
             continue;
@@ -97,20 +123,26 @@ pub fn watershed(
         });
         buf[p] = highest + 1;
         let level = heights[p];
-        for &r in &roots {
+        for &r in roots {
             if r != highest && heights[r as usize] - level <= h_quanta {
                 buf[r as usize] = highest + 1;
             }
         }
     }
 
-    // Every pixel's basin: its root + 1.
+    // Every pixel's basin: its root + 1, counting each basin's size on the way. (Finding from pixel i may shorten
+    // the paths of later pixels; earlier ones already hold root + 1, which as a parent pointer names the root.)
+    let sizes = &mut order;
+    sizes.clear();
+    sizes.resize(n, 0);
     for i in 0..n {
         if buf[i] != 0 {
-            buf[i] = find(buf, i as u32) + 1;
+            let root = find(buf, i as u32);
+            buf[i] = root + 1;
+            sizes[root as usize] += 1;
         }
     }
-    Ok(renumber(buf, &mut order, &mut heights, min_size))
+    Ok(number_basins(buf, sizes, &mut heights, min_size))
 }
 
 /// What both watersheds start from: the checked parameters and size, and the quantised (smoothed) distance of each
@@ -127,26 +159,54 @@ fn distance_heights(buf: &[u32], width: usize, height: usize, params: Watershed)
 }
 
 /// The foreground pixels of `buf` from the highest to the lowest (counting sort over the quantised heights, raster
-/// order within one height) into `order`.
+/// order within one height) into `order`. Bands of rows in parallel: each band counts its heights, the counts give
+/// every (height, band) its slot range, and each band places its own pixels, so the order is the sequential one.
 fn flood_order(buf: &[u32], heights: &[u32], top: u32, order: &mut Vec<u32>) {
-    let mut start = vec![0u32; top as usize + 2];
-    for (&h, &b) in heights.iter().zip(buf.iter()) {
-        if b != 0 {
-            start[(top - h) as usize + 1] += 1;
+    use rayon::prelude::*;
+    let levels = top as usize + 1;
+    let band = (buf.len() / (4 * rayon::current_num_threads().max(1))).max(1 << 14);
+    let counts: Vec<Vec<u32>> = buf
+        .par_chunks(band)
+        .zip(heights.par_chunks(band))
+        .map(|(buf, heights)| {
+            let mut count = vec![0u32; levels];
+            for (&h, &b) in heights.iter().zip(buf) {
+                if b != 0 {
+                    count[(top - h) as usize] += 1;
+                }
+            }
+            count
+        })
+        .collect();
+    // Slots: level by level (highest first), and within a level band by band.
+    let mut starts: Vec<Vec<u32>> = vec![vec![0; levels]; counts.len()];
+    let mut next = 0u32;
+    for level in 0..levels {
+        for (start, count) in starts.iter_mut().zip(&counts) {
+            start[level] = next;
+            next += count[level];
         }
-    }
-    for i in 1..start.len() {
-        start[i] += start[i - 1];
     }
     order.clear();
-    order.resize(start[start.len() - 1] as usize, 0);
-    for (i, (&h, &b)) in heights.iter().zip(buf.iter()).enumerate() {
-        if b != 0 {
-            let slot = &mut start[(top - h) as usize];
-            order[*slot as usize] = i as u32;
-            *slot += 1;
-        }
-    }
+    order.resize(next as usize, 0);
+    // Each band writes only its own slots: hand out the order buffer through a shared pointer.
+    struct Slots(*mut u32);
+    // SAFETY: the slot ranges of different bands are disjoint (built above), so no two threads write one element.
+    unsafe impl Sync for Slots {}
+    let slots = Slots(order.as_mut_ptr());
+    let slots = &slots;
+    buf.par_chunks(band).zip(heights.par_chunks(band)).zip(starts.into_par_iter()).enumerate().for_each(
+        |(b, ((buf, heights), mut start))| {
+            for (i, (&h, &m)) in heights.iter().zip(buf).enumerate() {
+                if m != 0 {
+                    let slot = &mut start[(top - h) as usize];
+                    // SAFETY: `slot` lies in this band's range for this level, inside `order` (sized `next`).
+                    unsafe { *slots.0.add(*slot as usize) = (b * band + i) as u32 };
+                    *slot += 1;
+                }
+            }
+        },
+    );
 }
 
 /// An empty vector with room for `n` values: the watersheds' per-pixel scratch, an error (not an abort) when memory
@@ -173,16 +233,39 @@ fn check_pixel_count(n: usize) -> Result<()> {
 /// Distance to the nearest background pixel of every foreground pixel of `mask`, smoothed by `smoothing` pixels,
 /// in steps of 1/[`QUANTA_PER_PIXEL`] pixel (0 on background), into `heights`. Returns the largest.
 fn quantised_distance(mask: &[u32], width: usize, height: usize, smoothing: f32, heights: &mut [u32]) -> u32 {
+    use rayon::prelude::*;
     distance_to_background(mask, width, height, heights);
     if smoothing > 0.0 {
         gaussian_smooth(heights, width, height, smoothing);
     }
-    let mut top = 0u32;
-    for (h, &b) in heights.iter_mut().zip(mask.iter()) {
-        *h = if b == 0 { 0 } else { (f32::from_bits(*h) * QUANTA_PER_PIXEL).round().clamp(0.0, 1e9) as u32 };
-        top = top.max(*h);
+    let band = width * 64;
+    heights
+        .par_chunks_mut(band)
+        .zip(mask.par_chunks(band))
+        .map(|(heights, mask)| {
+            let mut top = 0u32;
+            for (h, &b) in heights.iter_mut().zip(mask) {
+                *h = if b == 0 { 0 } else { quantise(f32::from_bits(*h)) };
+                top = top.max(*h);
+            }
+            top
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// `(d * QUANTA_PER_PIXEL).round()` clamped to [0, 1e9], without a call into libm: for d >= 0, d * 16 + 0.5 is
+/// exact in f64 and truncating it rounds half away from zero, as `f32::round` does.
+#[inline]
+fn quantise(d: f32) -> u32 {
+    let q = d * QUANTA_PER_PIXEL;
+    if q.is_nan() || q <= 0.0 {
+        return 0; // round() of a negative or NaN clamps to 0
     }
-    top
+    if q >= 1e9 {
+        return 1e9 as u32;
+    }
+    (f64::from(q) + 0.5) as u32
 }
 
 /// Numbers the basins of `buf` (each pixel holds its basin's id, 1..=n; 0 = background) 1, 2, ... in raster order
@@ -197,8 +280,13 @@ fn renumber(buf: &mut [u32], sizes: &mut Vec<u32>, numbers: &mut Vec<u32>, min_s
             sizes[b as usize - 1] += 1;
         }
     }
+    number_basins(buf, sizes, numbers, min_size)
+}
+
+/// [`renumber`] once `sizes[id - 1]` holds the pixel count of basin `id`.
+fn number_basins(buf: &mut [u32], sizes: &[u32], numbers: &mut Vec<u32>, min_size: usize) -> u32 {
     numbers.clear();
-    numbers.resize(n, 0);
+    numbers.resize(buf.len(), 0);
     let mut count = 0u32;
     for b in buf.iter_mut() {
         if *b != 0 {
@@ -317,32 +405,63 @@ fn neighbour_offsets(connectivity: Connectivity) -> &'static [(isize, isize)] {
 /// Exact Euclidean distance from every foreground pixel of `mask` to the nearest background pixel, written as f32
 /// bits into `out` (0 on background). Outside the image counts as foreground, so cells cut by the border keep their
 /// depth. With no background at all, every distance is the image diagonal.
+///
+/// Columns first: for a binary image the 1-D squared distance along a column is the square of the distance to the
+/// nearest background pixel above or below, found by one scan down and one up the rows (row-major, so the scans
+/// run over whole rows at a time). Then each row's lower envelope of parabolas (Felzenszwalb & Huttenlocher), rows
+/// in parallel. Bit for bit what the 1-D transform along the columns gave (`tests::column_scans_equal_the_transform`).
 fn distance_to_background(mask: &[u32], width: usize, height: usize, out: &mut [u32]) {
+    use rayon::prelude::*;
     let far = ((width * width + height * height) as f64).max(1.0); // squared diagonal
-    let longest = width.max(height);
-    let (mut f, mut d, mut v, mut z) =
-        (vec![0f64; longest], vec![0f64; longest], vec![0usize; longest], vec![0f64; longest + 1]);
-    // Columns: squared distances along y, stored as f32 bits.
-    for x in 0..width {
-        for y in 0..height {
-            f[y] = if mask[y * width + x] == 0 { 0.0 } else { f64::INFINITY };
-        }
-        crate::distance::dt_1d(&f[..height], &mut d[..height], &mut v, &mut z);
-        for y in 0..height {
-            out[y * width + x] = (d[y].min(far) as f32).to_bits();
+    const NONE: u32 = u32::MAX; // no background pixel seen yet along the column
+    let mut run = vec![NONE; width];
+    for (mask_row, out_row) in mask.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        for ((r, &m), o) in run.iter_mut().zip(mask_row).zip(out_row.iter_mut()) {
+            *r = if m == 0 { 0 } else { r.saturating_add(1) };
+            *o = *r;
         }
     }
-    // Rows: combine, then take the square root.
-    for y in 0..height {
-        let row = &mut out[y * width..(y + 1) * width];
-        for x in 0..width {
-            f[x] = f32::from_bits(row[x]) as f64;
-        }
-        crate::distance::dt_1d(&f[..width], &mut d[..width], &mut v, &mut z);
-        for x in 0..width {
-            row[x] = (d[x].min(far).sqrt() as f32).to_bits();
+    run.fill(NONE);
+    for (mask_row, out_row) in mask.chunks_exact(width).zip(out.chunks_exact_mut(width)).rev() {
+        for ((r, &m), o) in run.iter_mut().zip(mask_row).zip(out_row.iter_mut()) {
+            *r = if m == 0 { 0 } else { r.saturating_add(1) };
+            let steps = (*o).min(*r);
+            let squared = if steps == NONE { far } else { (f64::from(steps) * f64::from(steps)).min(far) };
+            *o = (squared as f32).to_bits();
         }
     }
+    // Rows: combine, then take the square root; bands of rows in parallel. Along a row, a foreground pixel's nearest
+    // parabola lies within its run of foreground: any pixel beyond the background pixel that ends the run is
+    // farther than that background pixel (whose value is 0). So each run is transformed with its two bounding
+    // background pixels alone: work in proportion to the foreground, and the same exact minima as the whole row.
+    let rows_per_band = (height / (4 * rayon::current_num_threads().max(1))).max(16);
+    out.par_chunks_mut(width * rows_per_band).zip(mask.par_chunks(width * rows_per_band)).for_each(|(band, mask)| {
+        let (mut f, mut d, mut v, mut z) =
+            (vec![0f64; width], vec![0f64; width], vec![0usize; width], vec![0f64; width + 1]);
+        for (row, mask_row) in band.chunks_exact_mut(width).zip(mask.chunks_exact(width)) {
+            let mut x = 0;
+            while x < width {
+                if mask_row[x] == 0 {
+                    x += 1;
+                    continue;
+                }
+                let start = x;
+                while x < width && mask_row[x] != 0 {
+                    x += 1;
+                }
+                // The run start..x and the background pixels on either side (when inside the image).
+                let (lo, hi) = (start.saturating_sub(1), x.min(width - 1));
+                let len = hi - lo + 1;
+                for (fx, &o) in f[..len].iter_mut().zip(&row[lo..=hi]) {
+                    *fx = f32::from_bits(o) as f64;
+                }
+                crate::distance::dt_1d(&f[..len], &mut d[..len], &mut v, &mut z);
+                for (o, &dx) in row[start..x].iter_mut().zip(&d[start - lo..]) {
+                    *o = (dx.min(far).sqrt() as f32).to_bits();
+                }
+            }
+        }
+    });
 }
 
 /// Separable Gaussian blur of an f32-bits image, mirrored at the borders.
@@ -426,6 +545,67 @@ fn gaussian_smooth(image: &mut [u32], width: usize, height: usize, sigma: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The distance map as it was computed before the column scans and parallel rows (the 1-D transform down
+    /// every column, then along every row): the new one must equal it bit for bit, so labels do not change.
+    fn reference_distance(mask: &[u32], width: usize, height: usize) -> Vec<u32> {
+        let mut out = vec![0u32; width * height];
+        let far = ((width * width + height * height) as f64).max(1.0);
+        let longest = width.max(height);
+        let (mut f, mut d, mut v, mut z) =
+            (vec![0f64; longest], vec![0f64; longest], vec![0usize; longest], vec![0f64; longest + 1]);
+        for x in 0..width {
+            for y in 0..height {
+                f[y] = if mask[y * width + x] == 0 { 0.0 } else { f64::INFINITY };
+            }
+            crate::distance::dt_1d(&f[..height], &mut d[..height], &mut v, &mut z);
+            for y in 0..height {
+                out[y * width + x] = (d[y].min(far) as f32).to_bits();
+            }
+        }
+        for y in 0..height {
+            for x in 0..width {
+                f[x] = f32::from_bits(out[y * width + x]) as f64;
+            }
+            crate::distance::dt_1d(&f[..width], &mut d[..width], &mut v, &mut z);
+            for x in 0..width {
+                out[y * width + x] = (d[x].min(far).sqrt() as f32).to_bits();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn quantise_rounds_as_f32_round() {
+        let mut values = vec![0.0f32, 0.03124, 0.03125, 0.0312501, 0.49999997 / 16.0, 1.5 / 16.0, 2.5 / 16.0, 7e7, 1e9];
+        values.extend((0..20000).map(|i| i as f32 * 0.013));
+        values.extend([-0.0, -1.0, f32::NAN, f32::INFINITY]);
+        for d in values {
+            let reference = (d * QUANTA_PER_PIXEL).round().clamp(0.0, 1e9) as u32;
+            assert_eq!(quantise(d), reference, "{d}");
+        }
+    }
+
+    #[test]
+    fn column_scans_equal_the_transform() {
+        let mut s = 99u64;
+        let mut next = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) as usize
+        };
+        for case in 0..60 {
+            let (w, h) = (1 + next() % 90, 1 + next() % 70);
+            // Sparse, dense, all foreground and blobs: columns and rows without background included.
+            let density = [0, 30, 70, 95, 100][case % 5];
+            let mut mask: Vec<u32> = (0..w * h).map(|_| u32::from(next() % 100 < density)).collect();
+            if case % 7 == 0 {
+                mask = disc_mask(w, h, &[(w as f32 / 2.0, h as f32 / 2.0, (w.min(h) as f32) / 2.5)]);
+            }
+            let mut got = vec![0u32; w * h];
+            distance_to_background(&mask, w, h, &mut got);
+            assert_eq!(got, reference_distance(&mask, w, h), "{w}x{h}, density {density}");
+        }
+    }
 
     fn disc_mask(w: usize, h: usize, discs: &[(f32, f32, f32)]) -> Vec<u32> {
         let mut m = vec![0u32; w * h];
