@@ -293,9 +293,38 @@ fn extreme_finite_values_never_give_nan() {
     assert!(extreme.iter().all(|p| p.is_finite()));
     let diff = scaled.iter().zip(&extreme).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(diff < 1e-5, "max difference {diff}");
-    match run(&huge, Some(Normalization::None)) {
-        Ok(p) => assert!(p.iter().all(|v| v.is_finite()), "NaN with status OK"),
-        Err(e) => assert_eq!(e.status(), UnetStatus::RuntimeError, "{e}"),
+    // Raw values near f32::MAX (normalisation none) push the network past f32: NaN or infinity inside is
+    // possible, and whatever comes out is finite or an error (never NaN with status OK).
+    if let Ok(p) = run(&huge, Some(Normalization::None)) {
+        assert!(p.iter().all(|v| v.is_finite()), "NaN with status OK");
+    }
+}
+
+/// The guard itself, on inputs for which it must fire: a network with one infinite weight makes every output
+/// NaN (infinity minus infinity in the next layer, softmax of NaN), and `segment` refuses with a message, through
+/// one tile and through many.
+#[test]
+fn a_network_that_produces_nan_is_an_error() {
+    let arch = Architecture { in_channels: 1, classes: 2, base_width: 2, depth: 2 };
+    let mut weights = unet::UNetWeights::he_normal(arch, 5);
+    weights.tensors[0].data[0] = f32::INFINITY;
+    weights.tensors[0].data[1] = f32::NEG_INFINITY;
+    let bytes = unet::onnx::encode_unet(&weights, &unet::ModelMetadata::new(arch, "poisoned")).unwrap();
+    let model = load(&bytes);
+    let (w, h) = (150, 120);
+    let pixels: Vec<f32> = (0..w * h).map(|i| (i % 37) as f32).collect();
+    let view = ImageView::new(Pixels::F32(&pixels), w, h, 1, w).unwrap();
+    for max_tile in [None, Some(40)] {
+        let mut p = vec![0f32; w * h];
+        let e = model
+            .segment(
+                &view,
+                SegmentOptions { max_tile, ..Default::default() },
+                SegmentOutputs { probabilities: Some(&mut p), ..Default::default() },
+            )
+            .unwrap_err();
+        assert_eq!(e.status(), UnetStatus::RuntimeError, "{e}");
+        assert!(e.message().contains("non-finite probability"), "{e}");
     }
 }
 
@@ -335,4 +364,65 @@ fn colour_images_are_segmented_as_their_luminance() {
         outputs(&ImageView::new(Pixels::U8(&colour), w, h, 3, 3 * w).unwrap()),
         outputs(&ImageView::new(Pixels::U8(&luma), w, h, 1, w).unwrap())
     );
+}
+
+/// Out of memory inside `segment` is a status, not an abort: with the address space capped after a warm-up run
+/// (ONNX Runtime's arena already holds its tiles), a 4000x4000 image still runs its network, and the watershed's
+/// scratch (8 bytes per pixel) is refused with OUT_OF_MEMORY naming the watershed. In a child process, the only
+/// place where a cap on the address space cannot hit other tests.
+#[test]
+fn segment_out_of_memory_is_an_error_naming_the_step() {
+    if std::env::var_os("UNET_SEGMENT_OOM_CASE").is_some() {
+        return segment_out_of_memory_case();
+    }
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "segment_out_of_memory_is_an_error_naming_the_step", "--nocapture", "--test-threads=1"])
+        .env("UNET_SEGMENT_OOM_CASE", "1")
+        .env("GLIBC_TUNABLES", "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=131072")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&child.stdout) + String::from_utf8_lossy(&child.stderr);
+    assert!(child.status.success(), "the child ended with {:?}:\n{said}", child.status);
+    assert!(said.contains("segment: OUT_OF_MEMORY"), "the case did not run:\n{said}");
+}
+
+fn segment_out_of_memory_case() {
+    let model = common::baseline_model();
+    let (w, h) = (4000, 4000);
+    let mut pixels = vec![10u8; w * h];
+    for y in (0..h).step_by(40) {
+        for x in (0..w).step_by(40) {
+            for dy in 5..30 {
+                pixels[(y + dy) * w + x + 5..(y + dy) * w + x + 30].fill(200);
+            }
+        }
+    }
+    let view = ImageView::new(Pixels::U8(&pixels), w, h, 1, w).unwrap();
+    let mut labels = vec![0u32; w * h];
+    let options = |instances| SegmentOptions { instances: Some(instances), max_tile: Some(500), ..Default::default() };
+    // Warm-up without a cap: the network's arena and threads exist afterwards; connected components need no scratch.
+    let n = model
+        .segment(
+            &view,
+            options(unet::InstanceMethod::Components),
+            SegmentOutputs { labels: Some(&mut labels), ..Default::default() },
+        )
+        .unwrap()
+        .label_count;
+    assert_eq!(n, 100 * 100);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let mapped_kib: u64 =
+        status.lines().find(|l| l.starts_with("VmSize:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    // Room for a run's tiles (a few MB) and the labelling's small buffers, not for 2 x 64 MB of watershed scratch.
+    let cap = mapped_kib * 1024 + (48 << 20);
+    let limit = libc::rlimit { rlim_cur: cap, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: plain system call on a valid struct; this process runs only this case.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+    let watershed = unet::InstanceMethod::Watershed(unet::Watershed::DEFAULT);
+    let err = model
+        .segment(&view, options(watershed), SegmentOutputs { labels: Some(&mut labels), ..Default::default() })
+        .unwrap_err();
+    assert_eq!(err.status(), UnetStatus::OutOfMemory, "{err}");
+    assert!(err.message().contains("watershed"), "refused by another step: {err}");
+    println!("segment: OUT_OF_MEMORY ({err})");
 }

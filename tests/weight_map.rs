@@ -314,5 +314,13 @@ fn out_of_memory_case(case: &str) {
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
     let err = weight_map(&view, &options, Some(&mut weights), None).unwrap_err();
     assert_eq!(err.status(), UnetStatus::OutOfMemory, "{case}: {err}");
+    // The step the case is built to exhaust is the one that refused (not an earlier or a later one).
+    let step = match case {
+        "separation lines" => "the separation lines' minimum",
+        "second distance buffer" => "the second-nearest-cell distances",
+        "distances per cell" => "a cell's distance transform",
+        _ => "the ring of rows",
+    };
+    assert!(err.message().contains(step), "{case}: refused by another step: {err}");
     println!("{case}: OUT_OF_MEMORY ({err})");
 }

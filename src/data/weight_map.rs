@@ -148,7 +148,7 @@ pub fn weight_map(
     let target: &mut [u8] = match target {
         Some(t) => &mut t[..area],
         None => {
-            own_target = alloc(area, 0u8)?;
+            own_target = alloc("the target", area, 0u8)?;
             &mut own_target
         }
     };
@@ -201,8 +201,8 @@ fn nearest_two_cells(
     radius: f64,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let (w, h) = (labels.width, labels.height);
-    let mut d1 = alloc(w * h, f32::INFINITY)?;
-    let mut d2 = alloc(w * h, f32::INFINITY)?;
+    let mut d1 = alloc("the nearest-cell distances", w * h, f32::INFINITY)?;
+    let mut d2 = alloc("the second-nearest-cell distances", w * h, f32::INFINITY)?;
     if radius <= 0.0 {
         return Ok((d1, d2));
     }
@@ -251,7 +251,7 @@ fn nearest_two_by_cells(
                 let (gx, gy) = (x0 + x, y0 + y);
                 target[gy * w + gx] != 0 && labels.get(gx, gy) == cell.label
             })
-            .map_err(|_| oom(window.area()))?;
+            .map_err(|_| oom("a cell's distance transform", window.area()))?;
         for y in 0..wh {
             for x in 0..ww {
                 let dd = dist[y * ww + x];
@@ -372,8 +372,8 @@ fn nearest_two_by_rows(labels: &LabelView, target: &[u8], radius: f64, d1: &mut 
     let r2 = (radius * radius).floor() as u64;
     let ring = (2 * reach + 1).min(h);
     // A radius as tall as the image keeps every row: 16 bytes per pixel, refused rather than aborting when absent.
-    let mut rows = RowRing { data: alloc(ring * w, RowNearest::default())?, ring };
-    let mut left = alloc(w, NearestTwo::NONE)?;
+    let mut rows = RowRing { data: alloc("the ring of rows", ring * w, RowNearest::default())?, ring };
+    let mut left = alloc("a row's nearest cells", w, NearestTwo::NONE)?;
     for y in 0..=reach {
         row_nearest(labels, target, y, &mut rows, &mut left);
     }
@@ -424,15 +424,15 @@ fn nearest_two_by_rows(labels: &LabelView, target: &[u8], radius: f64, d1: &mut 
     Ok(())
 }
 
-fn oom(area: usize) -> Error {
-    Error::new(UnetStatus::OutOfMemory, format!("cannot allocate buffers for {area} pixels"))
+fn oom(what: &str, n: usize) -> Error {
+    Error::new(UnetStatus::OutOfMemory, format!("weight map: cannot allocate {what} ({n} elements)"))
 }
 
 /// `n` copies of `v`, refused with OUT_OF_MEMORY rather than aborting the host process when they do not fit:
 /// every buffer that grows with the image (or a cell's window in it) comes from here.
-fn alloc<T: Clone>(n: usize, v: T) -> Result<Vec<T>> {
+fn alloc<T: Clone>(what: &str, n: usize, v: T) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    out.try_reserve_exact(n).map_err(|_| oom(n))?;
+    out.try_reserve_exact(n).map_err(|_| oom(what, n))?;
     out.resize(n, v);
     Ok(out)
 }
@@ -457,16 +457,16 @@ fn make_target(labels: &LabelView, border: usize, target: &mut [u8]) -> Result<u
         }
         return Ok(0);
     }
-    let mut minimum = alloc(w * h, u32::MAX)?;
+    let mut minimum = alloc("the separation lines' minimum", w * h, u32::MAX)?;
     // Lines as long as the image is wide or tall: reserved fallibly too (a 1 x 10^9 image is one long line).
     let mut window = WindowMin::for_lines(w.max(h), border)?;
-    let mut line = alloc(w.max(h), 0u32)?;
+    let mut line = alloc("a line of the separation lines", w.max(h), 0u32)?;
     for y in 0..h {
         line.clear();
         line.extend((0..w).map(|x| key(x, y)));
         window.apply(&line, border, &mut minimum[y * w..(y + 1) * w]);
     }
-    let mut column = alloc(h, 0u32)?;
+    let mut column = alloc("a column of the separation lines", h, 0u32)?;
     for x in 0..w {
         line.clear();
         line.extend((0..h).map(|y| minimum[y * w + x]));
@@ -499,7 +499,10 @@ impl WindowMin {
     /// Buffers for lines of up to `n` values and windows of radius `r`: `apply` then never allocates.
     fn for_lines(n: usize, r: usize) -> Result<Self> {
         let padded = n + 2 * r.min(n);
-        Ok(WindowMin { prefix: alloc(padded, u32::MAX)?, suffix: alloc(padded, u32::MAX)? })
+        Ok(WindowMin {
+            prefix: alloc("a window minimum", padded, u32::MAX)?,
+            suffix: alloc("a window minimum", padded, u32::MAX)?,
+        })
     }
 
     fn apply(&mut self, line: &[u32], r: usize, out: &mut [u32]) {
@@ -564,7 +567,7 @@ fn cell_boxes(labels: &LabelView, target: &[u8]) -> Result<Vec<CellBox>> {
             }
             let l = labels.get(x, y);
             if boxes.len() == boxes.capacity() && !boxes.contains_key(&l) {
-                boxes.try_reserve(boxes.len().max(16)).map_err(|_| oom(labels.width * labels.height))?;
+                boxes.try_reserve(boxes.len().max(16)).map_err(|_| oom("the cells' boxes", boxes.len().max(16)))?;
             }
             let b = boxes.entry(l).or_insert(CellBox { label: l, x0: x, y0: y, x1: x, y1: y });
             b.x0 = b.x0.min(x);
@@ -574,7 +577,7 @@ fn cell_boxes(labels: &LabelView, target: &[u8]) -> Result<Vec<CellBox>> {
         }
     }
     let mut cells = Vec::new();
-    cells.try_reserve_exact(boxes.len()).map_err(|_| oom(labels.width * labels.height))?;
+    cells.try_reserve_exact(boxes.len()).map_err(|_| oom("the cells' list", boxes.len()))?;
     cells.extend(boxes.into_values());
     cells.sort_by_key(|b| b.label); // deterministic order
     Ok(cells)
