@@ -18,22 +18,18 @@ demo-image:
 # A real fluorescence image (fetched, pinned, never trained on): instance count, SEG against its ground truth and a
 # picture with the outlines.
 demo: ort
-	cargo build --release --quiet
+	@echo "building unet (release; about 3 minutes the first time)"
+	cargo build --release
 	mkdir -p $(OUT)
 	demo=$$(scripts/fetch-demo-image.sh) && ./target/release/unet segment $$demo/images/dsb2018-nuclei.tif \
 	  -o $(OUT)/mask.png --labels $(OUT)/labels.tif --probabilities $(OUT)/probabilities.tif \
 	  --overlay $(OUT)/overlay.png --truth $$demo/labels/dsb2018-nuclei.tif
 	@echo "wrote $(OUT)/overlay.png (open it), $(OUT)/mask.png, $(OUT)/labels.tif, $(OUT)/probabilities.tif"
 
-# `cargo test` does not build the cdylib that the C test links: build it first. Then each host, for real.
+# `cargo test` does not build the cdylib that the C test links: build it first. Then each host, for real
+# (scripts/test-all.sh: a line per suite as it ends, logs in out/test-logs/, one summary table at the end).
 test: ort demo-image
-	cargo build --lib --features train
-	cargo test --all-targets --features train
-	scripts/setup-hosts.sh
-	scripts/test-cpp.sh
-	scripts/test-napari.sh
-	scripts/test-bioimageio.sh
-	scripts/test-imagej.sh
+	scripts/test-all.sh
 
 lint:
 	cargo fmt --check
