@@ -16,6 +16,9 @@ target/debug/unet export-bioimageio "$baseline" -o "$package" >/dev/null
 sample=$root/out/hosts-sample.tif sample_labels=$root/out/hosts-sample-watershed.tif
 target/debug/unet sample-image "$sample" --width 256 --height 192 --cells 40 --seed 3 >/dev/null
 target/debug/unet segment "$sample" --model "$baseline" --provider cpu --instances watershed --labels "$sample_labels" --quiet
+# ... and with the shipped default, everything left to its recommendation.
+default_labels=$root/out/hosts-sample-default.tif
+target/debug/unet segment "$sample" --provider cpu --labels "$default_labels" --quiet
 # The baseline as if trained at 0.65 µm per pixel: a calibrated ImageJ image is resampled by the ratio.
 calibrated=$root/out/calibrated.onnx
 mkdir -p out/calibration-data/images out/calibration-data/labels
@@ -27,7 +30,7 @@ cp_="/usr/share/java/ij.jar:/usr/share/java/jna.jar"
 run_macro() {  # NAME MACRO [java args...]
   local name=$1 macro=$2; shift 2
   local script; script=$(mktemp --suffix=.ijm)
-  cat plugin/imagej/test/common.ijm "$macro" | sed "s|@BASELINE@|$baseline|g; s|@PACKAGE@|$package|g; s|@SAMPLE@|$sample|g; s|@SAMPLE_LABELS@|$sample_labels|g; s|@CALIBRATED@|$calibrated|g" > "$script"
+  cat plugin/imagej/test/common.ijm "$macro" | sed "s|@BASELINE@|$baseline|g; s|@PACKAGE@|$package|g; s|@SAMPLE@|$sample|g; s|@SAMPLE_LABELS@|$sample_labels|g; s|@CALIBRATED@|$calibrated|g; s|@DEFAULT_LABELS@|$default_labels|g" > "$script"
   local log="out/imagej-$name.log"
   # A macro error opens a modal dialog under a display and would wait forever: bound the run. No
   # -Djna.library.path: the plugin must find lib/linux64 beside its jar by itself, as a new user's ImageJ would.

@@ -19,6 +19,9 @@ export UNET_TEST_SAMPLE=$root/out/hosts-sample.tif UNET_TEST_SAMPLE_LABELS=$root
 target/debug/unet sample-image "$UNET_TEST_SAMPLE" --width 256 --height 192 --cells 40 --seed 3 >/dev/null
 target/debug/unet segment "$UNET_TEST_SAMPLE" --model "$UNET_TEST_MODEL" --provider cpu --instances watershed \
   --labels "$UNET_TEST_SAMPLE_LABELS" --quiet
+# The shipped default with everything left to it (its recommended post-processing): Python must agree.
+export UNET_TEST_SAMPLE_DEFAULT_LABELS=$root/out/hosts-sample-default.tif
+target/debug/unet segment "$UNET_TEST_SAMPLE" --provider cpu --labels "$UNET_TEST_SAMPLE_DEFAULT_LABELS" --quiet
 # The same image at a given object size (resampled to the model's 30 px and back): Python must agree.
 export UNET_TEST_SAMPLE_SIZED_LABELS=$root/out/hosts-sample-size12.tif
 target/debug/unet segment "$UNET_TEST_SAMPLE" --model "$UNET_TEST_MODEL" --provider cpu --object-size 12 \

@@ -153,6 +153,49 @@ fn c_program_against_header_and_library() {
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
+/// C and the CLI give identical labels with the shipped default and everything left to it (its recommended
+/// watershed, threshold and minimum size), on a synthetic nuclei image.
+#[test]
+fn c_and_the_cli_agree_on_the_default_model() {
+    let tmp = std::env::temp_dir().join(format!("unet-c-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let exe = tmp.join("test_abi");
+    compile(&exe);
+    let (w, h) = (300, 260);
+    let img = unet::synthetic::nuclei(w, h, 31);
+    let raw: Vec<u8> = img.pixels.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(tmp.join("in.raw"), raw).unwrap();
+    let tif = tmp.join("in.tif");
+    unet::imageio::write_plane(&tif, unet::imageio::Plane::U16(&img.pixels), w, h).unwrap();
+    let c = Command::new(&exe)
+        .arg(&tmp)
+        .args(["default-labels", tmp.join("in.raw").to_str().unwrap(), &w.to_string(), &h.to_string()])
+        .arg(tmp.join("c.raw"))
+        .env("UNET_ORT_LIB", common::ort_lib())
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stdout));
+    let cli = Command::new(env!("CARGO_BIN_EXE_unet"))
+        .arg("segment")
+        .arg(&tif)
+        .arg("--labels")
+        .arg(tmp.join("cli.tif"))
+        .env("UNET_ORT_LIB", common::ort_lib())
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let from_c: Vec<u32> = std::fs::read(tmp.join("c.raw"))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let (from_cli, cw, ch) = unet::imageio::read_labels(&tmp.join("cli.tif")).unwrap();
+    assert_eq!((cw, ch), (w, h));
+    assert!(from_c.iter().max().unwrap() > &5, "the default finds the nuclei");
+    assert_eq!(from_c, from_cli, "C and CLI labels differ");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
 /// A caller compiled against the v0.1 structs, and one with structs larger than today's, both work (and the
 /// instance methods behave from C).
 #[test]

@@ -1,6 +1,9 @@
 /* Exercises libunet exactly as a C user would, through include/unet.h.
  * Usage: test_abi MODEL_DIR            full table (needs UNET_ORT_LIB or another way to find ONNX Runtime)
  *        test_abi MODEL_DIR discovery  load the default model and print which ONNX Runtime library was found
+ *        test_abi MODEL_DIR default-labels IN.raw WIDTH HEIGHT OUT.raw
+ *                                      the embedded default with all options left to it (its recommended
+ *                                      post-processing): u16 pixels in, u32 labels out, for the CLI comparison
  * MODEL_DIR holds models prepared by tests/c_abi.rs. Prints "C ABI: N passed, M failed"; exit status 1 on failure. */
 #include <math.h>
 #include <pthread.h>
@@ -122,6 +125,38 @@ static int discovery(void) {
     return 0;
 }
 
+static int default_labels(const char *in, size_t w, size_t h, const char *out_path) {
+    size_t n = w * h;
+    uint16_t *pixels = malloc(n * sizeof *pixels);
+    uint32_t *labels = malloc(n * sizeof *labels);
+    FILE *f = fopen(in, "rb");
+    if (!pixels || !labels || !f || fread(pixels, sizeof *pixels, n, f) != n) {
+        printf("cannot read %s\n", in);
+        return 1;
+    }
+    fclose(f);
+    UnetModel *model = NULL;
+    UnetImage img;
+    unet_image_init(&img, UNET_DTYPE_U16, pixels, w, h, 1);
+    UnetOutputs outputs;
+    memset(&outputs, 0, sizeof outputs);
+    outputs.struct_size = sizeof outputs;
+    outputs.labels = labels;
+    outputs.labels_len = n;
+    if (unet_model_load(NULL, NULL, &model) != UNET_STATUS_OK || unet_segment(model, &img, NULL, &outputs) != UNET_STATUS_OK) {
+        printf("segment failed: %s\n", unet_last_error());
+        return 1;
+    }
+    f = fopen(out_path, "wb");
+    if (!f || fwrite(labels, sizeof *labels, n, f) != n) return 1;
+    fclose(f);
+    printf("default-labels: %u instances\n", outputs.label_count);
+    unet_model_free(model);
+    free(pixels);
+    free(labels);
+    return 0;
+}
+
 /* unet_weight_map needs no network: this part also runs alone ("no-network") under valgrind. */
 static void weight_map_checks(void) {
     /* unet_weight_map: two touching rectangles (labels 1 and 2) -> a 2-pixel separation line with the top weights. */
@@ -205,6 +240,8 @@ int main(int argc, char **argv) {
     }
     const char *dir = argv[1];
     if (argc > 2 && strcmp(argv[2], "discovery") == 0) return discovery();
+    if (argc > 6 && strcmp(argv[2], "default-labels") == 0)
+        return default_labels(argv[3], (size_t)atol(argv[4]), (size_t)atol(argv[5]), argv[6]);
     if (argc > 2 && strcmp(argv[2], "no-network") == 0) {
         expect_true("status string", strlen(unet_status_string(UNET_STATUS_OK)) > 0);
         weight_map_checks();

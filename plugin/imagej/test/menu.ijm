@@ -60,4 +60,18 @@ differ = 0;
 for (y = 0; y < h; y++) for (x = 0; x < w; x++) if (getPixel(x, y) != first[y * w + x]) differ++;
 ok = differ > 0 && differ < w * h / 10;
 check("tta changes the default's mask a little (" + differ + " pixels differ)", ok);
+// The product as shipped: the embedded default with every choice left to its recommendation equals the CLI.
+close("sample-labels");  // the watershed_h=100 result above: a window of the same title
+selectImage("sample");
+run("U-Net Segment", "embedded=default model=[] provider=cpu labels");
+selectImage("sample-labels");
+mine = newArray(w * h);
+for (y = 0; y < h; y++) for (x = 0; x < w; x++) mine[y * w + x] = getPixel(x, y);
+getStatistics(area, mean, min, maxMine);
+open("@DEFAULT_LABELS@");
+differ = 0;
+for (y = 0; y < h; y++) for (x = 0; x < w; x++) if (getPixel(x, y) != mine[y * w + x]) differ++;
+getStatistics(area, mean, min, maxCli);
+ok = differ == 0 && maxMine == maxCli && maxCli > 1;
+check("the default with its recommendation equals the CLI (" + maxMine + " vs " + maxCli + " instances, " + differ + " pixels differ)", ok);
 print("DONE");

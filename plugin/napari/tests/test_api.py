@@ -220,6 +220,19 @@ def test_instances_equal_the_cli_and_split_touching_cells():
         un.segment(image, BASELINE, instances="blobs")
 
 
+def test_the_default_model_with_its_recommendation_equals_the_cli():
+    """The product as shipped: the embedded default, every post-processing choice left to its metadata."""
+    import os
+
+    import tifffile
+
+    image = tifffile.imread(os.environ["UNET_TEST_SAMPLE"])
+    cli = tifffile.imread(os.environ["UNET_TEST_SAMPLE_DEFAULT_LABELS"])
+    mine = un.segment(image, outputs=("labels",))
+    assert mine["label_count"] > 1
+    assert (mine["labels"] == cli).all(), f"{(mine['labels'] != cli).sum()} pixels differ from the CLI"
+
+
 def test_test_time_augmentation_and_seeds_reach_the_library():
     """The 0.3 fields: tta changes what a network that is not mirror-symmetric says; a seed probability is checked
     by the library (so it arrives where the library reads it) and seeds the watershed."""
