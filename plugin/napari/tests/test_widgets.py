@@ -60,6 +60,9 @@ def test_segment_widget_places_layers_and_takes_channel_and_object_size(make_nap
     assert tuple(added.scale) == (0.5, 0.25) and tuple(added.translate) == (10.0, -3.0)
     expected = un.segment(gray, BASELINE, outputs=("labels",), object_size=20.0)["labels"]
     assert (added.data == expected).all() and added.data.max() == 4
+    # What ran stays with the layer: 30 px (the baseline's assumed size) / 20 px.
+    assert added.metadata["unet"]["scale"] == pytest.approx(1.5)
+    assert added.metadata["unet"]["measured_object_size"] is None
     assert widget.model.label == "model (empty = default)"  # short enough not to be cut off
 
 

@@ -126,7 +126,7 @@ def segment_widget(
     pixel_size = float(image.scale[-1]) if scale_is_pixel_size and float(image.scale[-1]) != 1.0 else None
 
     def work(progress):
-        labels, probs = [], []
+        labels, probs, ran = [], [], {}
         for i, frame in enumerate(frames):
             r = m.segment(frame, outputs=outputs, min_size=min_size, memory_mb=memory_mb, instances=instances,
                           tta=tta, channel=None if channel < 0 else channel,
@@ -136,20 +136,29 @@ def segment_widget(
             labels.append(r["labels"])
             if probabilities:
                 probs.append(r["probabilities"])
+            # What ran on the first frame (scale, measured object size): kept with the layers, and said.
+            ran = ran or {"scale": r["scale"], "measured_object_size": r["measured_object_size"],
+                          "pixel_size": pixel_size}
         squeeze = (lambda a: a[0]) if len(frames) == 1 and frames is not data else (lambda a: a)
-        return squeeze(np.stack(labels)), squeeze(np.stack(probs)) if probabilities else None
+        return squeeze(np.stack(labels)), squeeze(np.stack(probs)) if probabilities else None, ran
 
     def add(result):
-        labels, probs = result
+        labels, probs, ran = result
         # The new layers lie exactly over the image: its scale and translate (an RGB layer's last axis is colour,
         # not space, and napari keeps no scale for it).
         def placed(ndim):
             return {"scale": image.scale[-ndim:], "translate": image.translate[-ndim:]}
 
-        viewer.add_labels(labels, name=f"{image.name} labels", **placed(labels.ndim))
+        viewer.add_labels(labels, name=f"{image.name} labels", metadata={"unet": ran}, **placed(labels.ndim))
         if probs is not None:
             viewer.add_image(probs, name=f"{image.name} probabilities", colormap="magma",
-                             contrast_limits=(0, 1), **placed(probs.ndim))
+                             contrast_limits=(0, 1), metadata={"unet": ran}, **placed(probs.ndim))
+        if ran.get("scale", 1) != 1:
+            from napari.utils.notifications import show_info
+
+            measured = ran["measured_object_size"]
+            show_info(f"U-Net: segmented at scale {ran['scale']:.2f}"
+                      + (f" (objects measured {measured:.0f} px across)" if measured else ""))
 
     worker = _run_with_progress(work, "U-Net segment")
     worker.returned.connect(add)
