@@ -54,6 +54,7 @@ fn half_the_magnification_with_half_the_object_size_gives_the_full_size_instance
         let full = ImageView::new(Pixels::F32(&full_pixels), w, h, 1, w).unwrap();
         let (full_labels, _, full_report) = labels_of(&model, &full, SegmentOptions::default());
         assert_eq!(full_report.scale, 1.0, "the image as it is by default");
+        assert_eq!(full_report.resampled_for, None);
         let (sw, sh) = (w / 2, h / 2);
         let small_pixels = unet::resample::resample(&full_pixels, (w, h, 1), (sw, sh));
         let small = ImageView::new(Pixels::F32(&small_pixels), sw, sh, 1, sw).unwrap();
@@ -65,6 +66,7 @@ fn half_the_magnification_with_half_the_object_size_gives_the_full_size_instance
         let told = SegmentOptions { object_size: ObjectSize::Pixels(model_size / 2.0), ..Default::default() };
         let (told_labels, told_probabilities, report) = labels_of(&model, &small, told);
         assert!((report.scale - 2.0).abs() < 1e-9, "{report:?}");
+        assert_eq!(report.resampled_for, Some(unet::segment::Resampled::ObjectSize));
         assert!(told_probabilities.iter().all(|p| (0.0..=1.0).contains(p)));
         let (untold_labels, _, _) = labels_of(&model, &small, SegmentOptions::default());
         let (with, without) = (score(&told_labels), score(&untold_labels));

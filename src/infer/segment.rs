@@ -108,7 +108,20 @@ pub struct SegmentReport {
     pub scale: f64,
     /// The median instance diameter (image pixels) that `ObjectSize::Auto` measured in its first pass.
     pub measured_object_size: Option<f32>,
+    /// Why the network ran at another scale (`None` when `scale` is 1), so hosts need not re-derive it.
+    pub resampled_for: Option<Resampled>,
     pub timings: SegmentTimings,
+}
+
+/// What made a segmentation resample the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resampled {
+    /// The caller's object size.
+    ObjectSize,
+    /// The object size `ObjectSize::Auto` measured.
+    MeasuredObjectSize,
+    /// The image's pixel size against the one the model records.
+    PixelSize,
 }
 
 /// The caller's output buffers (probabilities, mask, labels), each optional.
@@ -221,6 +234,11 @@ impl Model {
             ObjectSize::Auto => self.segment_auto(image, &normalizer, &pass, outputs, &mut report_progress)?,
         };
         report.timings.normalize += normalize;
+        report.resampled_for = (report.scale != 1.0).then_some(match options.object_size {
+            ObjectSize::AsIs => Resampled::PixelSize,
+            ObjectSize::Pixels(_) => Resampled::ObjectSize,
+            ObjectSize::Auto => Resampled::MeasuredObjectSize,
+        });
         Ok(report)
     }
 
@@ -397,6 +415,7 @@ impl Model {
             out_of_memory_retries,
             scale: 1.0,
             measured_object_size: None,
+            resampled_for: None,
             timings,
         })
     }

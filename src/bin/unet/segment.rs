@@ -244,18 +244,19 @@ fn print_report(
         "no instance labels computed (--labels, --overlay or --truth asks for them)".to_string()
     };
     let model_size = model.metadata().object_size_or_default();
-    let scale = match (report.measured_object_size, report.scale) {
-        (Some(d), s) if s != 1.0 => {
+    let s = report.scale;
+    let scale = match (report.resampled_for, report.measured_object_size) {
+        (Some(unet::segment::Resampled::MeasuredObjectSize), Some(d)) => {
             format!(" at scale {s:.2} (objects measured {d:.0} px across, the model's {model_size} px)")
         }
-        (Some(d), _) => format!(" as it is (objects measured {d:.0} px across, near the model's {model_size} px)"),
-        (None, s) if s != 1.0 => match (pixel_size, model.metadata().pixel_size) {
-            (Some((um, from)), Some(model_um)) if (f64::from(um) / f64::from(model_um) - s).abs() < 1e-9 => {
-                format!(" at scale {s:.2} (pixels of {um} µm from {from}, the model's {model_um} µm)")
-            }
-            _ => format!(" at scale {s:.2} (the model's objects are {model_size} px across)"),
-        },
-        (None, _) => match pixel_size {
+        (None, Some(d)) => format!(" as it is (objects measured {d:.0} px across, near the model's {model_size} px)"),
+        (Some(unet::segment::Resampled::PixelSize), _) => {
+            let (um, from) = pixel_size.expect("resampled for a pixel size that was given");
+            let model_um = model.metadata().pixel_size.expect("resampled for the pixel size the model records");
+            format!(" at scale {s:.2} (pixels of {um} µm from {from}, the model's {model_um} µm)")
+        }
+        (Some(_), _) => format!(" at scale {s:.2} (the model's objects are {model_size} px across)"),
+        (None, None) => match pixel_size {
             Some((um, from)) if verbose => {
                 format!(" (pixels of {um} µm from {from}; the model records no pixel size: not resampled)")
             }
